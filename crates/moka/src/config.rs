@@ -1,0 +1,97 @@
+//! Configuration of the in-process adapter.
+
+use cache_port::{CacheError, Result, MAX_KEY_LEN};
+
+use crate::entry::ENTRY_OVERHEAD;
+
+/// The default capacity: 64 MiB, enough for a small service's hot set
+/// (≈ 250k entries of 100-byte values).
+pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How a [`MokaCache`](crate::MokaCache) is built.
+///
+/// ```
+/// use cache_moka::MokaConfig;
+///
+/// let cache = MokaConfig::default()
+///     .capacity_bytes(8 * 1024 * 1024)
+///     .namespace("catalog")
+///     .build()
+///     .unwrap();
+/// # drop(cache);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MokaConfig {
+    pub(crate) capacity_bytes: u64,
+    pub(crate) max_value_len: Option<usize>,
+    pub(crate) namespace: Option<String>,
+}
+
+impl Default for MokaConfig {
+    fn default() -> Self {
+        Self {
+            capacity_bytes: DEFAULT_CAPACITY_BYTES,
+            max_value_len: None,
+            namespace: None,
+        }
+    }
+}
+
+impl MokaConfig {
+    /// The store's bound, in bytes of keys + values + a fixed per-entry
+    /// overhead. Past it, the least recently used entries are evicted.
+    pub fn capacity_bytes(mut self, bytes: u64) -> Self {
+        self.capacity_bytes = bytes;
+        self
+    }
+
+    /// The largest value accepted (default: the largest that fits the store).
+    pub fn max_value_len(mut self, bytes: usize) -> Self {
+        self.max_value_len = Some(bytes);
+        self
+    }
+
+    /// A prefix that keeps this adapter's keys apart from other namespaces
+    /// sharing the store (see [`MokaCache::namespaced`](crate::MokaCache::namespaced)).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Builds the adapter over a new store.
+    pub fn build(self) -> Result<crate::MokaCache> {
+        crate::MokaCache::from_config(self)
+    }
+
+    /// The effective value limit: what was asked for, and never more than
+    /// one entry with a longest key can weigh in this store.
+    pub(crate) fn value_limit(&self) -> Result<usize> {
+        let fits = self
+            .capacity_bytes
+            .saturating_sub((MAX_KEY_LEN + ENTRY_OVERHEAD) as u64)
+            .min(u64::from(u32::MAX) - (MAX_KEY_LEN + ENTRY_OVERHEAD) as u64);
+        if fits == 0 {
+            return Err(CacheError::Config {
+                message: format!(
+                    "capacity of {} bytes cannot hold even one entry (at least {} bytes needed)",
+                    self.capacity_bytes,
+                    MAX_KEY_LEN + ENTRY_OVERHEAD + 1
+                ),
+            });
+        }
+        let fits = usize::try_from(fits).unwrap_or(usize::MAX);
+        match self.max_value_len {
+            Some(0) => Err(CacheError::Config {
+                message: "max_value_len must be at least 1 byte".into(),
+            }),
+            Some(asked) if asked > fits => Err(CacheError::Config {
+                message: format!(
+                    "max_value_len of {asked} bytes cannot fit a store of {} bytes (at most {fits})",
+                    self.capacity_bytes
+                ),
+            }),
+            Some(asked) => Ok(asked),
+            None => Ok(fits),
+        }
+    }
+}

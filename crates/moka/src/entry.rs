@@ -1,0 +1,93 @@
+//! What the store holds per key, and the expiry policy that reads it.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_port::{Ttl, TtlState};
+use moka::Expiry;
+
+/// Bytes charged per entry on top of its key and value, for moka's own
+/// bookkeeping (node, hash table slot, deque links, timer wheel) and ours.
+/// Measured in the memory benchmark (docs/PERFORMANCE.md).
+pub(crate) const ENTRY_OVERHEAD: usize = 160;
+
+/// Beyond this, moka is told the entry never expires; our own `expires_at`
+/// check still hides it on time. moka's clock is u64 nanoseconds, which a
+/// 1,000-year TTL would overflow.
+const MOKA_EXPIRY_HORIZON: Duration = Duration::from_secs(50 * 365 * 24 * 3600);
+
+/// A stored value with its expiry instant. moka has no per-entry
+/// remaining-TTL API, so the instant lives in the value: it answers `ttl`
+/// and decides visibility, so an expired entry is invisible from the moment
+/// it expires, whenever moka gets round to dropping it.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    pub(crate) value: Bytes,
+    pub(crate) expires_at: Option<Instant>,
+}
+
+impl Entry {
+    pub(crate) fn new(value: Bytes, ttl: Option<Ttl>, now: Instant) -> Self {
+        Self {
+            value,
+            expires_at: ttl.map(|t| expiry_instant(now, t)),
+        }
+    }
+
+    pub(crate) fn is_live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+
+    pub(crate) fn ttl_state(&self, now: Instant) -> TtlState {
+        match self.expires_at {
+            _ if !self.is_live(now) => TtlState::Missing,
+            None => TtlState::Persistent,
+            // Whole milliseconds, rounded up: straight after `set(.., 100 ms)`
+            // this reads 100 ms, as Redis PTTL does.
+            Some(at) => {
+                let left = at - now;
+                let millis =
+                    left.as_millis() as u64 + u64::from(left.subsec_nanos() % 1_000_000 != 0);
+                TtlState::ExpiresIn(Duration::from_millis(millis))
+            }
+        }
+    }
+
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        let left = self.expires_at?.saturating_duration_since(now);
+        (left <= MOKA_EXPIRY_HORIZON).then_some(left)
+    }
+}
+
+/// `now + ttl`; a TTL past what the clock can hold (at most `MAX_TTL`, so
+/// only on an odd platform) is as good as never.
+fn expiry_instant(now: Instant, ttl: Ttl) -> Instant {
+    now.checked_add(ttl.as_duration())
+        .unwrap_or_else(|| now + MOKA_EXPIRY_HORIZON * 2)
+}
+
+/// Tells moka when each entry expires: from the value's own instant, on
+/// create and on every update (moka's default keeps the OLD remaining time on
+/// update, where Redis `SET` replaces it), untouched by reads.
+pub(crate) struct EntryExpiry;
+
+impl Expiry<String, Entry> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        value: &Entry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        value.remaining(created_at)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        value: &Entry,
+        updated_at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        value.remaining(updated_at)
+    }
+}

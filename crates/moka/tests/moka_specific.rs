@@ -1,0 +1,182 @@
+//! What only the in-process adapter has: a byte bound, LRU eviction, shared
+//! stores, its configuration errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_moka::{MokaCache, MokaConfig};
+use cache_port::{Cache, ErrorKind};
+
+fn value(len: usize) -> Bytes {
+    Bytes::from(vec![b'v'; len])
+}
+
+#[tokio::test]
+async fn the_store_stays_within_its_byte_bound_and_counts_evictions() {
+    let cache = MokaCache::builder()
+        .capacity_bytes(1024 * 1024)
+        .build()
+        .unwrap();
+    // 4,000 entries of 1 KiB: about four times the capacity.
+    for i in 0..4000 {
+        cache
+            .set(&format!("k{i}"), value(1024), None)
+            .await
+            .unwrap();
+    }
+    let stats = cache.stats().await.unwrap();
+    assert!(stats.bytes.unwrap() <= 1024 * 1024, "{stats:?}");
+    assert!(stats.evictions > 2000, "{stats:?}");
+    assert!(stats.entries.unwrap() < 1000, "{stats:?}");
+    // Least recently used went first: the newest entry is still there.
+    assert!(cache.exists("k3999").await.unwrap());
+    assert!(!cache.exists("k0").await.unwrap());
+}
+
+#[tokio::test]
+async fn a_just_written_key_is_readable_in_a_full_store() {
+    let cache = MokaCache::builder()
+        .capacity_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    for i in 0..2000 {
+        let key = format!("k{i}");
+        cache.set(&key, value(100), None).await.unwrap();
+        assert!(
+            cache.get(&key).await.unwrap().is_some(),
+            "set then get failed for {key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn recently_read_entries_survive_eviction() {
+    let cache = MokaCache::builder()
+        .capacity_bytes(256 * 1024)
+        .build()
+        .unwrap();
+    cache.set("hot", value(100), None).await.unwrap();
+    for i in 0..5000 {
+        cache
+            .set(&format!("cold{i}"), value(100), None)
+            .await
+            .unwrap();
+        if i % 50 == 0 {
+            assert!(
+                cache.get("hot").await.unwrap().is_some(),
+                "hot key evicted at {i}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn value_limit_is_at_most_the_capacity() {
+    let cache = MokaCache::builder()
+        .capacity_bytes(1024 * 1024)
+        .build()
+        .unwrap();
+    let limit = cache.max_value_len();
+    assert!(limit < 1024 * 1024 && limit > 1000 * 1000, "{limit}");
+    let err = cache.set("big", value(limit + 1), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+    cache.set("big", value(limit), None).await.unwrap();
+    assert_eq!(
+        cache.get("big").await.unwrap().map(|v| v.len()),
+        Some(limit)
+    );
+}
+
+#[test]
+fn bad_configurations_are_errors() {
+    let kind = |c: MokaConfig| c.build().unwrap_err().kind();
+    assert_eq!(
+        kind(MokaConfig::default().capacity_bytes(0)),
+        ErrorKind::Config
+    );
+    assert_eq!(
+        kind(MokaConfig::default().capacity_bytes(4096)),
+        ErrorKind::Config
+    );
+    assert_eq!(
+        kind(MokaConfig::default().max_value_len(0)),
+        ErrorKind::Config
+    );
+    assert_eq!(
+        kind(
+            MokaConfig::default()
+                .capacity_bytes(1 << 20)
+                .max_value_len(2 << 20)
+        ),
+        ErrorKind::Config
+    );
+    assert_eq!(kind(MokaConfig::default().namespace("")), ErrorKind::Config);
+    assert_eq!(
+        MokaCache::new().namespaced("").unwrap_err().kind(),
+        ErrorKind::Config
+    );
+}
+
+#[tokio::test]
+async fn namespaces_share_one_store() {
+    let root = MokaCache::new();
+    let a = root.namespaced("a").unwrap();
+    let b = root.namespaced("b").unwrap();
+    a.set("k", Bytes::from_static(b"in a"), None).await.unwrap();
+    b.set("k", Bytes::from_static(b"in b"), None).await.unwrap();
+    assert_eq!(a.namespace(), Some("a"));
+    // The root view sees the store keys, prefixes included.
+    let mut all = root.keys("*").await.unwrap();
+    all.sort();
+    assert_eq!(all, vec!["a:k", "b:k"]);
+    // Without a namespace, clear empties the whole (private) store.
+    root.clear().await.unwrap();
+    assert_eq!(b.get("k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn debug_output_is_short_and_useful() {
+    let cache = MokaCache::builder().namespace("app").build().unwrap();
+    let text = format!("{cache:?}");
+    assert!(
+        text.contains("app") && text.contains("capacity_bytes"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn long_ttls_do_not_overflow_the_clock() {
+    let cache = MokaCache::new();
+    cache
+        .set("k", value(1), Some(cache_port::MAX_TTL))
+        .await
+        .unwrap();
+    cache
+        .set(
+            "k2",
+            value(1),
+            Some(Duration::from_secs(60 * 365 * 24 * 3600)),
+        )
+        .await
+        .unwrap();
+    assert!(cache.get("k").await.unwrap().is_some());
+    assert!(cache.get("k2").await.unwrap().is_some());
+}
+
+/// Every public future is `Send`, so the adapter works on any executor.
+#[test]
+fn futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let cache: Arc<dyn Cache> = Arc::new(MokaCache::new());
+    is_send(&cache.get("k"));
+    is_send(&cache.set("k", Bytes::new(), None));
+    is_send(&cache.get_many(&[]));
+    is_send(&cache.delete_pattern("*"));
+    is_send(&cache.incr("k", 1, None));
+    is_send(&cache.clear());
+    is_send(&cache.stats());
+    let concrete = MokaCache::new();
+    is_send(&concrete.get("k"));
+    is_send(&concrete.keys("*"));
+}

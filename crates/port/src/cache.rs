@@ -1,0 +1,85 @@
+//! The port: one object-safe async trait.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::stats::Stats;
+use crate::ttl::TtlState;
+
+/// A key-value cache, whatever it stores in.
+///
+/// Domain code depends on `Arc<dyn Cache>` and nothing else; an adapter
+/// (in-process, Redis, …) is chosen at startup. Every adapter keeps the
+/// contract in `docs/CONTRACT.md`, proven by the shared conformance suite:
+/// keys are validated by [`Key`](crate::Key), TTLs by [`Ttl`](crate::Ttl),
+/// patterns by [`Pattern`](crate::Pattern), and a bad input is a typed error
+/// that changes nothing. A backend failure is an error, never a miss.
+///
+/// TTLs are `Option<Duration>`: `None` means the entry never expires (a
+/// bounded in-process store may still evict it).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Cache: Send + Sync {
+    /// The value of `key`, or `None` when it is missing or expired.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// Stores `value` under `key`, replacing both the value and the TTL
+    /// (Redis `SET` without `KEEPTTL`).
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()>;
+
+    /// Removes `key`; says whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Whether `key` exists.
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// One optional value per key, in the order given, duplicates kept.
+    /// Empty input gives empty output without a round trip.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>>;
+
+    /// Stores every item with the same TTL, in one round trip where the
+    /// backend allows. Every key and value is validated first, so a batch with
+    /// one bad item changes nothing; the writes themselves are not atomic
+    /// across keys (a concurrent reader may see some of them before others).
+    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()>;
+
+    /// Removes every key given; says how many existed.
+    async fn delete_many(&self, keys: &[String]) -> Result<u64>;
+
+    /// Removes every key matching the Redis glob `pattern`; says how many.
+    async fn delete_pattern(&self, pattern: &str) -> Result<u64>;
+
+    /// Every key matching the Redis glob `pattern`, in no particular order.
+    async fn keys(&self, pattern: &str) -> Result<Vec<String>>;
+
+    /// Whether `key` is missing, persistent, or expires after how long.
+    async fn ttl(&self, key: &str) -> Result<TtlState>;
+
+    /// Gives an existing `key` a new TTL; says whether the key existed.
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
+
+    /// Stores `value` only when `key` does not exist (Redis `SET NX`); says
+    /// whether it was written. Of concurrent callers exactly one wins.
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool>;
+
+    /// Adds `delta` to the decimal integer stored at `key` (a missing key
+    /// counts as 0) and returns the new value, as Redis `INCRBY` does. The
+    /// TTL applies only when this call creates the counter; an existing
+    /// counter keeps its own.
+    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64>;
+
+    /// Removes every key in this adapter's namespace and nothing else.
+    async fn clear(&self) -> Result<()>;
+
+    /// A snapshot of this adapter's figures.
+    async fn stats(&self) -> Result<Stats>;
+
+    /// Round-trip time to the backend, or why it cannot be reached.
+    async fn ping(&self) -> Result<Duration>;
+
+    /// The largest value, in bytes, this adapter accepts.
+    fn max_value_len(&self) -> usize;
+}

@@ -1,0 +1,203 @@
+//! The port's one error type and its matchable kinds.
+
+use std::error::Error as StdError;
+use std::time::Duration;
+
+/// A boxed error kept as the source of a [`CacheError`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The result of every port operation.
+pub type Result<T, E = CacheError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong through the cache port.
+///
+/// Match on [`CacheError::kind`] for a stable, `Copy` classification, and ask
+/// [`CacheError::is_retryable`] whether trying again can help. Variants that
+/// wrap a lower-level failure keep it as their [`source`](StdError::source).
+///
+/// No variant ever carries a password or token: adapters redact credentials
+/// before they build an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The key is empty or longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why the key was refused.
+        reason: String,
+    },
+    /// The TTL is zero or longer than [`MAX_TTL`](crate::MAX_TTL).
+    #[error("invalid TTL {ttl:?}: {reason}")]
+    InvalidTtl {
+        /// The TTL that was refused.
+        ttl: Duration,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The glob pattern is refused by the shared validator.
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as the caller gave it.
+        pattern: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The value is larger than the adapter's per-entry limit.
+    #[error("value of {len} bytes is larger than this adapter's limit of {limit} bytes")]
+    ValueTooLarge {
+        /// The value's length in bytes.
+        len: usize,
+        /// The adapter's limit in bytes.
+        limit: usize,
+    },
+    /// `incr` found a value that is not a decimal 64-bit integer.
+    #[error("value is not an integer or out of range")]
+    NotAnInteger,
+    /// `incr` would overflow a signed 64-bit integer.
+    #[error("increment or decrement would overflow")]
+    Overflow,
+    /// A typed value could not be encoded or decoded.
+    #[error("codec error: {source}")]
+    Codec {
+        /// The serializer's or deserializer's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The backend did not answer within the configured time.
+    #[error("{operation} timed out after {after:?}")]
+    Timeout {
+        /// The port operation that timed out.
+        operation: &'static str,
+        /// The configured time limit.
+        after: Duration,
+        /// The client's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The backend cannot be reached (refused, closed or reset connection).
+    #[error("cache backend unavailable: {message}")]
+    Unavailable {
+        /// What happened, without credentials.
+        message: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The backend refused our credentials.
+    #[error("authentication failed: {message}")]
+    Auth {
+        /// The server's message, without credentials.
+        message: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The backend answered with an error of its own.
+    #[error("cache backend error: {message}")]
+    Backend {
+        /// The server's message.
+        message: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The adapter was configured in a way it cannot work with.
+    #[error("invalid cache configuration: {message}")]
+    Config {
+        /// What is wrong, without credentials.
+        message: String,
+    },
+    /// The operation is not allowed by this adapter's configuration
+    /// (for example `clear` without a namespace when flushing was not enabled).
+    #[error("operation not allowed: {message}")]
+    NotAllowed {
+        /// Why the operation was refused.
+        message: String,
+    },
+}
+
+/// A stable, matchable classification of a [`CacheError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// See [`CacheError::InvalidKey`].
+    InvalidKey,
+    /// See [`CacheError::InvalidTtl`].
+    InvalidTtl,
+    /// See [`CacheError::InvalidPattern`].
+    InvalidPattern,
+    /// See [`CacheError::ValueTooLarge`].
+    ValueTooLarge,
+    /// See [`CacheError::NotAnInteger`].
+    NotAnInteger,
+    /// See [`CacheError::Overflow`].
+    Overflow,
+    /// See [`CacheError::Codec`].
+    Codec,
+    /// See [`CacheError::Timeout`].
+    Timeout,
+    /// See [`CacheError::Unavailable`].
+    Unavailable,
+    /// See [`CacheError::Auth`].
+    Auth,
+    /// See [`CacheError::Backend`].
+    Backend,
+    /// See [`CacheError::Config`].
+    Config,
+    /// See [`CacheError::NotAllowed`].
+    NotAllowed,
+}
+
+impl CacheError {
+    /// The kind of this error, for matching.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidKey { .. } => ErrorKind::InvalidKey,
+            Self::InvalidTtl { .. } => ErrorKind::InvalidTtl,
+            Self::InvalidPattern { .. } => ErrorKind::InvalidPattern,
+            Self::ValueTooLarge { .. } => ErrorKind::ValueTooLarge,
+            Self::NotAnInteger => ErrorKind::NotAnInteger,
+            Self::Overflow => ErrorKind::Overflow,
+            Self::Codec { .. } => ErrorKind::Codec,
+            Self::Timeout { .. } => ErrorKind::Timeout,
+            Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::Auth { .. } => ErrorKind::Auth,
+            Self::Backend { .. } => ErrorKind::Backend,
+            Self::Config { .. } => ErrorKind::Config,
+            Self::NotAllowed { .. } => ErrorKind::NotAllowed,
+        }
+    }
+
+    /// Whether trying the same call again later can succeed.
+    ///
+    /// True for timeouts and an unreachable backend; false for bad input,
+    /// codec failures, refused credentials, configuration and server errors.
+    pub fn is_retryable(&self) -> bool {
+        self.kind().is_retryable()
+    }
+
+    /// Whether the error is the caller's fault (bad input), not the backend's.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::InvalidKey
+                | ErrorKind::InvalidTtl
+                | ErrorKind::InvalidPattern
+                | ErrorKind::ValueTooLarge
+        )
+    }
+
+    /// A codec error around `source`.
+    pub fn codec(source: impl Into<BoxError>) -> Self {
+        Self::Codec {
+            source: source.into(),
+        }
+    }
+}
+
+impl ErrorKind {
+    /// Whether an error of this kind can go away by itself.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Timeout | ErrorKind::Unavailable)
+    }
+}
