@@ -1,0 +1,318 @@
+//! Throwaway `redis-server` processes for tests.
+//!
+//! [`RedisServer::start`] picks a free loopback port, starts `redis-server`
+//! bound to 127.0.0.1 with no persistence in a temporary folder of its own,
+//! waits until it answers `PING`, and stops exactly that process when dropped.
+//! [`RedisCluster::start`] does the same for a local three-primary cluster.
+//! When `redis-server` is not installed, both panic with how to install it:
+//! a Redis test never skips.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How to install the server, for the message of a failing test.
+pub const INSTALL_HINT: &str = "redis-server is not installed. Install it with \
+`apt-get update && apt-get install -y redis-server` (Debian/Ubuntu), or run \
+`bash scripts/test-all.sh`, which installs it when missing.";
+
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// Extra settings for a server.
+#[derive(Clone, Default)]
+pub struct ServerOptions {
+    /// `requirepass`: the default user's password.
+    pub password: Option<String>,
+    /// ACL users, as `user` directives (`"alice on >secret ~* &* +@all"`).
+    pub acl_users: Vec<String>,
+    /// Start as a cluster node.
+    pub cluster: bool,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("acl_users", &self.acl_users.len())
+            .field("cluster", &self.cluster)
+            .finish()
+    }
+}
+
+/// A `redis-server` this test started; stopped (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    options: ServerOptions,
+}
+
+impl RedisServer {
+    /// Starts a plain server on a free loopback port.
+    pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// Starts a server with `options` on a free loopback port.
+    pub fn start_with(options: ServerOptions) -> Self {
+        require_redis_server();
+        for _ in 0..20 {
+            let port = free_port(options.cluster);
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir: scratch_dir(port),
+                options: options.clone(),
+            };
+            if server.spawn_and_wait().is_ok() {
+                return server;
+            }
+            // Lost a race for the port: try another.
+        }
+        panic!("could not start redis-server on any free loopback port");
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, with the same options.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.spawn_and_wait().is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not come back on port {}",
+                self.port
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(Signal::SIGCONT);
+    }
+
+    /// Sends one command (inline protocol) and returns the raw reply.
+    pub fn command(&self, line: &str) -> String {
+        raw_command(self.port, self.options.password.as_deref(), line)
+            .unwrap_or_else(|e| panic!("{line:?} on port {}: {e}", self.port))
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = self.pid().expect("the server is not running");
+        kill(Pid::from_raw(pid as i32), signal).expect("signal redis-server");
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(password) = &self.options.password {
+            cmd.args(["--requirepass", password]);
+        }
+        for user in &self.options.acl_users {
+            // Each word its own argument: redis-server joins them into one line.
+            cmd.arg("--user").args(user.split_whitespace());
+        }
+        if self.options.cluster {
+            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+                .args([
+                    "--cluster-config-file",
+                    &format!("nodes-{}.conf", self.port),
+                ]);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawn redis-server: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("redis-server exited early: {status}"));
+            }
+            match raw_command(self.port, self.options.password.as_deref(), "PING") {
+                Ok(reply) if reply.starts_with("+PONG") => break,
+                _ if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("redis-server did not answer PING within 10 s".into());
+                }
+                _ => sleep(Duration::from_millis(20)),
+            }
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            // A paused server must be thawed to die promptly on some kernels.
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
+        }
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A local Redis Cluster of three primaries, each a [`RedisServer`].
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers and joins them with
+    /// `redis-cli --cluster create`, then waits for `cluster_state:ok`.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(ServerOptions {
+                    cluster: true,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (installed with redis-server) must be on PATH");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !nodes
+            .iter()
+            .all(|n| n.command("CLUSTER INFO").contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
+            sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes }
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// `redis-cluster://127.0.0.1:P1?node=127.0.0.1:P2&node=127.0.0.1:P3`.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port());
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port()));
+        }
+        url
+    }
+}
+
+/// Panics with [`INSTALL_HINT`] when `redis-server` cannot be run.
+pub fn require_redis_server() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "{INSTALL_HINT}");
+}
+
+/// A loopback port free now (and, for a cluster node, its bus port too).
+fn free_port(cluster: bool) -> u16 {
+    loop {
+        let listener = TcpListener::bind((LOOPBACK, 0)).expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        if !cluster {
+            return port;
+        }
+        if port < 55535 && TcpListener::bind((LOOPBACK, port + 10000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn scratch_dir(port: u16) -> PathBuf {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "cache-redis-harness-{}-{port}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+fn raw_command(port: u16, password: Option<&str>, line: &str) -> std::io::Result<String> {
+    let addr = SocketAddr::from((LOOPBACK, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut request = String::new();
+    if let Some(pw) = password {
+        request.push_str(&format!("AUTH {pw}\r\n"));
+    }
+    request.push_str(line);
+    request.push_str("\r\nQUIT\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    if password.is_some() {
+        // Drop the AUTH reply line.
+        if let Some(rest) = reply.split_once("\r\n") {
+            reply = rest.1.to_owned();
+        }
+    }
+    Ok(reply)
+}

@@ -1,0 +1,361 @@
+//! Configuration of the Redis adapter, from a URL plus options.
+
+use std::fmt;
+use std::time::Duration;
+
+use cache_port::{CacheError, Result};
+use url::Url;
+
+/// Redis's own limit on a bulk string (`proto-max-bulk-len`): 512 MiB.
+pub const REDIS_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
+
+/// Query parameters fred reads itself (cluster nodes, sentinel).
+const FRED_PARAMS: &[&str] = &[
+    "node",
+    "sentinelServiceName",
+    "sentinelUsername",
+    "sentinelPassword",
+];
+
+/// How a [`RedisCache`](crate::RedisCache) connects and behaves.
+///
+/// Built from a URL (`redis://`, `rediss://`, `redis-cluster://`,
+/// `redis-sentinel://`, with user, password and database as fred reads them)
+/// plus options, given as builder calls or as query parameters of the URL:
+///
+/// | parameter | default | meaning |
+/// |---|---|---|
+/// | `namespace` | none | prefix of every key (`ns:`); without it `clear` needs `allow_flushdb` |
+/// | `pool_size` | 4 | connections |
+/// | `connect_timeout_ms` | 5000 | to connect (and authenticate) at startup |
+/// | `command_timeout_ms` | 1000 | per command: a paused or unreachable server fails calls in this time |
+/// | `reconnect_delay_ms` | 200 | between reconnection attempts, which never stop |
+/// | `max_value_len` | 512 MiB | largest value accepted |
+/// | `scan_count` | 1000 | `COUNT` of each `SCAN` batch |
+/// | `allow_flushdb` | false | let `clear` without a namespace run `FLUSHDB` |
+///
+/// fred's own defaults (no command timeout, no reconnection) are not kept:
+/// with them a paused server blocks callers forever and a restarted one is
+/// never reconnected.
+///
+/// `Debug` never shows the password:
+///
+/// ```
+/// let config = cache_redis::RedisConfig::from_url("redis://app:s3cret@127.0.0.1:6379/2?namespace=shop").unwrap();
+/// let shown = format!("{config:?}");
+/// assert!(!shown.contains("s3cret") && shown.contains("shop"));
+/// ```
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// The URL for fred, without our own query parameters.
+    pub(crate) server_url: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) pool_size: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) reconnect_delay: Duration,
+    pub(crate) max_value_len: usize,
+    pub(crate) scan_count: u32,
+    pub(crate) allow_flushdb: bool,
+}
+
+impl RedisConfig {
+    /// Reads a URL and its query parameters (see the table above).
+    pub fn from_url(url: &str) -> Result<Self> {
+        let mut parsed =
+            Url::parse(url).map_err(|e| config_error(format!("invalid Redis URL: {e}")))?;
+        match parsed.scheme() {
+            "redis" | "rediss" | "redis-cluster" | "rediss-cluster" | "redis-sentinel"
+            | "rediss-sentinel" => {}
+            other => {
+                return Err(config_error(format!(
+                    "unsupported scheme {other:?} for Redis"
+                )))
+            }
+        }
+        if parsed.scheme().starts_with("rediss") && !cfg!(feature = "tls") {
+            return Err(config_error(
+                "rediss:// needs TLS: build cache-redis with its `tls` feature".into(),
+            ));
+        }
+        let mut config = Self::with_defaults(String::new());
+        let mut passthrough: Vec<(String, String)> = Vec::new();
+        for (name, value) in parsed.query_pairs() {
+            let (name, value) = (name.into_owned(), value.into_owned());
+            match name.as_str() {
+                "namespace" => config.namespace = Some(value),
+                "pool_size" => config.pool_size = parse_number(&name, &value)?,
+                "connect_timeout_ms" => {
+                    config.connect_timeout = Duration::from_millis(parse_number(&name, &value)?)
+                }
+                "command_timeout_ms" => {
+                    config.command_timeout = Duration::from_millis(parse_number(&name, &value)?)
+                }
+                "reconnect_delay_ms" => {
+                    config.reconnect_delay = Duration::from_millis(parse_number(&name, &value)?)
+                }
+                "max_value_len" => config.max_value_len = parse_number(&name, &value)?,
+                "scan_count" => config.scan_count = parse_number(&name, &value)?,
+                "allow_flushdb" => {
+                    config.allow_flushdb = value.parse().map_err(|_| {
+                        config_error(format!(
+                            "allow_flushdb must be true or false, not {value:?}"
+                        ))
+                    })?
+                }
+                known if FRED_PARAMS.contains(&known) => passthrough.push((name, value)),
+                unknown => {
+                    return Err(config_error(format!(
+                        "unknown Redis URL parameter {unknown:?}"
+                    )))
+                }
+            }
+        }
+        if passthrough.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(passthrough);
+        }
+        config.server_url = parsed.into();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn with_defaults(server_url: String) -> Self {
+        Self {
+            server_url,
+            namespace: None,
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(1),
+            reconnect_delay: Duration::from_millis(200),
+            max_value_len: REDIS_MAX_VALUE_LEN,
+            scan_count: 1000,
+            allow_flushdb: false,
+        }
+    }
+
+    /// Keys are stored as `namespace:key`; nothing outside it is touched.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The number of connections.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Time allowed to connect and authenticate at startup.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for each command.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Delay between reconnection attempts (they never stop).
+    pub fn reconnect_delay(mut self, delay: Duration) -> Self {
+        self.reconnect_delay = delay;
+        self
+    }
+
+    /// The largest value accepted (at most Redis's 512 MiB).
+    pub fn max_value_len(mut self, bytes: usize) -> Self {
+        self.max_value_len = bytes;
+        self
+    }
+
+    /// `COUNT` for each `SCAN` batch of `keys`, `delete_pattern` and `clear`.
+    pub fn scan_count(mut self, count: u32) -> Self {
+        self.scan_count = count;
+        self
+    }
+
+    /// Lets `clear` without a namespace empty the whole database (`FLUSHDB`).
+    pub fn allow_flushdb(mut self, allow: bool) -> Self {
+        self.allow_flushdb = allow;
+        self
+    }
+
+    /// The configured namespace.
+    pub fn namespace_ref(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.namespace.as_deref() == Some("") {
+            return Err(config_error(
+                "the namespace is empty; leave it out for no namespace".into(),
+            ));
+        }
+        if self.pool_size == 0 || self.pool_size > 256 {
+            return Err(config_error(format!(
+                "pool_size must be 1 to 256, not {}",
+                self.pool_size
+            )));
+        }
+        if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(config_error(
+                "timeouts must be at least 1 ms (zero would mean none)".into(),
+            ));
+        }
+        if self.reconnect_delay.is_zero() || self.reconnect_delay > Duration::from_secs(60) {
+            return Err(config_error("reconnect_delay must be 1 ms to 60 s".into()));
+        }
+        if self.max_value_len == 0 || self.max_value_len > REDIS_MAX_VALUE_LEN {
+            return Err(config_error(format!(
+                "max_value_len must be 1 to {REDIS_MAX_VALUE_LEN} bytes, not {}",
+                self.max_value_len
+            )));
+        }
+        if self.scan_count == 0 {
+            return Err(config_error("scan_count must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The passwords in the URL, to scrub from any message.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        let Ok(url) = Url::parse(&self.server_url) else {
+            return Vec::new();
+        };
+        let mut secrets: Vec<String> = url.password().map(str::to_owned).into_iter().collect();
+        secrets.extend(
+            url.query_pairs()
+                .filter(|(k, _)| k == "sentinelPassword")
+                .map(|(_, v)| v.into_owned()),
+        );
+        // Percent-decoded forms too: that is what a server would echo.
+        let decoded: Vec<String> = secrets
+            .iter()
+            .filter_map(|s| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            })
+            .collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| !s.is_empty());
+        secrets
+    }
+
+    /// The URL with passwords replaced, for logs and `Debug`.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.server_url)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.redacted_url())
+            .field("namespace", &self.namespace)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .field("max_value_len", &self.max_value_len)
+            .field("scan_count", &self.scan_count)
+            .field("allow_flushdb", &self.allow_flushdb)
+            .finish()
+    }
+}
+
+/// `url` with its password and any `sentinelPassword` replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return "<unparsable URL>".into();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "sentinelPassword") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "sentinelPassword" {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.into()
+}
+
+fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| config_error(format!("{name} must be a whole number, not {value:?}")))
+}
+
+fn config_error(message: String) -> CacheError {
+    CacheError::Config { message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_options_and_leaves_fred_the_rest() {
+        let c = RedisConfig::from_url(
+            "redis://u:p%40ss@127.0.0.1:7000/3?namespace=a%3Ab&pool_size=2&command_timeout_ms=250&allow_flushdb=true",
+        )
+        .unwrap();
+        assert_eq!(c.namespace.as_deref(), Some("a:b"));
+        assert_eq!(c.pool_size, 2);
+        assert_eq!(c.command_timeout, Duration::from_millis(250));
+        assert!(c.allow_flushdb);
+        assert_eq!(c.server_url, "redis://u:p%40ss@127.0.0.1:7000/3");
+        assert!(c.secrets().contains(&"p@ss".to_owned()));
+        let cluster =
+            RedisConfig::from_url("redis-cluster://127.0.0.1:1?node=127.0.0.1:2&namespace=x")
+                .unwrap();
+        assert_eq!(
+            cluster.server_url,
+            "redis-cluster://127.0.0.1:1?node=127.0.0.1%3A2"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        for bad in [
+            "http://localhost",
+            "not a url",
+            "redis://localhost?pool_size=0",
+            "redis://localhost?pool_size=x",
+            "redis://localhost?command_timeout_ms=0",
+            "redis://localhost?namespace=",
+            "redis://localhost?mystery=1",
+            "redis://localhost?allow_flushdb=yes",
+            "redis://localhost?max_value_len=0",
+        ] {
+            let err = RedisConfig::from_url(bad).unwrap_err();
+            assert_eq!(err.kind(), cache_port::ErrorKind::Config, "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_and_redaction_hide_passwords() {
+        let c = RedisConfig::from_url(
+            "redis-sentinel://u:hunter2@h:26379/0?sentinelServiceName=m&sentinelPassword=sekret",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("sekret"),
+            "{shown}"
+        );
+        assert!(c.secrets().contains(&"sekret".to_owned()));
+    }
+}

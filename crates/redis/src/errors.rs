@@ -1,0 +1,117 @@
+//! fred's errors as the port's kinds, with every secret scrubbed.
+
+use std::fmt;
+use std::time::Duration;
+
+use cache_port::CacheError;
+use fred::error::{Error as FredError, ErrorKind as FredKind};
+
+/// What the error mapping needs to know about the adapter.
+#[derive(Clone, Default)]
+pub(crate) struct ErrorContext {
+    pub(crate) command_timeout: Duration,
+    /// Passwords that must never appear in a message.
+    pub(crate) secrets: Vec<String>,
+}
+
+impl fmt::Debug for ErrorContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorContext")
+            .field("command_timeout", &self.command_timeout)
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
+            .finish()
+    }
+}
+
+/// fred's error with secrets scrubbed, kept as the port error's source.
+#[derive(Debug)]
+pub struct RedisClientError {
+    kind: FredKind,
+    details: String,
+}
+
+impl fmt::Display for RedisClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.details)
+    }
+}
+
+impl std::error::Error for RedisClientError {}
+
+impl RedisClientError {
+    /// fred's classification of the error.
+    pub fn fred_kind(&self) -> &FredKind {
+        &self.kind
+    }
+}
+
+impl ErrorContext {
+    /// `text` with every secret replaced by `***`.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_owned(), |acc, secret| {
+            acc.replace(secret.as_str(), "***")
+        })
+    }
+
+    /// Maps fred's error for `operation` into the port's kinds.
+    pub(crate) fn map(&self, operation: &'static str, error: FredError) -> CacheError {
+        let details = self.scrub(error.details());
+        let source = || -> Option<cache_port::BoxError> {
+            Some(Box::new(RedisClientError {
+                kind: error.kind().clone(),
+                details: details.clone(),
+            }))
+        };
+        match error.kind() {
+            FredKind::Timeout => CacheError::Timeout {
+                operation,
+                after: self.command_timeout,
+                source: source(),
+            },
+            FredKind::IO
+            | FredKind::Canceled
+            | FredKind::Routing
+            | FredKind::Cluster
+            | FredKind::Sentinel
+            | FredKind::Backpressure => CacheError::Unavailable {
+                message: format!("{operation}: {details}"),
+                source: source(),
+            },
+            FredKind::Auth => CacheError::Auth {
+                message: details.clone(),
+                source: source(),
+            },
+            FredKind::Config | FredKind::Url => CacheError::Config { message: details },
+            // fred reports a command that lost its connection (or found none)
+            // with kind Unknown; only its words tell.
+            FredKind::Unknown if is_connection_loss(&details) => CacheError::Unavailable {
+                message: format!("{operation}: {details}"),
+                source: source(),
+            },
+            _ if details.contains("value is not an integer or out of range") => {
+                CacheError::NotAnInteger
+            }
+            _ if details.contains("increment or decrement would overflow") => CacheError::Overflow,
+            _ => CacheError::Backend {
+                message: format!("{operation}: {details} ({:?})", error.kind()),
+                source: source(),
+            },
+        }
+    }
+}
+
+/// fred's words for a command that could not reach a server.
+fn is_connection_loss(details: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "Failed to route command",
+        "Connection closed",
+        "connection closed",
+        "Broken pipe",
+        "reset by peer",
+        "Canceled",
+    ];
+    SIGNS.iter().any(|sign| details.contains(sign))
+}

@@ -1,0 +1,216 @@
+//! Behaviour under failure: a killed, restarted, paused server; credentials.
+
+use std::error::Error as _;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_port::{Cache, ErrorKind};
+use cache_redis::{RedisCache, RedisConfig};
+use cache_redis_harness::{RedisServer, ServerOptions};
+
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// What a failing call may take beyond the command timeout.
+const SLACK: Duration = Duration::from_millis(700);
+
+async fn adapter(url: &str) -> RedisCache {
+    let config = RedisConfig::from_url(url)
+        .unwrap()
+        .namespace("faults")
+        .command_timeout(COMMAND_TIMEOUT)
+        .reconnect_delay(Duration::from_millis(100));
+    RedisCache::connect(config).await.unwrap()
+}
+
+/// Runs `call` and asserts it fails retryably within the command timeout.
+async fn assert_fails_fast<T: std::fmt::Debug>(
+    what: &str,
+    call: impl std::future::Future<Output = cache_port::Result<T>>,
+) -> ErrorKind {
+    let started = Instant::now();
+    let err = call.await.expect_err(what);
+    let took = started.elapsed();
+    assert!(err.is_retryable(), "{what}: {err} is not retryable");
+    assert!(
+        took <= COMMAND_TIMEOUT + SLACK,
+        "{what}: failed only after {took:?}"
+    );
+    err.kind()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_server_fails_fast_and_a_restart_is_picked_up_without_rebuilding() {
+    let mut server = RedisServer::start();
+    let cache = adapter(&server.url()).await;
+    cache
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+
+    server.kill();
+    for round in 0..3 {
+        let kind =
+            assert_fails_fast(&format!("get #{round} on a dead server"), cache.get("k")).await;
+        assert!(
+            matches!(kind, ErrorKind::Timeout | ErrorKind::Unavailable),
+            "{kind:?}"
+        );
+    }
+    assert_fails_fast(
+        "set on a dead server",
+        cache.set("k", Bytes::from_static(b"v"), None),
+    )
+    .await;
+    assert_fails_fast("delete_pattern on a dead server", cache.delete_pattern("*")).await;
+    assert!(
+        cache.stats().await.unwrap().errors >= 5,
+        "errors are counted"
+    );
+
+    server.restart();
+    let restarted = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match cache.set("k", Bytes::from_static(b"again"), None).await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                restarted.elapsed() < Duration::from_secs(10),
+                "not back after 10 s: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let back_after = restarted.elapsed();
+    println!("restart -> first successful call: {back_after:?} ({attempts} attempts)");
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"again"))
+    );
+    assert!(
+        back_after < Duration::from_secs(3),
+        "took {back_after:?} to come back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_server_times_out_and_recovers_when_resumed() {
+    let server = RedisServer::start();
+    let cache = adapter(&server.url()).await;
+    cache
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+
+    server.pause();
+    let kind = assert_fails_fast("get on a paused server", cache.get("k")).await;
+    assert_eq!(kind, ErrorKind::Timeout);
+    let err = cache.incr("n", 1, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(
+        err.to_string().contains("incr timed out after 500ms"),
+        "{err}"
+    );
+    assert!(
+        err.source().is_some(),
+        "the client's error is kept as the source"
+    );
+    server.resume();
+
+    let resumed = Instant::now();
+    while cache.get("k").await.is_err() {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(5),
+            "not back after resume"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+}
+
+#[tokio::test]
+async fn unreachable_server_is_an_error_at_startup() {
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{free}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2));
+    let err = RedisCache::connect(config).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn password_protected_server_works_and_a_wrong_password_is_a_clear_startup_error() {
+    let server = RedisServer::start_with(ServerOptions {
+        password: Some("right-horse-battery".into()),
+        acl_users: vec!["alice on >alice-pass ~app:* &* +@all".into()],
+        ..Default::default()
+    });
+    let port = server.port();
+
+    let good = adapter(&format!("redis://:right-horse-battery@127.0.0.1:{port}")).await;
+    good.set("k", Bytes::from_static(b"v"), None).await.unwrap();
+    assert_eq!(good.get("k").await.unwrap(), Some(Bytes::from_static(b"v")));
+    assert!(!format!("{good:?}").contains("right-horse-battery"));
+
+    // An ACL user limited to `app:*` keys, in the `app` namespace.
+    let alice = RedisCache::connect(
+        RedisConfig::from_url(&format!(
+            "redis://alice:alice-pass@127.0.0.1:{port}/0?namespace=app"
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    alice
+        .set("k", Bytes::from_static(b"alice"), None)
+        .await
+        .unwrap();
+    assert_eq!(alice.keys("*").await.unwrap(), vec!["k".to_owned()]);
+    // Outside its ACL key pattern the server refuses: a backend error, not a miss.
+    let outside = RedisCache::connect(
+        RedisConfig::from_url(&format!(
+            "redis://alice:alice-pass@127.0.0.1:{port}/0?namespace=other"
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let err = outside.get("k").await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::Backend | ErrorKind::Auth),
+        "{err}"
+    );
+    assert!(err.to_string().contains("NOPERM"), "{err}");
+
+    for url in [
+        format!("redis://:wrong-password-123@127.0.0.1:{port}"),
+        format!("redis://alice:wrong-password-123@127.0.0.1:{port}"),
+        format!("redis://127.0.0.1:{port}"),
+    ] {
+        let started = Instant::now();
+        let err = RedisCache::connect(RedisConfig::from_url(&url).unwrap())
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let shown = format!("{err} {err:?} {:?}", err.source().map(|s| s.to_string()));
+        if url.contains('@') {
+            assert_eq!(err.kind(), ErrorKind::Auth, "{url}: {err}");
+        } else {
+            // No password at all: the first command is refused (NOAUTH).
+            assert!(matches!(err.kind(), ErrorKind::Auth), "{url}: {err}");
+        }
+        assert!(
+            !shown.contains("wrong-password-123") && !shown.contains("right-horse-battery"),
+            "{shown}"
+        );
+    }
+}
