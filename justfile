@@ -2,7 +2,7 @@
 
 # The main job on the embedded default (no server needed).
 demo:
-    cargo run -p cache-moka --example tour
+    cargo run -p cache-cli --bin cachectl
 
 # Every test and doctest; installs and starts redis-server as needed.
 test:

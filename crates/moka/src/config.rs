@@ -58,6 +58,16 @@ impl MokaConfig {
         self
     }
 
+    /// The configured namespace.
+    pub fn namespace_ref(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// The configured capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity_bytes
+    }
+
     /// Builds the adapter over a new store.
     pub fn build(self) -> Result<crate::MokaCache> {
         crate::MokaCache::from_config(self)

@@ -29,7 +29,8 @@
 //!
 //! What is here:
 //! - [`Cache`], the port: one object-safe `#[async_trait]` trait, shared as
-//!   `Arc<dyn Cache>`; `Arc<T>` and `Box<T>` of an adapter are adapters too.
+//!   `Arc<dyn Cache>`; `Arc<T>` and `Box<T>` of an adapter are adapters too,
+//!   and [`delegate_cache!`] makes any wrapper one.
 //! - Domain types that carry the contract's rules: [`Key`] (non-empty, at most
 //!   [`MAX_KEY_LEN`] bytes), [`Ttl`] (1 ms to [`MAX_TTL`], rounded up to the
 //!   millisecond), [`TtlState`] (missing / persistent / expires in), and
@@ -61,3 +62,10 @@ pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
 pub use stats::{Stats, StatsCounters};
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;
+
+/// Re-exports for [`delegate_cache!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use bytes::Bytes;
+}

@@ -45,7 +45,7 @@ const FRED_PARAMS: &[&str] = &[
 /// let shown = format!("{config:?}");
 /// assert!(!shown.contains("s3cret") && shown.contains("shop"));
 /// ```
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// The URL for fred, without our own query parameters.
     pub(crate) server_url: String,

@@ -1,0 +1,90 @@
+//! The command line.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Operate a cache through the cache port: the embedded default, or Redis.
+#[derive(Debug, Parser)]
+#[command(name = "cachectl", version, about)]
+pub struct Cli {
+    /// The cache: memory:// (default), moka://, redis://[user:password@]host:port/db?namespace=…
+    #[arg(long, env = "CACHE_URL", global = true, hide_env_values = true)]
+    pub url: Option<String>,
+
+    /// What to do (default: demo).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// One operation.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Demonstrate every port operation, then print the stats (the default).
+    Demo,
+    /// Print the value of a key (exit 1 when missing).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Store a value.
+    Set {
+        /// The key.
+        key: String,
+        /// The value (UTF-8).
+        value: String,
+        /// Time to live, e.g. 500ms, 30s, 1h (default: none).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+    /// Delete keys; prints how many existed.
+    Del {
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Print a key's time to live: missing, persistent, or the remaining time.
+    Ttl {
+        /// The key.
+        key: String,
+    },
+    /// Add to a counter; prints the new value.
+    Incr {
+        /// The key.
+        key: String,
+        /// The amount (may be negative).
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
+        by: i64,
+        /// Time to live when the counter is created.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+    },
+    /// List the keys matching a Redis glob pattern.
+    Keys {
+        /// The pattern, e.g. 'user:*'.
+        pattern: String,
+    },
+    /// Delete the keys matching a Redis glob pattern; prints how many.
+    DeletePattern {
+        /// The pattern, e.g. 'session:*'.
+        pattern: String,
+    },
+    /// Delete every key in the namespace (Redis without a namespace: only with allow_flushdb).
+    Clear {
+        /// Confirm: without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print the cache's figures.
+    Stats,
+    /// Print the round-trip time.
+    Ping,
+}
+
+/// `500ms`, `30s`, `1h 30m`, or a bare number of seconds.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("{e} (try 500ms, 30s or 1h)"))
+}

@@ -1,0 +1,144 @@
+//! cachectl end to end: the demo on the embedded default and on a
+//! self-started redis-server, single operations, exit codes.
+
+use std::process::{Command, Output};
+
+use cache_redis_harness::RedisServer;
+
+fn cachectl(args: &[&str], cache_url: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cachectl"));
+    cmd.args(args).env_remove("CACHE_URL");
+    if let Some(url) = cache_url {
+        cmd.env("CACHE_URL", url);
+    }
+    cmd.output().expect("run cachectl")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code")
+}
+
+const EVERY_OPERATION: &[&str] = &[
+    "ping",
+    "set user:1",
+    "get user:1",
+    "exists",
+    "ttl",
+    "expire",
+    "set_many",
+    "get_many",
+    "set_if_absent",
+    "incr",
+    "keys",
+    "delete_pattern",
+    "delete user:1",
+    "delete_many",
+    "clear",
+    "hits",
+    "misses",
+    "hit rate",
+    "evictions",
+];
+
+#[test]
+fn the_demo_runs_every_operation_on_the_embedded_default() {
+    let out = cachectl(&[], None);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("on memory"), "{text}");
+    for op in EVERY_OPERATION {
+        assert!(text.contains(op), "the demo did not show {op}:\n{text}");
+    }
+    assert!(text.contains("-> 42"), "incr answers 42:\n{text}");
+}
+
+#[test]
+fn cache_url_switches_the_same_binary_to_redis() {
+    let server = RedisServer::start();
+    server.command("SET theirs:key untouched");
+    let out = cachectl(&[], Some(&server.url()));
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("on redis"), "{text}");
+    for op in EVERY_OPERATION {
+        assert!(text.contains(op), "the demo did not show {op}:\n{text}");
+    }
+    // The demo worked in its own namespace and left the rest alone.
+    assert!(
+        server.command("DBSIZE").starts_with(":1"),
+        "the demo left keys or deleted others"
+    );
+    assert!(server.command("GET theirs:key").contains("untouched"));
+}
+
+#[test]
+fn single_operations_and_their_exit_codes() {
+    let server = RedisServer::start();
+    let url = format!("{}/0?namespace=ops", server.url());
+    let run = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        cachectl(&all, None)
+    };
+    assert_eq!(
+        stdout(&run(&["set", "greeting", "hello", "--ttl", "90s"])).trim(),
+        "OK"
+    );
+    assert_eq!(stdout(&run(&["get", "greeting"])).trim(), "\"hello\"");
+    assert!(stdout(&run(&["ttl", "greeting"])).starts_with("expires in"));
+    assert_eq!(stdout(&run(&["incr", "n", "--by", "-5"])).trim(), "-5");
+    assert_eq!(stdout(&run(&["keys", "*"])), "greeting\nn\n");
+    assert_eq!(stdout(&run(&["delete-pattern", "gr*"])).trim(), "1");
+    assert_eq!(stdout(&run(&["del", "n", "nothing"])).trim(), "1");
+    assert!(stdout(&run(&["ping"])).starts_with("PONG"));
+    assert!(stdout(&run(&["stats"])).contains("hits"));
+    assert!(
+        server.command("GET ops:greeting").contains("$-1"),
+        "namespaced on the server"
+    );
+
+    let missing = run(&["get", "greeting"]);
+    assert_eq!(
+        (code(&missing), stdout(&missing).trim().to_owned()),
+        (1, "(nil)".to_owned())
+    );
+    assert_eq!(code(&run(&["ttl", "greeting"])), 1);
+    assert_eq!(code(&run(&["get", ""])), 2, "an empty key is bad input");
+    assert_eq!(
+        code(&run(&["keys", "[abc"])),
+        2,
+        "an unclosed class is bad input"
+    );
+    assert_eq!(code(&run(&["set", "k", "v", "--ttl", "soon"])), 2);
+    assert_eq!(code(&run(&["clear"])), 2, "clear needs --yes");
+    assert_eq!(code(&run(&["clear", "--yes"])), 0);
+    server.command("SET n notanumber");
+    let not_int = cachectl(&["--url", &server.url(), "incr", "n"], None);
+    assert_eq!(code(&not_int), 4);
+    assert!(String::from_utf8_lossy(&not_int.stderr).contains("not an integer"));
+}
+
+#[test]
+fn bad_and_unreachable_urls_fail_clearly() {
+    let bad = cachectl(&["--url", "memcached://x", "ping"], None);
+    assert_eq!(code(&bad), 2);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown cache scheme"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = cachectl(
+        &["ping"],
+        Some(&format!(
+            "redis://:pw-never-shown@127.0.0.1:{port}?connect_timeout_ms=500"
+        )),
+    );
+    assert_eq!(code(&down), 3);
+    let err = String::from_utf8_lossy(&down.stderr);
+    assert!(!err.contains("pw-never-shown"), "{err}");
+}

@@ -1,0 +1,38 @@
+//! The composition root: picks the cache adapter from configuration at
+//! startup and provides it through a shaku module as the port.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use cache_composition::{build_module, resolve_cache, CacheConfig};
+//!
+//! // CACHE_URL=redis://… switches this to Redis; unset, it is embedded moka.
+//! let config = CacheConfig::from_lookup(|_| None).unwrap();
+//! let module = build_module(&config).await.unwrap();
+//! let cache = resolve_cache(&module); // Arc<dyn cache_port::Cache>
+//! cache.set("hello", "world".into(), None).await.unwrap();
+//! assert_eq!(cache.get("hello").await.unwrap().as_deref(), Some(&b"world"[..]));
+//! # });
+//! ```
+//!
+//! - [`CacheConfig`] reads `CACHE_URL` (or any URL): `memory://` / `moka://`
+//!   with `capacity`, `max_value_len`, `namespace`, or a Redis URL. Unknown
+//!   schemes, unknown or bad options, and a Redis URL in a build without the
+//!   `redis` feature are errors at startup.
+//! - [`build_module`] connects first (async), then builds the synchronous
+//!   shaku [`CacheModule`], whose [`CacheComponent`] is the selected adapter.
+//! - Applications inject the cache into their own shaku components with
+//!   `CacheModule` as a submodule; [`resolve_cache`] hands it out directly.
+
+mod config;
+mod module;
+
+pub use config::{CacheConfig, CACHE_URL_VAR};
+pub use module::{
+    build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheModule,
+    SelectedCache, SelectedCacheParameters,
+};
+
+/// Builds the adapter `CACHE_URL` names (the embedded default when unset).
+pub async fn cache_from_env() -> cache_port::Result<std::sync::Arc<dyn cache_port::Cache>> {
+    build_cache(&CacheConfig::from_env()?).await
+}

@@ -1,0 +1,204 @@
+//! The catalogue's unit tests: the port mocked, with expectations on keys,
+//! TTLs, call counts and the error paths.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_example_catalog::{CatalogService, Product, SlowRepository, PRODUCT_TTL};
+use cache_port::{typed, CacheError, MockCache};
+use mockall::predicate::{always, eq};
+
+fn lamp() -> Product {
+    Product {
+        id: 1,
+        name: "lamp".into(),
+        category: "lighting".into(),
+        price_cents: 1999,
+    }
+}
+
+fn repository() -> Arc<SlowRepository> {
+    Arc::new(SlowRepository::new(Duration::ZERO, [lamp()]))
+}
+
+fn down() -> CacheError {
+    CacheError::Unavailable {
+        message: "connection refused".into(),
+        source: None,
+    }
+}
+
+#[tokio::test]
+async fn a_hit_never_reaches_the_repository() {
+    let mut cache = MockCache::new();
+    let cached = typed::encode(&lamp()).unwrap();
+    cache
+        .expect_get()
+        .with(eq("product:1"))
+        .times(1)
+        .returning(move |_| Ok(Some(cached.clone())));
+    cache.expect_set().never();
+    let repo = repository();
+    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
+    assert_eq!(repo.queries(), 0);
+}
+
+#[tokio::test]
+async fn a_miss_loads_once_and_caches_with_the_ttl() {
+    let mut cache = MockCache::new();
+    cache
+        .expect_get()
+        .with(eq("product:1"))
+        .times(1)
+        .returning(|_| Ok(None));
+    cache
+        .expect_set()
+        .with(eq("product:1"), always(), eq(Some(PRODUCT_TTL)))
+        .times(1)
+        .returning(|_, value, _| {
+            assert_eq!(typed::decode::<Product>(&value).unwrap(), lamp());
+            Ok(())
+        });
+    let repo = repository();
+    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
+    assert_eq!(repo.queries(), 1);
+    assert_eq!(service.cache_failures(), 0);
+}
+
+#[tokio::test]
+async fn a_cache_outage_degrades_to_the_repository_without_a_write() {
+    let mut cache = MockCache::new();
+    cache.expect_get().times(2).returning(|_| Err(down()));
+    cache.expect_set().never();
+    let repo = repository();
+    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
+    assert_eq!(service.product(2).await.unwrap(), None);
+    assert_eq!(service.cache_failures(), 2);
+    assert_eq!(repo.queries(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_cache_write_still_answers() {
+    let mut cache = MockCache::new();
+    cache.expect_get().returning(|_| Ok(None));
+    cache.expect_set().times(1).returning(|_, _, _| {
+        Err(CacheError::Timeout {
+            operation: "set",
+            after: Duration::from_secs(1),
+            source: None,
+        })
+    });
+    let service = CatalogService::new(Arc::new(cache), repository());
+    assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
+    assert_eq!(service.cache_failures(), 1);
+}
+
+#[tokio::test]
+async fn an_undecodable_entry_is_reloaded_and_replaced() {
+    let mut cache = MockCache::new();
+    cache
+        .expect_get()
+        .returning(|_| Ok(Some("not msgpack".into())));
+    cache
+        .expect_set()
+        .with(eq("product:1"), always(), eq(Some(PRODUCT_TTL)))
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let service = CatalogService::new(Arc::new(cache), repository());
+    assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
+    assert_eq!(service.cache_failures(), 1);
+}
+
+#[tokio::test]
+async fn listings_are_cached_per_page() {
+    let mut cache = MockCache::new();
+    cache
+        .expect_get()
+        .with(eq("listing:lighting:page:0"))
+        .times(1)
+        .returning(|_| Ok(None));
+    cache
+        .expect_set()
+        .with(
+            eq("listing:lighting:page:0"),
+            always(),
+            eq(Some(PRODUCT_TTL)),
+        )
+        .times(1)
+        .returning(|_, _, _| Ok(()));
+    let service = CatalogService::new(Arc::new(cache), repository());
+    assert_eq!(service.listing("lighting", 0).await.unwrap(), vec![lamp()]);
+}
+
+#[tokio::test]
+async fn saving_invalidates_the_product_and_both_categories_listings() {
+    let mut cache = MockCache::new();
+    cache
+        .expect_delete()
+        .with(eq("product:1"))
+        .times(1)
+        .returning(|_| Ok(true));
+    cache
+        .expect_delete_pattern()
+        .with(eq("listing:furniture:page:*"))
+        .times(1)
+        .returning(|_| Ok(2));
+    cache
+        .expect_delete_pattern()
+        .with(eq("listing:lighting:page:*"))
+        .times(1)
+        .returning(|_| Ok(1));
+    let repo = repository();
+    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    service
+        .save(Product {
+            category: "furniture".into(),
+            ..lamp()
+        })
+        .await
+        .unwrap();
+    assert_eq!(service.cache_failures(), 0);
+}
+
+#[tokio::test]
+async fn a_category_with_glob_characters_is_escaped_in_the_pattern() {
+    let mut cache = MockCache::new();
+    cache.expect_delete().returning(|_| Ok(false));
+    cache
+        .expect_delete_pattern()
+        .with(eq("listing:lighting:page:*"))
+        .returning(|_| Ok(0));
+    cache
+        .expect_delete_pattern()
+        .with(eq("listing:sale\\*\\[50%\\]:page:*"))
+        .times(1)
+        .returning(|_| Ok(0));
+    let service = CatalogService::new(Arc::new(cache), repository());
+    service
+        .save(Product {
+            category: "sale*[50%]".into(),
+            ..lamp()
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_invalidation_does_not_fail_the_write() {
+    let mut cache = MockCache::new();
+    cache.expect_delete().returning(|_| Err(down()));
+    cache.expect_delete_pattern().returning(|_| Err(down()));
+    let repo = repository();
+    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    service
+        .save(Product {
+            price_cents: 999,
+            ..lamp()
+        })
+        .await
+        .unwrap();
+    assert_eq!(service.cache_failures(), 2);
+}
