@@ -151,3 +151,31 @@ pub async fn incr_refuses_overflow_in_both_directions(cx: Ctx) {
         i64::MIN
     );
 }
+
+/// Regression (differential test): on Redis, incr with a TTL ran a Lua
+/// script whose doubles rounded i64::MAX to i64::MIN.
+pub async fn incr_with_a_ttl_keeps_all_64_bits(cx: Ctx) {
+    let ttl = Some(Duration::from_secs(100));
+    assert_eq!(cx.cache.incr("max", i64::MAX, ttl).await.unwrap(), i64::MAX);
+    assert_eq!(cx.cache.incr("min", i64::MIN, ttl).await.unwrap(), i64::MIN);
+    assert_eq!(
+        cx.cache
+            .incr("big", 9_007_199_254_740_993, ttl)
+            .await
+            .unwrap(),
+        9_007_199_254_740_993
+    );
+    assert_eq!(
+        cx.cache.incr("big", 2, ttl).await.unwrap(),
+        9_007_199_254_740_995
+    );
+    assert_kind(
+        cx.cache.incr("max", 1, ttl).await,
+        ErrorKind::Overflow,
+        "i64::MAX + 1 with a TTL",
+    );
+    assert_eq!(
+        cx.cache.get("max").await.unwrap(),
+        Some(b(&i64::MAX.to_string()))
+    );
+}

@@ -141,6 +141,7 @@ behaviours![
     incr::incr_ttl_applies_only_when_created,
     incr::incr_refuses_values_that_are_not_integers,
     incr::incr_refuses_overflow_in_both_directions,
+    incr::incr_with_a_ttl_keeps_all_64_bits,
     patterns::keys_lists_matching_keys_without_namespace,
     patterns::delete_pattern_removes_and_counts_matches,
     patterns::hash_tags_match_literally,

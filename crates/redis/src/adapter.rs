@@ -23,11 +23,14 @@ use crate::config::RedisConfig;
 use crate::errors::ErrorContext;
 
 /// `INCRBY` whose TTL applies only when it creates the counter, atomically.
+/// It answers with the stored string, not INCRBY's integer: Lua numbers are
+/// doubles, and a counter past 2^53 would come back rounded (found by the
+/// differential test: i64::MAX came back as i64::MIN).
 const INCR_WITH_TTL: &str = r"
 local created = redis.call('EXISTS', KEYS[1]) == 0
-local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[1], ARGV[1])
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return value";
+return redis.call('GET', KEYS[1])";
 
 /// What every namespace view of one connection pool shares.
 struct Shared {
@@ -460,12 +463,22 @@ impl RedisCache {
                 .incr_by(key, delta)
                 .await
                 .map_err(self.err("incr")),
-            Some(ttl) => self
-                .shared
-                .incr_script
-                .evalsha_with_reload(self.pool().next(), key, vec![delta, ttl.as_millis() as i64])
-                .await
-                .map_err(self.err("incr")),
+            Some(ttl) => {
+                let stored: String = self
+                    .shared
+                    .incr_script
+                    .evalsha_with_reload(
+                        self.pool().next(),
+                        key,
+                        vec![delta, ttl.as_millis() as i64],
+                    )
+                    .await
+                    .map_err(self.err("incr"))?;
+                stored.parse().map_err(|_| CacheError::Backend {
+                    message: format!("incr: the counter reads back as {stored:?}"),
+                    source: None,
+                })
+            }
         }
     }
 

@@ -1,0 +1,640 @@
+//! Differential test: the same random sequences of port operations against
+//! cache-moka and cache-redis (a self-started redis-server), every answer
+//! compared.
+//!
+//! - CI runs `DIFF_OPS` operations (default 10,000); set `DIFF_OPS=1000000`
+//!   for a soak. `DIFF_SEED` replays a run (the seed is printed).
+//! - On a divergence proptest shrinks the sequence and prints it with both
+//!   answers.
+//! - Timing: adapters are called one after the other, so an entry whose
+//!   expiry falls between the two calls could legitimately differ. The model
+//!   below tracks each key's expiry window and, before any call that reads a
+//!   key, waits until the key is clearly alive or clearly expired for both.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_moka::MokaCache;
+use cache_port::{Cache, ErrorKind, Ttl, TtlState, MAX_KEY_LEN, MAX_TTL};
+use cache_redis::{RedisCache, RedisConfig};
+use cache_redis_harness::RedisServer;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
+
+const MAX_VALUE: usize = 256 * 1024;
+/// Operations per case, on average (cases run 1 to twice this many).
+const OPS_PER_CASE: usize = 100;
+/// Nothing is read within this distance of a possible expiry.
+const GUARD: Duration = Duration::from_millis(15);
+
+// ---------------------------------------------------------------- inputs
+
+/// Keys: separators, hash tags, glob metacharacters, spaces, control and
+/// multi-byte characters, long and invalid ones.
+fn key_pool() -> Vec<String> {
+    let mut keys: Vec<String> = [
+        "a",
+        "b",
+        "ab",
+        "abc",
+        "user:1",
+        "user:12",
+        "user:123:profile",
+        "user:",
+        "users",
+        "session",
+        "a:session",
+        "x/y/z",
+        "a/b",
+        "dir/file.txt",
+        "{user:1}:cart",
+        "{user:1}:profile",
+        "{user:2}:cart",
+        "user:{1}",
+        "{a,b}",
+        "a*b",
+        "a?b",
+        "a[b]",
+        "[abc]",
+        "a\\b",
+        "\\",
+        "*",
+        "?",
+        "[",
+        "]",
+        "-",
+        "^a",
+        "!a",
+        "key with space",
+        "tab\tkey",
+        "new\nline",
+        "é",
+        "éclair",
+        "naïve",
+        "日本",
+        "日本語",
+        "emoji🦀",
+        "0",
+        "10",
+        "counter",
+        "n",
+        "A",
+        "Z",
+        "_",
+        "cache:v1:x",
+        "cache:v2:x",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    keys.push("L".repeat(MAX_KEY_LEN));
+    keys.push(format!("{}é", "L".repeat(MAX_KEY_LEN - 3))); // 4,095 bytes
+    keys.push(String::new()); // invalid
+    keys.push("L".repeat(MAX_KEY_LEN + 1)); // invalid
+    keys
+}
+
+/// A value, shown briefly in a failing case.
+#[derive(Clone)]
+enum Val {
+    Text(&'static str),
+    Binary(Vec<u8>),
+    Big(usize),
+}
+
+impl fmt::Debug for Val {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Val::Text(t) => write!(f, "{t:?}"),
+            Val::Binary(b) => write!(f, "bin{b:02x?}"),
+            Val::Big(n) => write!(f, "<{n} bytes>"),
+        }
+    }
+}
+
+impl Val {
+    fn bytes(&self) -> Bytes {
+        match self {
+            Val::Text(t) => Bytes::from_static(t.as_bytes()),
+            Val::Binary(b) => Bytes::from(b.clone()),
+            Val::Big(n) => Bytes::from(vec![b'x'; *n]),
+        }
+    }
+}
+
+fn val() -> impl Strategy<Value = Val> {
+    prop_oneof![
+        8 => prop::sample::select(vec![
+            "", "v", "value", "0", "1", "41", "-7", "9223372036854775807", "-9223372036854775808",
+            "9223372036854775808", "01", "+1", " 1", "1.5", "-0", "abc", "é", "日本",
+        ]).prop_map(Val::Text),
+        2 => prop::collection::vec(any::<u8>(), 0..8).prop_map(Val::Binary),
+        1 => prop::sample::select(vec![4096, MAX_VALUE, MAX_VALUE + 1]).prop_map(Val::Big),
+    ]
+}
+
+/// A TTL, named so that a failing case reads well.
+#[derive(Clone, Copy)]
+enum TtlIn {
+    None,
+    Long,
+    Short(u64),
+    SubMilli(u64),
+    Zero,
+    TooLong,
+    Max,
+}
+
+impl fmt::Debug for TtlIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TtlIn::None => f.write_str("no-ttl"),
+            TtlIn::Long => f.write_str("1h"),
+            TtlIn::Short(ms) => write!(f, "{ms}ms"),
+            TtlIn::SubMilli(us) => write!(f, "{us}µs"),
+            TtlIn::Zero => f.write_str("0"),
+            TtlIn::TooLong => f.write_str("MAX_TTL+1ms"),
+            TtlIn::Max => f.write_str("MAX_TTL"),
+        }
+    }
+}
+
+impl TtlIn {
+    fn duration(self) -> Option<Duration> {
+        match self {
+            TtlIn::None => None,
+            TtlIn::Long => Some(Duration::from_secs(3600)),
+            TtlIn::Short(ms) => Some(Duration::from_millis(ms)),
+            TtlIn::SubMilli(us) => Some(Duration::from_micros(us)),
+            TtlIn::Zero => Some(Duration::ZERO),
+            TtlIn::TooLong => Some(MAX_TTL + Duration::from_millis(1)),
+            TtlIn::Max => Some(MAX_TTL),
+        }
+    }
+}
+
+fn ttl_in() -> impl Strategy<Value = TtlIn> {
+    prop_oneof![
+        8 => Just(TtlIn::None),
+        5 => Just(TtlIn::Long),
+        5 => (20u64..80).prop_map(TtlIn::Short),
+        1 => (1u64..1000).prop_map(TtlIn::SubMilli),
+        1 => prop::sample::select(vec![TtlIn::Zero, TtlIn::TooLong, TtlIn::Max]),
+    ]
+}
+
+/// TTLs whose effect is known before the call (for incr, whose creation is not).
+fn incr_ttl_in() -> impl Strategy<Value = TtlIn> {
+    prop_oneof![
+        4 => Just(TtlIn::None),
+        2 => Just(TtlIn::Long),
+        2 => (20u64..80).prop_map(TtlIn::Short),
+        1 => prop::sample::select(vec![TtlIn::Zero, TtlIn::TooLong]),
+    ]
+}
+
+/// Redis glob patterns from a grammar covering every feature: wildcards,
+/// classes, ranges (reversed too), negation (`^` and `!`), escapes, braces,
+/// unclosed classes, empty classes, multi-byte characters, a trailing `\`.
+fn pattern() -> impl Strategy<Value = String> {
+    let literal = prop::sample::select(vec![
+        "a", "b", "c", "user", ":", "/", "1", "2", "{", "}", ",", " ", "é", "日", "session", "x",
+        "L", "-", "^", "!", "]",
+    ])
+    .prop_map(str::to_owned);
+    let piece = prop_oneof![
+        6 => literal,
+        4 => Just("*".to_owned()),
+        3 => Just("?".to_owned()),
+        1 => Just("**".to_owned()),
+        2 => prop::sample::select(vec!["[abc]", "[a-c]", "[z-a]", "[0-9]", "[^a]", "[^a-z]", "[!a]", "[a-]", "[-a]",
+            "[]]", "[]a]", "[\\]]", "[\\-]", "[[]", "[a\\]", "[é]", "[^]", "[]", "[:/]", "[{}]", "[*?]", "[A-Z]"])
+            .prop_map(str::to_owned),
+        2 => prop::sample::select(vec!["\\*", "\\?", "\\[", "\\]", "\\\\", "\\a", "\\{", "\\é"]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["[ab", "[^", "[a-", "\\", "["]).prop_map(str::to_owned),
+        1 => prop::sample::select(vec!["{user:1}", "{a,b}", "{*}"]).prop_map(str::to_owned),
+    ];
+    prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Get(usize),
+    Set(usize, Val, TtlIn),
+    Delete(usize),
+    Exists(usize),
+    GetMany(Vec<usize>),
+    SetMany(Vec<(usize, Val)>, TtlIn),
+    DeleteMany(Vec<usize>),
+    DeletePattern(String),
+    Keys(String),
+    Ttl(usize),
+    Expire(usize, TtlIn),
+    SetIfAbsent(usize, Val, TtlIn),
+    Incr(usize, i64, TtlIn),
+    Clear,
+    Sleep(u64),
+}
+
+/// Shows keys by name, not index, so that a shrunk case reads on its own.
+struct Shown<'a>(&'a Op, &'a [String]);
+
+impl fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = |i: &usize| short_key(&self.1[*i]);
+        let ks = |v: &Vec<usize>| v.iter().map(k).collect::<Vec<_>>();
+        match self.0 {
+            Op::Get(i) => write!(f, "get({})", k(i)),
+            Op::Set(i, v, t) => write!(f, "set({}, {v:?}, {t:?})", k(i)),
+            Op::Delete(i) => write!(f, "delete({})", k(i)),
+            Op::Exists(i) => write!(f, "exists({})", k(i)),
+            Op::GetMany(v) => write!(f, "get_many({:?})", ks(v)),
+            Op::SetMany(items, t) => {
+                let shown: Vec<String> = items
+                    .iter()
+                    .map(|(i, v)| format!("{}={v:?}", k(i)))
+                    .collect();
+                write!(f, "set_many({shown:?}, {t:?})")
+            }
+            Op::DeleteMany(v) => write!(f, "delete_many({:?})", ks(v)),
+            Op::DeletePattern(p) => write!(f, "delete_pattern({p:?})"),
+            Op::Keys(p) => write!(f, "keys({p:?})"),
+            Op::Ttl(i) => write!(f, "ttl({})", k(i)),
+            Op::Expire(i, t) => write!(f, "expire({}, {t:?})", k(i)),
+            Op::SetIfAbsent(i, v, t) => write!(f, "set_if_absent({}, {v:?}, {t:?})", k(i)),
+            Op::Incr(i, d, t) => write!(f, "incr({}, {d}, {t:?})", k(i)),
+            Op::Clear => write!(f, "clear()"),
+            Op::Sleep(ms) => write!(f, "sleep({ms}ms)"),
+        }
+    }
+}
+
+fn short_key(key: &str) -> String {
+    if key.len() > 24 {
+        format!("{:?}<{} bytes>", &key[..8], key.len())
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// A sequence of operations over the key pool.
+#[derive(Clone)]
+struct Case {
+    ops: Vec<Op>,
+    keys: Arc<Vec<String>>,
+}
+
+impl fmt::Debug for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for op in &self.ops {
+            list.entry(&Shown(op, &self.keys));
+        }
+        list.finish()
+    }
+}
+
+fn op(nkeys: usize) -> impl Strategy<Value = Op> {
+    // Most traffic on a few keys, so that operations meet each other.
+    let key = prop_oneof![6 => 0..12usize, 3 => 0..nkeys];
+    let keys = prop::collection::vec(key.clone(), 0..6);
+    prop_oneof![
+        6 => key.clone().prop_map(Op::Get),
+        6 => (key.clone(), val(), ttl_in()).prop_map(|(k, v, t)| Op::Set(k, v, t)),
+        2 => key.clone().prop_map(Op::Delete),
+        2 => key.clone().prop_map(Op::Exists),
+        2 => keys.clone().prop_map(Op::GetMany),
+        2 => (prop::collection::vec((key.clone(), val()), 0..5), ttl_in()).prop_map(|(items, t)| Op::SetMany(items, t)),
+        1 => keys.prop_map(Op::DeleteMany),
+        2 => pattern().prop_map(Op::DeletePattern),
+        4 => pattern().prop_map(Op::Keys),
+        3 => key.clone().prop_map(Op::Ttl),
+        2 => (key.clone(), ttl_in()).prop_map(|(k, t)| Op::Expire(k, t)),
+        2 => (key.clone(), val(), ttl_in()).prop_map(|(k, v, t)| Op::SetIfAbsent(k, v, t)),
+        3 => (key, prop_oneof![Just(1i64), Just(-1), -100i64..100, Just(i64::MAX), Just(i64::MIN)], incr_ttl_in())
+            .prop_map(|(k, d, t)| Op::Incr(k, d, t)),
+        1 => Just(Op::Clear),
+        1 => (1u64..40).prop_map(Op::Sleep),
+    ]
+}
+
+// ---------------------------------------------------------------- answers
+
+/// What an operation answered, comparable across adapters.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Unit,
+    Value(Option<Bytes>),
+    Values(Vec<Option<Bytes>>),
+    Bool(bool),
+    Count(u64),
+    Int(i64),
+    Keys(BTreeSet<String>),
+    Ttl(TtlState),
+    Error(ErrorKind),
+}
+
+fn answer<T>(result: cache_port::Result<T>, ok: impl FnOnce(T) -> Answer) -> Answer {
+    match result {
+        Ok(v) => ok(v),
+        Err(e) => Answer::Error(e.kind()),
+    }
+}
+
+/// Equal, with remaining TTLs within `tolerance`: the time between the two
+/// calls plus the time between the two writes that set the TTL.
+fn same(a: &Answer, b: &Answer, tolerance: Duration) -> bool {
+    match (a, b) {
+        (Answer::Ttl(TtlState::ExpiresIn(x)), Answer::Ttl(TtlState::ExpiresIn(y))) => {
+            let diff = if x > y { *x - *y } else { *y - *x };
+            diff <= tolerance + Duration::from_millis(3)
+        }
+        _ => a == b,
+    }
+}
+
+// ---------------------------------------------------------------- running
+
+/// When each key may expire: the span between the first and the last
+/// adapter's write, plus the server's millisecond rounding.
+#[derive(Default)]
+struct Expiries(HashMap<String, (Instant, Instant)>);
+
+impl Expiries {
+    fn set(&mut self, key: &str, ttl: Option<Duration>, from: Instant, to: Instant) {
+        let window = ttl.and_then(|t| Ttl::new(t).ok()).and_then(|t| {
+            Some((
+                from.checked_add(t.as_duration())?,
+                to.checked_add(t.as_duration())?,
+            ))
+        });
+        match window {
+            Some((lo, hi)) => {
+                self.0
+                    .insert(key.to_owned(), (lo, hi + Duration::from_millis(2)));
+            }
+            None => {
+                self.0.remove(key);
+            }
+        }
+    }
+
+    /// How far apart the two adapters' expiry instants of `key` may be: the
+    /// time between the two writes that set its TTL.
+    fn skew(&self, key: &str) -> Duration {
+        self.0
+            .get(key)
+            .map(|(lo, hi)| *hi - *lo)
+            .unwrap_or_default()
+    }
+
+    /// Waits until none of `keys` (all, for `None`) is near its expiry.
+    async fn settle<'k>(&self, keys: Option<Vec<&'k str>>) {
+        let windows: Vec<(Instant, Instant)> = match keys {
+            None => self.0.values().copied().collect(),
+            Some(keys) => keys
+                .iter()
+                .filter_map(|k| self.0.get(*k).copied())
+                .collect(),
+        };
+        loop {
+            let now = Instant::now();
+            let Some(until) = windows
+                .iter()
+                .filter(|(lo, hi)| now + GUARD >= *lo && now <= *hi + GUARD)
+                .map(|(_, hi)| *hi + GUARD)
+                .max()
+            else {
+                return;
+            };
+            tokio::time::sleep(until - now + Duration::from_millis(1)).await;
+        }
+    }
+}
+
+struct Pair {
+    moka: Arc<dyn Cache>,
+    redis: Arc<dyn Cache>,
+}
+
+/// Runs one operation on both adapters; the answers and the time between.
+async fn both(pair: &Pair, op: &Op, keys: &[String]) -> (Answer, Answer, Instant, Instant) {
+    let t0 = Instant::now();
+    let a = run(&*pair.moka, op, keys).await;
+    let b = run(&*pair.redis, op, keys).await;
+    (a, b, t0, Instant::now())
+}
+
+async fn run(cache: &dyn Cache, op: &Op, keys: &[String]) -> Answer {
+    let k = |i: &usize| keys[*i].as_str();
+    let owned = |v: &Vec<usize>| v.iter().map(|i| keys[*i].clone()).collect::<Vec<_>>();
+    match op {
+        Op::Get(i) => answer(cache.get(k(i)).await, Answer::Value),
+        Op::Set(i, v, t) => answer(cache.set(k(i), v.bytes(), t.duration()).await, |()| {
+            Answer::Unit
+        }),
+        Op::Delete(i) => answer(cache.delete(k(i)).await, Answer::Bool),
+        Op::Exists(i) => answer(cache.exists(k(i)).await, Answer::Bool),
+        Op::GetMany(v) => answer(cache.get_many(&owned(v)).await, Answer::Values),
+        Op::SetMany(items, t) => {
+            let items = items
+                .iter()
+                .map(|(i, v)| (keys[*i].clone(), v.bytes()))
+                .collect();
+            answer(cache.set_many(items, t.duration()).await, |()| Answer::Unit)
+        }
+        Op::DeleteMany(v) => answer(cache.delete_many(&owned(v)).await, Answer::Count),
+        Op::DeletePattern(p) => answer(cache.delete_pattern(p).await, Answer::Count),
+        Op::Keys(p) => answer(cache.keys(p).await, |v| {
+            Answer::Keys(v.into_iter().collect())
+        }),
+        Op::Ttl(i) => answer(cache.ttl(k(i)).await, Answer::Ttl),
+        Op::Expire(i, t) => match t.duration() {
+            Some(d) => answer(cache.expire(k(i), d).await, Answer::Bool),
+            None => Answer::Unit,
+        },
+        Op::SetIfAbsent(i, v, t) => answer(
+            cache.set_if_absent(k(i), v.bytes(), t.duration()).await,
+            Answer::Bool,
+        ),
+        Op::Incr(i, d, t) => answer(cache.incr(k(i), *d, t.duration()).await, Answer::Int),
+        Op::Clear => answer(cache.clear().await, |()| Answer::Unit),
+        Op::Sleep(ms) => {
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            Answer::Unit
+        }
+    }
+}
+
+/// The keys an operation reads (`None`: every key).
+fn reads<'k>(op: &Op, keys: &'k [String]) -> Option<Vec<&'k str>> {
+    let one = |i: &usize| Some(vec![keys[*i].as_str()]);
+    let many = |v: &[usize]| Some(v.iter().map(|i| keys[*i].as_str()).collect());
+    match op {
+        Op::Get(i)
+        | Op::Set(i, ..)
+        | Op::Delete(i)
+        | Op::Exists(i)
+        | Op::Ttl(i)
+        | Op::Expire(i, _) => one(i),
+        Op::SetIfAbsent(i, ..) | Op::Incr(i, ..) => one(i),
+        Op::GetMany(v) | Op::DeleteMany(v) => many(v),
+        Op::SetMany(items, _) => Some(items.iter().map(|(i, _)| keys[*i].as_str()).collect()),
+        Op::DeletePattern(_) | Op::Keys(_) | Op::Clear => None,
+        Op::Sleep(_) => Some(Vec::new()),
+    }
+}
+
+static NAMESPACES: AtomicU64 = AtomicU64::new(0);
+static OPS_RUN: AtomicU64 = AtomicU64::new(0);
+
+/// Runs a case; the first divergence fails it with the sequence so far.
+async fn check(
+    moka_root: &MokaCache,
+    redis_root: &RedisCache,
+    case: &Case,
+) -> Result<(), TestCaseError> {
+    let ns = format!("diff{}", NAMESPACES.fetch_add(1, Ordering::Relaxed));
+    let pair = Pair {
+        moka: Arc::new(moka_root.namespaced(&ns).unwrap()),
+        redis: Arc::new(redis_root.namespaced(&ns).unwrap()),
+    };
+    let keys = &case.keys;
+    let mut expiries = Expiries::default();
+    for (n, op) in case.ops.iter().enumerate() {
+        expiries.settle(reads(op, keys)).await;
+        let (a, b, t0, t1) = both(&pair, op, keys).await;
+        OPS_RUN.fetch_add(1, Ordering::Relaxed);
+        let skew = match op {
+            Op::Ttl(i) => expiries.skew(&keys[*i]),
+            _ => Duration::ZERO,
+        };
+        if !same(&a, &b, t1 - t0 + skew) {
+            return Err(TestCaseError::fail(format!(
+                "divergence at op #{n} {:?}\n  moka:  {a:?}\n  redis: {b:?}",
+                Shown(op, keys)
+            )));
+        }
+        // Track what the operation did to expiries, from its (agreed) answer.
+        match (op, &a) {
+            (Op::Set(i, _, t), Answer::Unit) => expiries.set(&keys[*i], t.duration(), t0, t1),
+            (Op::SetIfAbsent(i, _, t), Answer::Bool(true)) => {
+                expiries.set(&keys[*i], t.duration(), t0, t1)
+            }
+            (Op::Expire(i, t), Answer::Bool(true)) => expiries.set(&keys[*i], t.duration(), t0, t1),
+            (Op::SetMany(items, t), Answer::Unit) => {
+                for (i, _) in items {
+                    expiries.set(&keys[*i], t.duration(), t0, t1);
+                }
+            }
+            (Op::Incr(i, _, t), Answer::Int(_)) if t.duration().is_some() => {
+                // Created or not, the adapters say: ask both, and compare that too.
+                let probe = Op::Ttl(*i);
+                let (a, b, p0, p1) = both(&pair, &probe, keys).await;
+                // A counter that already existed keeps its window; a new one was created during this op.
+                let skew = expiries.skew(&keys[*i]).max(t1 - t0);
+                if !same(&a, &b, p1 - p0 + skew) {
+                    return Err(TestCaseError::fail(format!(
+                        "divergence after op #{n} {:?}: ttl\n  moka:  {a:?}\n  redis: {b:?}",
+                        Shown(op, keys)
+                    )));
+                }
+                if let Answer::Ttl(TtlState::ExpiresIn(d)) = a {
+                    let margin = skew + Duration::from_millis(3);
+                    expiries.0.insert(
+                        keys[*i].clone(),
+                        (p0 + d.saturating_sub(margin), p1 + d + margin),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    // The client-side counters agree too.
+    let (sa, sb) = (
+        pair.moka.stats().await.unwrap(),
+        pair.redis.stats().await.unwrap(),
+    );
+    let counters = |s: &cache_port::Stats| (s.hits, s.misses, s.sets, s.deletes, s.errors);
+    prop_assert_eq!(
+        counters(&sa),
+        counters(&sb),
+        "stats (hits, misses, sets, deletes, errors)"
+    );
+    let _ = pair.redis.clear().await;
+    Ok(())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn moka_and_redis_answer_alike() {
+    let total = env_u64("DIFF_OPS").unwrap_or(10_000);
+    let seed = env_u64("DIFF_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    });
+    println!("differential: {total} operations, seed {seed} (replay with DIFF_SEED={seed})");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let (moka_root, redis_root) = rt.block_on(async {
+        let moka = MokaCache::builder()
+            .capacity_bytes(512 << 20)
+            .max_value_len(MAX_VALUE)
+            .build()
+            .unwrap();
+        let redis = RedisCache::connect(
+            RedisConfig::from_url(&server.url())
+                .unwrap()
+                .max_value_len(MAX_VALUE)
+                .command_timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+        (moka, redis)
+    });
+
+    let keys = Arc::new(key_pool());
+    let nkeys = keys.len();
+    let strategy =
+        prop::collection::vec(op(nkeys), 1..=2 * OPS_PER_CASE).prop_map(move |ops| Case {
+            ops,
+            keys: keys.clone(),
+        });
+    let cases = total.div_ceil(OPS_PER_CASE as u64) as u32;
+    let config = Config {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        failure_persistence: None,
+        max_shrink_iters: 2_000,
+        ..Config::default()
+    };
+    let started = Instant::now();
+    let result = TestRunner::new(config).run(&strategy, |case| {
+        rt.block_on(check(&moka_root, &redis_root, &case))
+    });
+    let ran = OPS_RUN.load(Ordering::Relaxed);
+    match result {
+        Ok(()) => println!(
+            "differential: {ran} operations in {cases} cases, 0 divergences ({:.1?}, seed {seed})",
+            started.elapsed()
+        ),
+        Err(TestError::Fail(reason, case)) => {
+            panic!("moka and redis diverge (seed {seed}).\nMinimal sequence: {case:#?}\n{reason}")
+        }
+        Err(e) => panic!("differential test aborted: {e}"),
+    }
+}
