@@ -393,7 +393,7 @@ impl Expiries {
     }
 
     /// Waits until none of `keys` (all, for `None`) is near its expiry.
-    async fn settle<'k>(&self, keys: Option<Vec<&'k str>>) {
+    async fn settle(&self, keys: Option<Vec<&str>>) {
         let windows: Vec<(Instant, Instant)> = match keys {
             None => self.0.values().copied().collect(),
             Some(keys) => keys

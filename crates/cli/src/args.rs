@@ -79,6 +79,31 @@ pub enum Command {
     Stats,
     /// Print the round-trip time.
     Ping,
+    /// Load the cache and report throughput and latency percentiles.
+    Bench(BenchArgs),
+}
+
+/// The load tool's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Concurrent tasks issuing operations.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long to run, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_ttl)]
+    pub duration: Duration,
+    /// Operation mix as weights: get, set, get_many (100 keys), del, incr.
+    #[arg(long, default_value = "get=80,set=20")]
+    pub mix: String,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Distinct keys (written once before the run, so gets hit).
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: usize,
+    /// Keep the benchmark's keys afterwards (by default its namespace is cleared).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `500ms`, `30s`, `1h 30m`, or a bare number of seconds.

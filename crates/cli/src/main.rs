@@ -2,13 +2,15 @@
 //!
 //! With no arguments it demonstrates every port operation on the embedded
 //! default (no server needed); `--url` (or `CACHE_URL`) points it at Redis.
-//! Subcommands run single operations for people operating a cache.
+//! Subcommands run single operations for people operating a cache, and
+//! `bench` loads any cache URL and reports throughput and latency percentiles.
 //!
 //! Exit codes: 0 success; 1 the key was not found (`get`, `ttl`);
 //! 2 bad input or configuration; 3 the cache is unreachable (timeout,
 //! connection, credentials); 4 any other cache error.
 
 mod args;
+mod bench;
 mod demo;
 mod exit;
 mod ops;
@@ -25,6 +27,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.clone().unwrap_or(Command::Demo) {
         Command::Demo => demo::run(&cli).await,
+        Command::Bench(settings) => bench::run(&cli, settings).await,
         op => ops::run(&cli, op).await,
     };
     match result {

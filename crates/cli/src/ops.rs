@@ -33,7 +33,7 @@ pub async fn run(cli: &Cli, command: Command) -> Result<ExitCode, Failure> {
     }
     let cache = connect(&config(cli)?).await?;
     match command {
-        Command::Demo => unreachable!("the demo has its own entry point"),
+        Command::Demo | Command::Bench(_) => unreachable!("these have their own entry points"),
         Command::Get { key } => match cache.get(&key).await? {
             Some(v) => println!("{}", output::value(&v)),
             None => {

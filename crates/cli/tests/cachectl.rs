@@ -142,3 +142,33 @@ fn bad_and_unreachable_urls_fail_clearly() {
     let err = String::from_utf8_lossy(&down.stderr);
     assert!(!err.contains("pw-never-shown"), "{err}");
 }
+
+#[test]
+fn the_load_tool_reports_throughput_and_percentiles() {
+    let server = RedisServer::start();
+    for url in [None, Some(server.url())] {
+        let out = cachectl(
+            &[
+                "bench",
+                "--duration",
+                "1s",
+                "--keys",
+                "1000",
+                "--concurrency",
+                "8",
+                "--mix",
+                "get=70,set=20,get_many=5,incr=5",
+            ],
+            url.as_deref(),
+        );
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        let text = stdout(&out);
+        for field in ["throughput", "ops/s", "p50", "p99", "p99.9", "errors 0"] {
+            assert!(text.contains(field), "{field} missing:\n{text}");
+        }
+    }
+    // The run cleared its own namespace.
+    assert!(server.command("DBSIZE").starts_with(":0"));
+    assert_eq!(code(&cachectl(&["bench", "--mix", "get=0"], None)), 2);
+    assert_eq!(code(&cachectl(&["bench", "--concurrency", "0"], None)), 2);
+}

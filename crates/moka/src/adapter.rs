@@ -145,13 +145,13 @@ impl MokaCache {
     /// The live entry under `store_key`, if any.
     async fn live(&self, store_key: &str) -> Option<Entry> {
         let entry = self.store.cache.get(store_key).await?;
-        entry.is_live(Instant::now()).then_some(entry)
+        entry.is_live_now().then_some(entry)
     }
 
     /// Removes `store_key`; says whether a live entry was there.
     async fn remove_live(&self, store_key: &str) -> bool {
         let removed = self.store.cache.remove(store_key).await;
-        removed.is_some_and(|e| e.is_live(Instant::now()))
+        removed.is_some_and(|e| e.is_live_now())
     }
 
     /// Every live store key in this namespace whose caller key matches.
@@ -178,7 +178,7 @@ impl MokaCache {
         let key = Key::new(key)?;
         let ttl = Ttl::from_option(ttl)?;
         self.check_value(&value)?;
-        let entry = Entry::new(value, ttl, Instant::now());
+        let entry = Entry::now(value, ttl);
         self.store
             .cache
             .insert(self.store_key(key).into_owned(), entry)

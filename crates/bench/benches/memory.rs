@@ -1,0 +1,105 @@
+//! Heap bytes per entry at 1M entries of 100-byte values: cache-moka against
+//! raw moka. Counted by a global allocator wrapper (bytes requested from the
+//! allocator, not the allocator's own overhead).
+//! `cargo bench -p cache-bench --bench memory`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_moka::MokaCache;
+use cache_port::Cache;
+use moka::future::Cache as RawMoka;
+use peak_alloc::PeakAlloc;
+
+#[global_allocator]
+static HEAP: PeakAlloc = PeakAlloc;
+
+const ENTRIES: usize = 1_000_000;
+const VALUE: usize = 100;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("\nheap bytes per entry, {ENTRIES} entries of {VALUE}-byte values (11-byte keys)");
+    println!("{:<52} {:>14} {:>10}", "store", "bytes/entry", "vs raw");
+    let raw_bare = rt.block_on(measure(|| async {
+        let cache: RawMoka<String, Bytes> =
+            RawMoka::builder().max_capacity(2 * ENTRIES as u64).build();
+        for i in 0..ENTRIES {
+            cache.insert(key(i), value()).await;
+        }
+        cache.run_pending_tasks().await;
+        assert_eq!(cache.entry_count(), ENTRIES as u64);
+        Box::new(cache) as Box<dyn std::any::Any>
+    }));
+    let raw_same = rt.block_on(measure(|| async {
+        let cache: RawMoka<String, Bytes> = RawMoka::builder()
+            .max_capacity(1 << 31)
+            .weigher(|k: &String, v: &Bytes| (k.len() + v.len() + 304) as u32)
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
+            .expire_after(NoExpiry)
+            .eviction_listener(|_, _, _| {})
+            .build();
+        for i in 0..ENTRIES {
+            cache.insert(key(i), value()).await;
+        }
+        cache.run_pending_tasks().await;
+        assert_eq!(cache.entry_count(), ENTRIES as u64);
+        Box::new(cache) as Box<dyn std::any::Any>
+    }));
+    let ours = rt.block_on(measure(|| async {
+        let cache = MokaCache::builder()
+            .capacity_bytes(1 << 31)
+            .build()
+            .unwrap();
+        for i in 0..ENTRIES {
+            cache.set(&key(i), value(), None).await.unwrap();
+        }
+        let stats = cache.stats().await.unwrap();
+        assert_eq!(stats.entries, Some(ENTRIES as u64));
+        assert_eq!(stats.evictions, 0);
+        Box::new(Arc::new(cache)) as Box<dyn std::any::Any>
+    }));
+    let row =
+        |name: &str, bytes: f64| println!("{name:<52} {bytes:>14.1} {:>9.2}x", bytes / raw_same);
+    row("raw moka, default (entry-count bound, TinyLFU)", raw_bare);
+    row(
+        "raw moka, as the adapter needs (weigher, LRU, expiry)",
+        raw_same,
+    );
+    row("cache-moka", ours);
+    println!("(the adapter's weigher charges key + value + 304 bytes of overhead per entry)");
+}
+
+async fn measure<F, Fut>(build: F) -> f64
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Box<dyn std::any::Any>>,
+{
+    let before = HEAP.current_usage();
+    let started = Instant::now();
+    let store = build().await;
+    let after = HEAP.current_usage();
+    let _ = started.elapsed() < Duration::ZERO;
+    drop(store);
+    (after - before) as f64 / ENTRIES as f64
+}
+
+fn key(i: usize) -> String {
+    format!("key:{i:07}")
+}
+
+fn value() -> Bytes {
+    Bytes::from(vec![b'v'; VALUE])
+}
+
+struct NoExpiry;
+
+impl moka::Expiry<String, Bytes> for NoExpiry {
+    fn expire_after_create(&self, _: &String, _: &Bytes, _: Instant) -> Option<Duration> {
+        None
+    }
+}

@@ -1,0 +1,173 @@
+//! A small benchmark harness for ratios: each adapter and the raw client it
+//! wraps are measured in the same run, in interleaved samples (raw, ours,
+//! ours, raw, …) so that drift and noise hit both alike, and compared by
+//! their medians.
+//!
+//! `cargo bench -p cache-bench` runs every table (it starts its own
+//! redis-server); `docs/PERFORMANCE.md` explains the method and the figures.
+
+use std::time::{Duration, Instant};
+
+/// How many samples each side gets, and roughly how long one takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Samples per side.
+    pub samples: usize,
+    /// Target duration of one sample (the operation count is calibrated to it).
+    pub sample_time: Duration,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            samples: 15,
+            sample_time: Duration::from_millis(200),
+        }
+    }
+}
+
+/// One line of a table: our adapter against the raw client.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was measured.
+    pub name: String,
+    /// Median time per operation of the raw client.
+    pub raw: Duration,
+    /// Median time per operation through the port.
+    pub ours: Duration,
+    /// Throughput through the port relative to the raw client (raw / ours).
+    pub ratio: f64,
+    /// Lowest and highest per-sample ratio.
+    pub spread: (f64, f64),
+    /// The target ratio, if there is one.
+    pub target: Option<f64>,
+}
+
+/// Measures `raw` and `ours`; each closure runs the given number of
+/// operations and returns how long they took (setup excluded).
+pub fn compare(
+    name: &str,
+    plan: Plan,
+    target: Option<f64>,
+    mut raw: impl FnMut(u64) -> Duration,
+    mut ours: impl FnMut(u64) -> Duration,
+) -> Row {
+    let ops = calibrate(&mut raw, plan.sample_time);
+    // Warm both up once.
+    raw(ops);
+    ours(ops);
+    let mut raw_times = Vec::with_capacity(plan.samples);
+    let mut our_times = Vec::with_capacity(plan.samples);
+    for round in 0..plan.samples {
+        if round % 2 == 0 {
+            raw_times.push(raw(ops));
+            our_times.push(ours(ops));
+        } else {
+            our_times.push(ours(ops));
+            raw_times.push(raw(ops));
+        }
+    }
+    let ratios: Vec<f64> = raw_times
+        .iter()
+        .zip(&our_times)
+        .map(|(r, o)| r.as_secs_f64() / o.as_secs_f64())
+        .collect();
+    let per_op = |t: Duration| t / ops as u32;
+    let raw_median = per_op(median(&mut raw_times));
+    let our_median = per_op(median(&mut our_times));
+    let row = Row {
+        name: name.to_owned(),
+        raw: raw_median,
+        ours: our_median,
+        ratio: raw_median.as_secs_f64() / our_median.as_secs_f64(),
+        spread: (
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
+        ),
+        target,
+    };
+    println!("{}", format_row(&row));
+    row
+}
+
+/// Times one side alone (for comparisons that are not against a raw client).
+pub fn time_alone(plan: Plan, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    let ops = calibrate(&mut run, plan.sample_time);
+    let mut times: Vec<Duration> = (0..plan.samples).map(|_| run(ops)).collect();
+    median(&mut times) / ops as u32
+}
+
+/// The number of operations that takes about `target`.
+fn calibrate(run: &mut impl FnMut(u64) -> Duration, target: Duration) -> u64 {
+    let mut ops = 1u64;
+    loop {
+        let took = run(ops);
+        if took >= target / 4 || ops >= 1 << 24 {
+            let per_op = took.as_secs_f64() / ops as f64;
+            return ((target.as_secs_f64() / per_op.max(1e-9)) as u64).clamp(1, 1 << 26);
+        }
+        ops *= 4;
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The header of a table.
+pub fn header(title: &str) {
+    println!("\n{title}");
+    println!(
+        "{:<44} {:>12} {:>12} {:>7} {:>15} {:>8}",
+        "benchmark", "raw /op", "port /op", "ratio", "spread", "target"
+    );
+}
+
+/// A row as the table prints it.
+pub fn format_row(row: &Row) -> String {
+    let target = match row.target {
+        Some(t) if row.ratio >= t => format!("≥{t} ok"),
+        Some(t) => format!("≥{t} MISS"),
+        None => "-".into(),
+    };
+    format!(
+        "{:<44} {:>12} {:>12} {:>6.2}x {:>6.2}–{:<6.2}  {:>8}",
+        row.name,
+        show(row.raw),
+        show(row.ours),
+        row.ratio,
+        row.spread.0,
+        row.spread.1,
+        target
+    )
+}
+
+/// `1.23 µs`, `456 ns`, `7.8 ms`.
+pub fn show(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// `n` keys `prefix:0000000`….
+pub fn keys(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}:{i:07}")).collect()
+}
+
+/// A value of `len` bytes.
+pub fn value(len: usize) -> bytes::Bytes {
+    bytes::Bytes::from(vec![b'v'; len])
+}
+
+/// Starts `deadline`-bounded timing: returns the elapsed time of `f`.
+pub fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}

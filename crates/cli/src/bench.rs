@@ -1,0 +1,236 @@
+//! `cachectl bench`: a load tool for any cache URL.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_port::Cache;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{BenchArgs, Cli};
+use crate::exit::Failure;
+use crate::ops;
+
+/// The namespace the load runs in unless the URL names one.
+pub const BENCH_NAMESPACE: &str = "cachectl-bench";
+
+/// One kind of operation in the mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Get,
+    Set,
+    GetMany,
+    Del,
+    Incr,
+}
+
+const BATCH: usize = 100;
+
+/// `get=80,set=20` as cumulative weights.
+fn parse_mix(mix: &str) -> Result<Vec<(OpKind, u32)>, Failure> {
+    let mut total = 0u32;
+    let mut out = Vec::new();
+    for part in mix.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = part
+            .split_once('=')
+            .ok_or_else(|| Failure::Usage(format!("--mix: {part:?} is not op=weight")))?;
+        let kind = match name.trim() {
+            "get" => OpKind::Get,
+            "set" => OpKind::Set,
+            "get_many" => OpKind::GetMany,
+            "del" => OpKind::Del,
+            "incr" => OpKind::Incr,
+            other => {
+                return Err(Failure::Usage(format!(
+                    "--mix: unknown operation {other:?} (get, set, get_many, del, incr)"
+                )))
+            }
+        };
+        let weight: u32 = weight.trim().parse().map_err(|_| {
+            Failure::Usage(format!("--mix: weight of {name} must be a whole number"))
+        })?;
+        total += weight;
+        out.push((kind, total));
+    }
+    if total == 0 {
+        return Err(Failure::Usage(
+            "--mix needs at least one operation with a weight above 0".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs the load and prints the report.
+pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
+    if args.concurrency == 0 || args.concurrency > 10_000 {
+        return Err(Failure::Usage("--concurrency must be 1 to 10000".into()));
+    }
+    if args.keys == 0 {
+        return Err(Failure::Usage("--keys must be at least 1".into()));
+    }
+    let mix = parse_mix(&args.mix)?;
+    let config = ops::config(cli)?.default_namespace(BENCH_NAMESPACE);
+    let cache = ops::connect(&config).await?;
+    let value = Bytes::from(vec![b'x'; args.value_size]);
+    let keys: Arc<Vec<String>> = Arc::new((0..args.keys).map(|i| format!("bench:{i}")).collect());
+
+    eprintln!("writing {} keys of {} bytes…", args.keys, args.value_size);
+    for chunk in keys.chunks(1000) {
+        cache
+            .set_many(
+                chunk.iter().map(|k| (k.clone(), value.clone())).collect(),
+                None,
+            )
+            .await?;
+    }
+
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|seed| {
+            let (cache, keys, mix, value) = (
+                Arc::clone(&cache),
+                Arc::clone(&keys),
+                mix.clone(),
+                value.clone(),
+            );
+            let (done, count, errors) =
+                (Arc::clone(&done), Arc::clone(&count), Arc::clone(&errors));
+            tokio::spawn(async move {
+                let mut rng = fastrand::Rng::with_seed(seed as u64);
+                let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
+                    .expect("histogram bounds");
+                let mut n = 0u32;
+                while !done.load(Relaxed) && Instant::now() < deadline {
+                    n = n.wrapping_add(1);
+                    if n % 32 == 0 {
+                        // An in-process cache never makes a task wait: yield so
+                        // the timer and the progress bar keep running.
+                        tokio::task::yield_now().await;
+                    }
+                    let kind = pick(&mix, rng.u32(0..mix.last().map(|m| m.1).unwrap_or(1)));
+                    let began = Instant::now();
+                    let ok = one(&*cache, kind, &keys, &value, &mut rng).await;
+                    let _ = latencies.record((began.elapsed().as_nanos() as u64).max(1));
+                    count.fetch_add(1, Relaxed);
+                    if !ok {
+                        errors.fetch_add(1, Relaxed);
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+
+    let bar = ProgressBar::new(args.duration.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+            .expect("progress template")
+            .progress_chars("=> "),
+    );
+    while started.elapsed() < args.duration {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let elapsed = started.elapsed();
+        bar.set_position(elapsed.as_millis().min(args.duration.as_millis()) as u64);
+        let ops = count.load(Relaxed);
+        bar.set_message(format!(
+            "{ops} ops, {:.0} ops/s, {} errors",
+            ops as f64 / elapsed.as_secs_f64(),
+            errors.load(Relaxed)
+        ));
+    }
+    done.store(true, Relaxed);
+    bar.finish_and_clear();
+    let mut all =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds");
+    for task in tasks {
+        let h = task
+            .await
+            .map_err(|e| Failure::Usage(format!("a load task failed: {e}")))?;
+        all.add(h).expect("same bounds");
+    }
+    let elapsed = started.elapsed();
+    if !args.keep {
+        cache.clear().await?;
+    }
+
+    let us = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
+    println!("cachectl bench on {} ({config:?})", config.adapter());
+    println!(
+        "  mix {}  concurrency {}  keys {}  value {} B  duration {:.1?}",
+        args.mix, args.concurrency, args.keys, args.value_size, elapsed
+    );
+    println!(
+        "  operations {:>12}   errors {}",
+        all.len(),
+        errors.load(Relaxed)
+    );
+    println!(
+        "  throughput {:>12.0} ops/s",
+        all.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency µs   p50 {:.1}   p99 {:.1}   p99.9 {:.1}   max {:.1}",
+        us(0.50),
+        us(0.99),
+        us(0.999),
+        all.max() as f64 / 1000.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pick(mix: &[(OpKind, u32)], roll: u32) -> OpKind {
+    mix.iter()
+        .find(|(_, upto)| roll < *upto)
+        .map(|(k, _)| *k)
+        .unwrap_or(mix[0].0)
+}
+
+/// One operation; whether it succeeded.
+async fn one(
+    cache: &dyn Cache,
+    kind: OpKind,
+    keys: &[String],
+    value: &Bytes,
+    rng: &mut fastrand::Rng,
+) -> bool {
+    let key = &keys[rng.usize(0..keys.len())];
+    match kind {
+        OpKind::Get => cache.get(key).await.is_ok(),
+        OpKind::Set => cache.set(key, value.clone(), None).await.is_ok(),
+        OpKind::Del => cache.delete(key).await.is_ok(),
+        OpKind::Incr => cache
+            .incr(&format!("counter:{}", rng.usize(0..64)), 1, None)
+            .await
+            .is_ok(),
+        OpKind::GetMany => {
+            let batch: Vec<String> = (0..BATCH)
+                .map(|_| keys[rng.usize(0..keys.len())].clone())
+                .collect();
+            cache.get_many(&batch).await.is_ok()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixes() {
+        let mix = parse_mix("get=80,set=20").unwrap();
+        assert_eq!(mix, vec![(OpKind::Get, 80), (OpKind::Set, 100)]);
+        assert_eq!(pick(&mix, 79), OpKind::Get);
+        assert_eq!(pick(&mix, 80), OpKind::Set);
+        assert!(parse_mix("get=0").is_err());
+        assert!(parse_mix("fly=1").is_err());
+        assert!(parse_mix("get").is_err());
+        assert!(parse_mix("get=x").is_err());
+    }
+}
