@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cache_port::layer::Counted;
 use cache_port::{
-    validate_keys, Cache, CacheError, Key, Pattern, Result, Stats, StatsCounters, Ttl, TtlState,
+    delegate_cache, validate_keys, Cache, CacheError, Key, Pattern, Result, Stats, Ttl, TtlState,
 };
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -34,7 +35,8 @@ struct Store {
 /// under another namespace, with its own counters: one memory budget for a
 /// process, several key spaces, as one Redis serves several prefixes.
 ///
-/// Figures in [`stats`](Cache::stats): the counters are exact for this view;
+/// Figures in [`stats`](Cache::stats): the counters (kept by the port's
+/// [`Counted`] layer) are exact for this view;
 /// `evictions`, `entries` and `bytes` are the whole store's (every namespace
 /// sharing it). `entries` and `bytes` are moka's own estimates after its
 /// pending maintenance has run: they still count entries that have expired
@@ -42,18 +44,25 @@ struct Store {
 /// value + a fixed per-entry overhead), not the allocator's.
 #[derive(Clone)]
 pub struct MokaCache {
+    view: Arc<Counted<MokaView>>,
+}
+
+delegate_cache!(impl[] MokaCache => |this| this.view);
+
+/// One namespace's view of a store: the port's logic, uncounted.
+struct MokaView {
     store: Arc<Store>,
     /// The namespace followed by `:`, when there is one.
     prefix: Option<Arc<str>>,
-    counters: Arc<StatsCounters>,
 }
 
 impl fmt::Debug for MokaCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let view = self.view.inner();
         f.debug_struct("MokaCache")
             .field("namespace", &self.namespace())
-            .field("capacity_bytes", &self.store.capacity_bytes)
-            .field("max_value_len", &self.store.max_value_len)
+            .field("capacity_bytes", &view.store.capacity_bytes)
+            .field("max_value_len", &view.store.max_value_len)
             .finish_non_exhaustive()
     }
 }
@@ -89,33 +98,42 @@ impl MokaCache {
                 }
             })
             .build();
-        Ok(Self {
-            store: Arc::new(Store {
-                cache,
-                evictions,
-                capacity_bytes: config.capacity_bytes,
-                max_value_len,
-            }),
-            prefix,
-            counters: Arc::default(),
-        })
+        let store = Arc::new(Store {
+            cache,
+            evictions,
+            capacity_bytes: config.capacity_bytes,
+            max_value_len,
+        });
+        Ok(Self::over(store, prefix))
+    }
+
+    /// A counted view of `store`.
+    fn over(store: Arc<Store>, prefix: Option<Arc<str>>) -> Self {
+        Self {
+            view: Arc::new(Counted::new(MokaView { store, prefix })),
+        }
     }
 
     /// A view of the same store under `namespace` (replacing this view's
     /// namespace, not nesting in it), with counters of its own.
     pub fn namespaced(&self, namespace: &str) -> Result<Self> {
-        Ok(Self {
-            store: Arc::clone(&self.store),
-            prefix: namespace_prefix(Some(namespace))?,
-            counters: Arc::default(),
-        })
+        Ok(Self::over(
+            Arc::clone(&self.view.inner().store),
+            namespace_prefix(Some(namespace))?,
+        ))
     }
 
     /// This view's namespace.
     pub fn namespace(&self) -> Option<&str> {
-        self.prefix.as_deref().map(|p| &p[..p.len() - 1])
+        self.view
+            .inner()
+            .prefix
+            .as_deref()
+            .map(|p| &p[..p.len() - 1])
     }
+}
 
+impl MokaView {
     /// The store's key for a caller's key.
     fn store_key<'k>(&self, key: Key<'k>) -> Cow<'k, str> {
         match &self.prefix {
@@ -166,15 +184,34 @@ impl MokaCache {
             .map(|(key, _)| key)
             .collect()
     }
+}
 
-    async fn do_get(&self, key: &str) -> Result<Option<Bytes>> {
+impl Default for MokaCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `namespace:`; an empty namespace is a configuration error (leave it out instead).
+fn namespace_prefix(namespace: Option<&str>) -> Result<Option<Arc<str>>> {
+    match namespace {
+        None => Ok(None),
+        Some("") => Err(CacheError::Config {
+            message: "the namespace is empty; leave it out for no namespace".into(),
+        }),
+        Some(ns) => Ok(Some(Arc::from(format!("{ns}:")))),
+    }
+}
+
+#[async_trait]
+impl Cache for MokaView {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let key = Key::new(key)?;
         let found = self.live(&self.store_key(key)).await.map(|e| e.value);
-        self.counters.lookup(found.is_some());
         Ok(found)
     }
 
-    async fn do_set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let key = Key::new(key)?;
         let ttl = Ttl::from_option(ttl)?;
         self.check_value(&value)?;
@@ -183,11 +220,20 @@ impl MokaCache {
             .cache
             .insert(self.store_key(key).into_owned(), entry)
             .await;
-        self.counters.sets(1);
         Ok(())
     }
 
-    async fn do_get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let key = Key::new(key)?;
+        Ok(self.remove_live(&self.store_key(key)).await)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let key = Key::new(key)?;
+        Ok(self.live(&self.store_key(key)).await.is_some())
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         validate_keys(keys)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -197,12 +243,10 @@ impl MokaCache {
                     .map(|e| e.value),
             );
         }
-        let found = out.iter().filter(|v| v.is_some()).count() as u64;
-        self.counters.lookups(found, out.len() as u64 - found);
         Ok(out)
     }
 
-    async fn do_set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         // Validate everything before the first write: a bad item changes nothing.
         let ttl = Ttl::from_option(ttl)?;
         for (key, value) in &items {
@@ -210,7 +254,6 @@ impl MokaCache {
             self.check_value(value)?;
         }
         let now = Instant::now();
-        let count = items.len() as u64;
         for (key, value) in items {
             let store_key = match &self.prefix {
                 None => key,
@@ -221,31 +264,28 @@ impl MokaCache {
                 .insert(store_key, Entry::new(value, ttl, now))
                 .await;
         }
-        self.counters.sets(count);
         Ok(())
     }
 
-    async fn do_delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
         validate_keys(keys)?;
         let mut removed = 0;
         for key in keys {
             removed += u64::from(self.remove_live(&self.store_key(Key::new(key)?)).await);
         }
-        self.counters.deletes(removed);
         Ok(removed)
     }
 
-    async fn do_delete_pattern(&self, pattern: &str) -> Result<u64> {
+    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         let pattern = Pattern::new(pattern)?;
         let mut removed = 0;
         for key in self.matching(&pattern) {
             removed += u64::from(self.remove_live(&key).await);
         }
-        self.counters.deletes(removed);
         Ok(removed)
     }
 
-    async fn do_keys(&self, pattern: &str) -> Result<Vec<String>> {
+    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
         let pattern = Pattern::new(pattern)?;
         Ok(self
             .matching(&pattern)
@@ -254,7 +294,7 @@ impl MokaCache {
             .collect())
     }
 
-    async fn do_ttl(&self, key: &str) -> Result<TtlState> {
+    async fn ttl(&self, key: &str) -> Result<TtlState> {
         let key = Key::new(key)?;
         Ok(match self.store.cache.get(&*self.store_key(key)).await {
             Some(entry) => entry.ttl_state(Instant::now()),
@@ -262,7 +302,7 @@ impl MokaCache {
         })
     }
 
-    async fn do_expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let key = Key::new(key)?;
         let ttl = Ttl::new(ttl)?;
         let mut existed = false;
@@ -284,12 +324,7 @@ impl MokaCache {
         Ok(existed)
     }
 
-    async fn do_set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let key = Key::new(key)?;
         let ttl = Ttl::from_option(ttl)?;
         self.check_value(&value)?;
@@ -310,18 +345,10 @@ impl MokaCache {
                 std::future::ready(op)
             })
             .await;
-        if written {
-            self.counters.sets(1);
-        }
         Ok(written)
     }
 
-    async fn do_incr(
-        &self,
-        key: &str,
-        delta: i64,
-        ttl_if_created: Option<Duration>,
-    ) -> Result<i64> {
+    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
         let key = Key::new(key)?;
         let ttl = Ttl::from_option(ttl_if_created)?;
         let mut outcome = Err(CacheError::NotAnInteger);
@@ -356,115 +383,24 @@ impl MokaCache {
         outcome
     }
 
-    async fn do_clear(&self) -> Result<()> {
+    async fn clear(&self) -> Result<()> {
         match &self.prefix {
             // Without a namespace this handle owns the whole in-process store.
             None => self.store.cache.invalidate_all(),
             Some(_) => {
-                let mut removed = 0;
                 let everything = Pattern::new("*").expect("`*` is a valid pattern");
                 for key in self.matching(&everything) {
-                    removed += u64::from(self.remove_live(&key).await);
+                    self.store.cache.remove(&*key).await;
                 }
-                self.counters.deletes(removed);
             }
         }
         Ok(())
-    }
-}
-
-impl Default for MokaCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// `namespace:`; an empty namespace is a configuration error (leave it out instead).
-fn namespace_prefix(namespace: Option<&str>) -> Result<Option<Arc<str>>> {
-    match namespace {
-        None => Ok(None),
-        Some("") => Err(CacheError::Config {
-            message: "the namespace is empty; leave it out for no namespace".into(),
-        }),
-        Some(ns) => Ok(Some(Arc::from(format!("{ns}:")))),
-    }
-}
-
-#[async_trait]
-impl Cache for MokaCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.counters.track(self.do_get(key).await)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.counters.track(self.do_set(key, value, ttl).await)
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let result = match Key::new(key) {
-            Ok(key) => Ok(self.remove_live(&self.store_key(key)).await),
-            Err(e) => Err(e),
-        };
-        if let Ok(true) = result {
-            self.counters.deletes(1);
-        }
-        self.counters.track(result)
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let result = match Key::new(key) {
-            Ok(key) => Ok(self.live(&self.store_key(key)).await.is_some()),
-            Err(e) => Err(e),
-        };
-        self.counters.track(result)
-    }
-
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.counters.track(self.do_get_many(keys).await)
-    }
-
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        self.counters.track(self.do_set_many(items, ttl).await)
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        self.counters.track(self.do_delete_many(keys).await)
-    }
-
-    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        self.counters.track(self.do_delete_pattern(pattern).await)
-    }
-
-    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        self.counters.track(self.do_keys(pattern).await)
-    }
-
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        self.counters.track(self.do_ttl(key).await)
-    }
-
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        self.counters.track(self.do_expire(key, ttl).await)
-    }
-
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        self.counters
-            .track(self.do_set_if_absent(key, value, ttl).await)
-    }
-
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        self.counters
-            .track(self.do_incr(key, delta, ttl_if_created).await)
-    }
-
-    async fn clear(&self) -> Result<()> {
-        self.counters.track(self.do_clear().await)
     }
 
     async fn stats(&self) -> Result<Stats> {
         // moka's counts are lazy: let pending maintenance run first.
         self.store.cache.run_pending_tasks().await;
-        let mut stats = self.counters.snapshot();
+        let mut stats = Stats::default();
         stats.evictions = self.store.evictions.load(Relaxed);
         stats.entries = Some(self.store.cache.entry_count());
         stats.bytes = Some(self.store.cache.weighted_size());

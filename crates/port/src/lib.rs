@@ -40,7 +40,7 @@
 //! - [`CacheExt`], typed values (serde + MessagePack with field names) and
 //!   cache-aside, for every `Cache`.
 //! - `MockCache` (feature `mock`), a mockall mock of the port.
-//! - [`Stats`], and [`StatsCounters`] for adapters to keep it.
+//! - [`Stats`]; [`layer::Counted`] keeps its counters for any adapter.
 //!
 //! This crate depends on no adapter and on no dependency-injection framework.
 
@@ -48,6 +48,7 @@ mod cache;
 mod error;
 mod forward;
 mod key;
+pub mod layer;
 mod pattern;
 mod stats;
 mod ttl;

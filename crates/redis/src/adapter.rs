@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cache_port::layer::Counted;
 use cache_port::{
-    escape_glob, validate_keys, Cache, CacheError, Key, Pattern, Result, Stats, StatsCounters, Ttl,
-    TtlState,
+    delegate_cache, escape_glob, validate_keys, Cache, CacheError, Key, Pattern, Result, Stats,
+    Ttl, TtlState,
 };
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, Expiration, Key as FredKey, KeysInterface,
@@ -52,7 +53,7 @@ struct Shared {
 ///   never `KEYS`, and memory bounded by one batch.
 /// - `clear` without a namespace runs `FLUSHDB` only when the configuration
 ///   says `allow_flushdb`; otherwise it is refused ([`CacheError::NotAllowed`]).
-/// - Stats: counters are kept on the client side, per view; `entries`,
+/// - Stats: the port's `Counted` layer keeps the counters, per view; `entries`,
 ///   `bytes` and `evictions` are the server's (`DBSIZE`, `used_memory`,
 ///   `evicted_keys`) without a namespace, and unknown (`None`, 0) with one,
 ///   since counting a namespace would take a full `SCAN`.
@@ -60,18 +61,24 @@ struct Shared {
 ///   server answers again (a timed-out `set` may land).
 #[derive(Clone)]
 pub struct RedisCache {
+    view: Arc<Counted<RedisView>>,
+}
+
+delegate_cache!(impl[] RedisCache => |this| this.view);
+
+/// One namespace's view of the connections: the port's logic, uncounted.
+struct RedisView {
     shared: Arc<Shared>,
     /// `namespace:`, when there is one.
     prefix: Option<Arc<str>>,
     /// The prefix escaped for `SCAN MATCH`.
     scan_prefix: Arc<str>,
-    counters: Arc<StatsCounters>,
 }
 
 impl fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCache")
-            .field("url", &self.shared.config.redacted_url())
+            .field("url", &self.view.inner().shared.config.redacted_url())
             .field("namespace", &self.namespace())
             .finish_non_exhaustive()
     }
@@ -143,10 +150,11 @@ impl RedisCache {
     fn view(shared: Arc<Shared>, prefix: Option<Arc<str>>) -> Self {
         let scan_prefix = Arc::from(escape_glob(prefix.as_deref().unwrap_or("")));
         Self {
-            shared,
-            prefix,
-            scan_prefix,
-            counters: Arc::default(),
+            view: Arc::new(Counted::new(RedisView {
+                shared,
+                prefix,
+                scan_prefix,
+            })),
         }
     }
 
@@ -159,21 +167,27 @@ impl RedisCache {
             });
         }
         Ok(Self::view(
-            Arc::clone(&self.shared),
+            Arc::clone(&self.view.inner().shared),
             Some(prefix_of(namespace)),
         ))
     }
 
     /// This view's namespace.
     pub fn namespace(&self) -> Option<&str> {
-        self.prefix.as_deref().map(|p| &p[..p.len() - 1])
+        self.view
+            .inner()
+            .prefix
+            .as_deref()
+            .map(|p| &p[..p.len() - 1])
     }
 
     /// Closes every connection. Calls made afterwards fail.
     pub async fn close(&self) {
-        let _ = self.shared.pool.quit().await;
+        let _ = self.view.inner().shared.pool.quit().await;
     }
+}
 
+impl RedisView {
     fn store_key(&self, key: Key<'_>) -> String {
         match &self.prefix {
             None => key.as_str().to_owned(),
@@ -273,42 +287,31 @@ impl RedisCache {
         let counts: Vec<u64> = pipeline.all().await?;
         Ok(counts.iter().sum())
     }
+}
 
-    async fn do_delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let pattern = Pattern::new(pattern)?;
-        let mut pages = std::pin::pin!(self.scan_pages(pattern.as_str()));
-        let mut removed = 0;
-        while let Some(keys) = self.next_page(&mut pages, "delete_pattern").await? {
-            removed += self
-                .unlink(keys)
-                .await
-                .map_err(self.err("delete_pattern"))?;
-        }
-        self.counters.deletes(removed);
-        Ok(removed)
-    }
+fn prefix_of(namespace: &str) -> Arc<str> {
+    Arc::from(format!("{namespace}:"))
+}
 
-    async fn do_keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let pattern = Pattern::new(pattern)?;
-        let mut pages = std::pin::pin!(self.scan_pages(pattern.as_str()));
-        let mut found = Vec::new();
-        while let Some(keys) = self.next_page(&mut pages, "keys").await? {
-            found.extend(keys.iter().filter_map(|k| self.caller_key(k)));
-        }
-        // SCAN may return a key twice (when the table is resized under it).
-        found.sort_unstable();
-        found.dedup();
-        Ok(found)
-    }
+fn px(ttl: Ttl) -> Expiration {
+    Expiration::PX(ttl.as_millis() as i64)
+}
 
-    async fn do_get(&self, key: &str) -> Result<Option<Bytes>> {
+fn info_field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[async_trait]
+impl Cache for RedisView {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let key = self.store_key(Key::new(key)?);
         let value: Option<Bytes> = self.pool().get(key).await.map_err(self.err("get"))?;
-        self.counters.lookup(value.is_some());
         Ok(value)
     }
 
-    async fn do_set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let key = self.store_key(Key::new(key)?);
         let ttl = Ttl::from_option(ttl)?;
         self.check_value(&value)?;
@@ -317,11 +320,22 @@ impl RedisCache {
             .set(key, value, ttl.map(px), None, false)
             .await
             .map_err(self.err("set"))?;
-        self.counters.sets(1);
         Ok(())
     }
 
-    async fn do_get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let key = self.store_key(Key::new(key)?);
+        let removed: u64 = self.pool().unlink(key).await.map_err(self.err("delete"))?;
+        Ok(removed > 0)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let key = self.store_key(Key::new(key)?);
+        let n: u64 = self.pool().exists(key).await.map_err(self.err("exists"))?;
+        Ok(n > 0)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let store_keys = self.store_keys(keys)?;
         if store_keys.is_empty() {
             return Ok(Vec::new());
@@ -346,12 +360,10 @@ impl RedisCache {
                 source: None,
             });
         }
-        let found = values.iter().filter(|v| v.is_some()).count() as u64;
-        self.counters.lookups(found, values.len() as u64 - found);
         Ok(values)
     }
 
-    async fn do_set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
         let ttl = Ttl::from_option(ttl)?;
         for (key, value) in &items {
             Key::new(key)?;
@@ -360,7 +372,6 @@ impl RedisCache {
         if items.is_empty() {
             return Ok(());
         }
-        let count = items.len() as u64;
         let pipeline = self.pool().next().pipeline();
         for (key, value) in items {
             let key = self.store_key(Key::new(&key)?);
@@ -370,24 +381,10 @@ impl RedisCache {
                 .map_err(self.err("set_many"))?;
         }
         let _: Vec<Value> = pipeline.all().await.map_err(self.err("set_many"))?;
-        self.counters.sets(count);
         Ok(())
     }
 
-    async fn do_delete(&self, key: &str) -> Result<bool> {
-        let key = self.store_key(Key::new(key)?);
-        let removed: u64 = self.pool().unlink(key).await.map_err(self.err("delete"))?;
-        self.counters.deletes(removed);
-        Ok(removed > 0)
-    }
-
-    async fn do_exists(&self, key: &str) -> Result<bool> {
-        let key = self.store_key(Key::new(key)?);
-        let n: u64 = self.pool().exists(key).await.map_err(self.err("exists"))?;
-        Ok(n > 0)
-    }
-
-    async fn do_delete_many(&self, keys: &[String]) -> Result<u64> {
+    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
         validate_keys(keys)?;
         let store_keys: Vec<FredKey> = self
             .store_keys(keys)?
@@ -398,11 +395,36 @@ impl RedisCache {
             .unlink(store_keys)
             .await
             .map_err(self.err("delete_many"))?;
-        self.counters.deletes(removed);
         Ok(removed)
     }
 
-    async fn do_ttl(&self, key: &str) -> Result<TtlState> {
+    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
+        let pattern = Pattern::new(pattern)?;
+        let mut pages = std::pin::pin!(self.scan_pages(pattern.as_str()));
+        let mut removed = 0;
+        while let Some(keys) = self.next_page(&mut pages, "delete_pattern").await? {
+            removed += self
+                .unlink(keys)
+                .await
+                .map_err(self.err("delete_pattern"))?;
+        }
+        Ok(removed)
+    }
+
+    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
+        let pattern = Pattern::new(pattern)?;
+        let mut pages = std::pin::pin!(self.scan_pages(pattern.as_str()));
+        let mut found = Vec::new();
+        while let Some(keys) = self.next_page(&mut pages, "keys").await? {
+            found.extend(keys.iter().filter_map(|k| self.caller_key(k)));
+        }
+        // SCAN may return a key twice (when the table is resized under it).
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
+    async fn ttl(&self, key: &str) -> Result<TtlState> {
         let key = self.store_key(Key::new(key)?);
         let millis: i64 = self.pool().pttl(key).await.map_err(self.err("ttl"))?;
         Ok(match millis {
@@ -418,7 +440,7 @@ impl RedisCache {
         })
     }
 
-    async fn do_expire(&self, key: &str, ttl: Duration) -> Result<bool> {
+    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
         let key = self.store_key(Key::new(key)?);
         let ttl = Ttl::new(ttl)?;
         let set: i64 = self
@@ -429,12 +451,7 @@ impl RedisCache {
         Ok(set == 1)
     }
 
-    async fn do_set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
+    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
         let key = self.store_key(Key::new(key)?);
         let ttl = Ttl::from_option(ttl)?;
         self.check_value(&value)?;
@@ -444,18 +461,10 @@ impl RedisCache {
             .await
             .map_err(self.err("set_if_absent"))?;
         let written = !reply.is_null();
-        if written {
-            self.counters.sets(1);
-        }
         Ok(written)
     }
 
-    async fn do_incr(
-        &self,
-        key: &str,
-        delta: i64,
-        ttl_if_created: Option<Duration>,
-    ) -> Result<i64> {
+    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
         let key = self.store_key(Key::new(key)?);
         match Ttl::from_option(ttl_if_created)? {
             None => self
@@ -482,9 +491,9 @@ impl RedisCache {
         }
     }
 
-    async fn do_clear(&self) -> Result<()> {
+    async fn clear(&self) -> Result<()> {
         if self.prefix.is_some() {
-            self.do_delete_pattern("*").await.map(drop)
+            self.delete_pattern("*").await.map(drop)
         } else if self.shared.config.allow_flushdb {
             let client = self.pool().next();
             if client.is_clustered() {
@@ -508,8 +517,8 @@ impl RedisCache {
         }
     }
 
-    async fn do_stats(&self) -> Result<Stats> {
-        let mut stats = self.counters.snapshot();
+    async fn stats(&self) -> Result<Stats> {
+        let mut stats = Stats::default();
         if self.prefix.is_none() && !self.clustered() {
             let client = self.pool().next();
             let entries: u64 = client.dbsize().await.map_err(self.err("stats"))?;
@@ -521,7 +530,7 @@ impl RedisCache {
         Ok(stats)
     }
 
-    async fn do_ping(&self) -> Result<Duration> {
+    async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
         let () = self
             .pool()
@@ -530,89 +539,6 @@ impl RedisCache {
             .await
             .map_err(self.err("ping"))?;
         Ok(start.elapsed())
-    }
-}
-
-fn prefix_of(namespace: &str) -> Arc<str> {
-    Arc::from(format!("{namespace}:"))
-}
-
-fn px(ttl: Ttl) -> Expiration {
-    Expiration::PX(ttl.as_millis() as i64)
-}
-
-fn info_field(info: &str, name: &str) -> Option<u64> {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-#[async_trait]
-impl Cache for RedisCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.counters.track(self.do_get(key).await)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.counters.track(self.do_set(key, value, ttl).await)
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.counters.track(self.do_delete(key).await)
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.counters.track(self.do_exists(key).await)
-    }
-
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.counters.track(self.do_get_many(keys).await)
-    }
-
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        self.counters.track(self.do_set_many(items, ttl).await)
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        self.counters.track(self.do_delete_many(keys).await)
-    }
-
-    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        self.counters.track(self.do_delete_pattern(pattern).await)
-    }
-
-    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        self.counters.track(self.do_keys(pattern).await)
-    }
-
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        self.counters.track(self.do_ttl(key).await)
-    }
-
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        self.counters.track(self.do_expire(key, ttl).await)
-    }
-
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        self.counters
-            .track(self.do_set_if_absent(key, value, ttl).await)
-    }
-
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        self.counters
-            .track(self.do_incr(key, delta, ttl_if_created).await)
-    }
-
-    async fn clear(&self) -> Result<()> {
-        self.counters.track(self.do_clear().await)
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        self.counters.track(self.do_stats().await)
-    }
-
-    async fn ping(&self) -> Result<Duration> {
-        self.counters.track(self.do_ping().await)
     }
 
     fn max_value_len(&self) -> usize {
