@@ -16,4 +16,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 redis-server --version
 
-cargo test --workspace --all-features "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --all-features "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole workspace (cargo prints one per test binary).
+passed=$(grep -E '^test result:' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -E '^test result:' "$log" | awk '{s += $6} END {print s + 0}')
+echo "workspace: $passed passed, $failed failed"
+exit "$status"

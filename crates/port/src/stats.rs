@@ -17,7 +17,7 @@ pub struct Stats {
     pub misses: u64,
     /// Entries written (`set`, each item of `set_many`, a winning `set_if_absent`).
     pub sets: u64,
-    /// Keys removed by `delete`, `delete_many`, `delete_pattern` and `clear`.
+    /// Keys removed by `delete`, `delete_many` and `delete_pattern`.
     pub deletes: u64,
     /// Entries the store dropped to stay within its capacity.
     pub evictions: u64,
