@@ -16,7 +16,8 @@ use crate::ttl::TtlState;
 /// contract in `docs/CONTRACT.md`, proven by the shared conformance suite:
 /// keys are validated by [`Key`](crate::Key), TTLs by [`Ttl`](crate::Ttl),
 /// patterns by [`Pattern`](crate::Pattern), and a bad input is a typed error
-/// that changes nothing. A backend failure is an error, never a miss.
+/// that changes nothing. A backend failure is an error, never a miss
+/// (unless the caller wraps the adapter in [`layer::FailOpen`](crate::layer::FailOpen)).
 ///
 /// TTLs are `Option<Duration>`: `None` means the entry never expires (a
 /// bounded in-process store may still evict it).

@@ -41,6 +41,8 @@
 //!   cache-aside, for every `Cache`.
 //! - `MockCache` (feature `mock`), a mockall mock of the port.
 //! - [`Stats`]; [`layer::Counted`] keeps its counters for any adapter.
+//! - [`layer::FailOpen`]: an explicit, counted and logged choice to read an
+//!   outage as a miss.
 //!
 //! This crate depends on no adapter and on no dependency-injection framework.
 
