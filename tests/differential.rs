@@ -2,8 +2,9 @@
 //! cache-moka and cache-redis (a self-started redis-server), every answer
 //! compared.
 //!
-//! - CI runs `DIFF_OPS` operations (default 10,000); set `DIFF_OPS=1000000`
-//!   for a soak. `DIFF_SEED` replays a run (the seed is printed).
+//! - CI runs `DIFF_OPS` operations (default 10,000); for a soak set
+//!   `DIFF_OPS=1000000 DIFF_JOBS=16` (jobs run side by side, seeds `seed+job`).
+//!   `DIFF_SEED` (with the same `DIFF_JOBS`) replays a run; it is printed.
 //! - On a divergence proptest shrinks the sequence and prints it with both
 //!   answers.
 //! - Timing: adapters are called one after the other, so an entry whose
@@ -576,13 +577,16 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 fn moka_and_redis_answer_alike() {
     let total = env_u64("DIFF_OPS").unwrap_or(10_000);
+    // The run is mostly waiting (for expiries), so a long soak runs several
+    // seeded runners side by side against the same server.
+    let jobs = env_u64("DIFF_JOBS").unwrap_or(1).max(1);
     let seed = env_u64("DIFF_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64
     });
-    println!("differential: {total} operations, seed {seed} (replay with DIFF_SEED={seed})");
+    println!("differential: {total} operations in {jobs} job(s), seed {seed} (replay with DIFF_SEED={seed} DIFF_JOBS={jobs})");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -592,7 +596,7 @@ fn moka_and_redis_answer_alike() {
     let server = RedisServer::start();
     let (moka_root, redis_root) = rt.block_on(async {
         let moka = MokaCache::builder()
-            .capacity_bytes(512 << 20)
+            .capacity_bytes(1 << 30)
             .max_value_len(MAX_VALUE)
             .build()
             .unwrap();
@@ -608,33 +612,72 @@ fn moka_and_redis_answer_alike() {
     });
 
     let keys = Arc::new(key_pool());
+    let started = Instant::now();
+    let per_job = total.div_ceil(jobs);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..jobs)
+            .map(|job| {
+                let (rt, moka_root, redis_root, keys) =
+                    (&rt, &moka_root, &redis_root, Arc::clone(&keys));
+                scope.spawn(move || {
+                    run_job(
+                        rt,
+                        moka_root,
+                        redis_root,
+                        keys,
+                        per_job,
+                        seed.wrapping_add(job),
+                    )
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|r| r.join().unwrap().err())
+            .collect()
+    });
+    let ran = OPS_RUN.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "moka and redis diverge:\n{}",
+        failures.join("\n")
+    );
+    println!(
+        "differential: {ran} operations, {} namespaces, 0 divergences ({:.1?}, seed {seed}, {jobs} job(s))",
+        NAMESPACES.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+    assert!(ran >= total, "only {ran} of {total} operations ran");
+}
+
+/// One seeded runner: `ops` operations in cases of about `OPS_PER_CASE`.
+fn run_job(
+    rt: &tokio::runtime::Runtime,
+    moka_root: &MokaCache,
+    redis_root: &RedisCache,
+    keys: Arc<Vec<String>>,
+    ops: u64,
+    seed: u64,
+) -> Result<(), String> {
     let nkeys = keys.len();
     let strategy =
         prop::collection::vec(op(nkeys), 1..=2 * OPS_PER_CASE).prop_map(move |ops| Case {
             ops,
             keys: keys.clone(),
         });
-    let cases = total.div_ceil(OPS_PER_CASE as u64) as u32;
     let config = Config {
-        cases,
+        cases: ops.div_ceil(OPS_PER_CASE as u64) as u32,
         rng_seed: RngSeed::Fixed(seed),
         failure_persistence: None,
         max_shrink_iters: 2_000,
         ..Config::default()
     };
-    let started = Instant::now();
-    let result = TestRunner::new(config).run(&strategy, |case| {
-        rt.block_on(check(&moka_root, &redis_root, &case))
-    });
-    let ran = OPS_RUN.load(Ordering::Relaxed);
-    match result {
-        Ok(()) => println!(
-            "differential: {ran} operations in {cases} cases, 0 divergences ({:.1?}, seed {seed})",
-            started.elapsed()
-        ),
-        Err(TestError::Fail(reason, case)) => {
-            panic!("moka and redis diverge (seed {seed}).\nMinimal sequence: {case:#?}\n{reason}")
-        }
-        Err(e) => panic!("differential test aborted: {e}"),
+    match TestRunner::new(config).run(&strategy, |case| {
+        rt.block_on(check(moka_root, redis_root, &case))
+    }) {
+        Ok(()) => Ok(()),
+        Err(TestError::Fail(reason, case)) => Err(format!(
+            "seed {seed}: minimal sequence: {case:#?}\n{reason}"
+        )),
+        Err(e) => Err(format!("seed {seed}: aborted: {e}")),
     }
 }
