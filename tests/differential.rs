@@ -585,7 +585,17 @@ async fn check(
                     // An old counter that expired between the two incr calls
                     // (one adapter created it, the other incremented it) is
                     // timing, not a divergence.
-                    if expiries.expired_meanwhile(&read, t0, p1) {
+                    // Or the counter this incr created, with its new TTL,
+                    // expiring while the machine was slow to probe it.
+                    let new_ttl = t
+                        .duration()
+                        .and_then(|d| Ttl::new(d).ok())
+                        .map(|d| d.as_duration());
+                    let created_window =
+                        new_ttl.map(|d| (t0 + d, t1 + d + Duration::from_millis(2)));
+                    let created_expired =
+                        created_window.is_some_and(|(lo, hi)| lo <= p1 + GUARD && hi + GUARD >= p0);
+                    if created_expired || expiries.expired_meanwhile(&read, t0, p1) {
                         INCONCLUSIVE.fetch_add(1, Ordering::Relaxed);
                         pair.forget().await;
                         return Ok(());
