@@ -36,13 +36,7 @@ fn main() {
         Box::new(cache) as Box<dyn std::any::Any>
     }));
     let raw_same = rt.block_on(measure(|| async {
-        let cache: RawMoka<String, Bytes> = RawMoka::builder()
-            .max_capacity(1 << 31)
-            .weigher(|k: &String, v: &Bytes| (k.len() + v.len() + 304) as u32)
-            .eviction_policy(moka::policy::EvictionPolicy::lru())
-            .expire_after(NoExpiry)
-            .eviction_listener(|_, _, _| {})
-            .build();
+        let cache: RawMoka<String, Bytes> = cache_bench::raw_moka_as_the_adapter_needs(1 << 31);
         for i in 0..ENTRIES {
             cache.insert(key(i), value()).await;
         }
@@ -94,12 +88,4 @@ fn key(i: usize) -> String {
 
 fn value() -> Bytes {
     Bytes::from(vec![b'v'; VALUE])
-}
-
-struct NoExpiry;
-
-impl moka::Expiry<String, Bytes> for NoExpiry {
-    fn expire_after_create(&self, _: &String, _: &Bytes, _: Instant) -> Option<Duration> {
-        None
-    }
 }

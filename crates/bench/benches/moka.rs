@@ -35,13 +35,7 @@ fn main() {
     let raw: RawMoka<String, Bytes> = if bare {
         RawMoka::builder().max_capacity(4 * ENTRIES as u64).build()
     } else {
-        RawMoka::builder()
-            .max_capacity(1 << 30)
-            .weigher(|k: &String, v: &Bytes| (k.len() + v.len() + 304) as u32)
-            .eviction_policy(moka::policy::EvictionPolicy::lru())
-            .expire_after(NoExpiry)
-            .eviction_listener(|_, _, _| {})
-            .build()
+        cache_bench::raw_moka_as_the_adapter_needs(1 << 30)
     };
     rt.block_on(async {
         for k in &hot {
@@ -204,13 +198,4 @@ where
         op(&keys[i % keys.len()]).await;
     }
     start.elapsed()
-}
-
-/// Per-entry expiry that never expires: what the adapter's policy costs moka.
-struct NoExpiry;
-
-impl moka::Expiry<String, Bytes> for NoExpiry {
-    fn expire_after_create(&self, _: &String, _: &Bytes, _: Instant) -> Option<Duration> {
-        None
-    }
 }

@@ -171,3 +171,27 @@ pub fn timed(f: impl FnOnce()) -> Duration {
     f();
     start.elapsed()
 }
+
+/// Raw moka configured the way cache-moka needs it (bounded in bytes by a
+/// weigher charging the adapter's per-entry overhead, LRU, per-entry
+/// expiry, an eviction listener), so that a ratio measures the port alone.
+pub fn raw_moka_as_the_adapter_needs(
+    capacity_bytes: u64,
+) -> moka::future::Cache<String, bytes::Bytes> {
+    moka::future::Cache::builder()
+        .max_capacity(capacity_bytes)
+        .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len() + 304) as u32)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        .expire_after(NoExpiry)
+        .eviction_listener(|_, _, _| {})
+        .build()
+}
+
+/// Per-entry expiry that never expires: what the adapter's policy costs moka.
+struct NoExpiry;
+
+impl moka::Expiry<String, bytes::Bytes> for NoExpiry {
+    fn expire_after_create(&self, _: &String, _: &bytes::Bytes, _: Instant) -> Option<Duration> {
+        None
+    }
+}
