@@ -1,21 +1,20 @@
 //! The Redis adapter of the cache port, on fred 10.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), cache_port::CacheError> {
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let server = cache_redis_harness::RedisServer::start(); // a throwaway redis-server
+//! # let url = format!("{}/0?namespace=shop", server.url());
 //! use std::sync::Arc;
 //! use cache_port::Cache;
 //! use cache_redis::RedisCache;
 //!
-//! // Options ride on the URL, or come from `RedisConfig`'s builder.
-//! let cache: Arc<dyn Cache> =
-//!     Arc::new(RedisCache::connect_url("redis://127.0.0.1:6379/0?namespace=shop").await?);
-//! cache.set("product:1", "lamp".into(), None).await?;
-//! assert_eq!(cache.delete_pattern("product:*").await?, 1);
-//! # Ok(()) }
+//! // Options ride on the URL (here redis://127.0.0.1:PORT/0?namespace=shop),
+//! // or come from `RedisConfig`'s builder.
+//! let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect_url(&url).await.unwrap());
+//! cache.set("product:1", "lamp".into(), None).await.unwrap();
+//! assert_eq!(cache.delete_pattern("product:*").await.unwrap(), 1);
+//! # });
 //! ```
-//!
-//! (Runnable examples that start their own server are in this crate's
-//! tests, which need `redis-server`.)
 //!
 //! See [`RedisCache`] for the commands used, [`RedisConfig`] for the options
 //! and their defaults. Errors map onto the port's kinds: a timeout is

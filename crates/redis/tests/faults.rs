@@ -214,3 +214,12 @@ async fn password_protected_server_works_and_a_wrong_password_is_a_clear_startup
         );
     }
 }
+
+/// Every public future is `Send`, so the adapter works on any executor.
+#[test]
+fn futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let config = RedisConfig::from_url("redis://127.0.0.1:1").unwrap();
+    is_send(&RedisCache::connect(config));
+    is_send(&RedisCache::connect_url("redis://127.0.0.1:1"));
+}
