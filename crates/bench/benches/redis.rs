@@ -10,7 +10,7 @@ use cache_bench::{compare, header, keys, time_alone, value, Plan};
 use cache_port::Cache;
 use cache_redis::{RedisCache, RedisConfig};
 use cache_redis_harness::RedisServer;
-use fred::prelude::{Builder, ClientLike, Config, KeysInterface, Pool, ReconnectPolicy};
+use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ReconnectPolicy};
 use fred::types::scan::Scanner;
 use futures::StreamExt;
 
@@ -241,9 +241,4 @@ where
         futures::future::join_all(runs).await;
         start.elapsed()
     })
-}
-
-#[allow(dead_code)]
-fn _pool_is_send(p: &Pool) -> &Pool {
-    p
 }

@@ -165,13 +165,6 @@ pub fn value(len: usize) -> bytes::Bytes {
     bytes::Bytes::from(vec![b'v'; len])
 }
 
-/// Starts `deadline`-bounded timing: returns the elapsed time of `f`.
-pub fn timed(f: impl FnOnce()) -> Duration {
-    let start = Instant::now();
-    f();
-    start.elapsed()
-}
-
 /// Raw moka configured the way cache-moka needs it (bounded in bytes by a
 /// weigher charging the adapter's per-entry overhead, LRU, per-entry
 /// expiry, an eviction listener), so that a ratio measures the port alone.
