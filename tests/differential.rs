@@ -656,13 +656,13 @@ fn moka_and_redis_answer_alike() {
         .unwrap();
     let server = RedisServer::start();
     let (moka_root, redis_root) = rt.block_on(async {
-        let moka = MokaCache::builder()
+        let moka = cache_moka::MokaConfig::default()
             .capacity_bytes(1 << 30)
             .max_value_len(MAX_VALUE)
             .build()
             .unwrap();
-        let redis = RedisCache::connect(
-            RedisConfig::from_url(&server.url())
+        let redis = RedisConfig::connect(
+            &RedisConfig::from_url(&server.url())
                 .unwrap()
                 .max_value_len(MAX_VALUE)
                 .command_timeout(Duration::from_secs(5)),

@@ -138,7 +138,7 @@ async fn typed_values_survive_an_added_field() {
         #[serde(default)]
         email: Option<String>,
     }
-    let cache = cache_moka::MokaCache::new();
+    let cache = cache_moka::MokaConfig::default().build().unwrap();
     cache
         .set_typed(
             "p",

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cache_moka::MokaCache;
+use cache_moka::MokaConfig;
 use cache_port::Cache;
 use moka::future::Cache as RawMoka;
 use peak_alloc::PeakAlloc;
@@ -44,7 +44,7 @@ fn main() {
         Box::new(cache) as Box<dyn std::any::Any>
     }));
     let ours = rt.block_on(measure(|| async {
-        let cache = MokaCache::builder()
+        let cache = MokaConfig::default()
             .capacity_bytes(1 << 31)
             .build()
             .unwrap();

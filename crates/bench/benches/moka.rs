@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_bench::{compare, header, keys, value, Plan};
-use cache_moka::MokaCache;
+use cache_moka::MokaConfig;
 use cache_port::Cache;
 use moka::future::Cache as RawMoka;
 
@@ -23,7 +23,7 @@ fn main() {
     let cold = keys("cold", ENTRIES);
 
     let ours: Arc<dyn Cache> = Arc::new(
-        MokaCache::builder()
+        MokaConfig::default()
             .capacity_bytes(1 << 30)
             .build()
             .unwrap(),

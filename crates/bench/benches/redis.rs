@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_bench::{compare, header, keys, time_alone, value, Plan};
 use cache_port::Cache;
-use cache_redis::{RedisCache, RedisConfig};
+use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ReconnectPolicy};
 use fred::types::scan::Scanner;
@@ -35,7 +35,7 @@ fn main() {
             .unwrap()
             .pool_size(POOL)
             .command_timeout(Duration::from_secs(10));
-        let ours: Arc<dyn Cache> = Arc::new(RedisCache::connect(config).await.unwrap());
+        let ours: Arc<dyn Cache> = Arc::new(RedisConfig::connect(&config).await.unwrap());
         // The raw client, configured the same way (pool, timeouts, reconnection).
         let mut builder = Builder::from_config(Config::from_url(&server.url()).unwrap());
         builder

@@ -72,8 +72,13 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
         return Err(Failure::Usage("--keys must be at least 1".into()));
     }
     let mix = parse_mix(&args.mix)?;
-    let config = ops::config(cli)?.default_namespace(BENCH_NAMESPACE);
+    // A fresh namespace of its own under the configured one: the load tool
+    // writes, and afterwards deletes, only its own keys, never the user's.
+    let config = ops::config(cli)?;
+    let run_namespace = bench_namespace(config.namespace(), fastrand::u64(..));
+    let config = config.with_namespace(&run_namespace)?;
     let cache = ops::connect(&config).await?;
+    let interrupted = Arc::new(AtomicBool::new(false));
     let value = Bytes::from(vec![b'x'; args.value_size]);
     let keys: Arc<Vec<String>> = Arc::new((0..args.keys).map(|i| format!("bench:{i}")).collect());
 
@@ -88,6 +93,16 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
     }
 
     let done = Arc::new(AtomicBool::new(false));
+    {
+        // Ctrl-C stops the load and still cleans up what the run wrote.
+        let (done, interrupted) = (Arc::clone(&done), Arc::clone(&interrupted));
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Relaxed);
+                done.store(true, Relaxed);
+            }
+        });
+    }
     let count = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -134,7 +149,7 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
             .expect("progress template")
             .progress_chars("=> "),
     );
-    while started.elapsed() < args.duration {
+    while started.elapsed() < args.duration && !done.load(Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let elapsed = started.elapsed();
         bar.set_position(elapsed.as_millis().min(args.duration.as_millis()) as u64);
@@ -156,8 +171,14 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
         all.add(h).expect("same bounds");
     }
     let elapsed = started.elapsed();
-    if !args.keep {
+    if args.keep {
+        eprintln!("kept the run's keys in namespace {run_namespace:?}");
+    } else {
         cache.clear().await?;
+    }
+    if interrupted.load(Relaxed) {
+        eprintln!("interrupted; the run's keys were cleaned up");
+        return Ok(ExitCode::from(130));
     }
 
     let us = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
@@ -183,6 +204,15 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
         all.max() as f64 / 1000.0
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's own namespace: `cachectl-bench:<run>` under the configured
+/// namespace, if any.
+fn bench_namespace(configured: Option<&str>, run: u64) -> String {
+    match configured {
+        Some(ns) => format!("{ns}:{BENCH_NAMESPACE}:{run:016x}"),
+        None => format!("{BENCH_NAMESPACE}:{run:016x}"),
+    }
 }
 
 fn pick(mix: &[(OpKind, u32)], roll: u32) -> OpKind {
@@ -232,5 +262,14 @@ mod tests {
         assert!(parse_mix("fly=1").is_err());
         assert!(parse_mix("get").is_err());
         assert!(parse_mix("get=x").is_err());
+    }
+
+    #[test]
+    fn each_run_gets_a_namespace_of_its_own_under_the_configured_one() {
+        assert_eq!(
+            bench_namespace(Some("shop"), 255),
+            "shop:cachectl-bench:00000000000000ff"
+        );
+        assert_eq!(bench_namespace(None, 1), "cachectl-bench:0000000000000001");
     }
 }

@@ -16,7 +16,7 @@ pub const DEMO_NAMESPACE: &str = "cachectl-demo";
 
 /// Runs the demonstration.
 pub async fn run(cli: &Cli) -> Result<ExitCode, Failure> {
-    let config = ops::config(cli)?.default_namespace(DEMO_NAMESPACE);
+    let config = ops::config(cli)?.default_namespace(DEMO_NAMESPACE)?;
     println!("cachectl demo on {} ({config:?})\n", config.adapter());
     let cache = ops::connect(&config).await?;
     let show = |op: &str, answer: String| println!("  {op:<44} -> {answer}");

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use cache_moka::MokaConfig;
-use cache_port::{CacheError, Result};
+use cache_port::{CacheError, Namespace, Result};
 #[cfg(feature = "redis")]
 use cache_redis::RedisConfig;
 use url::Url;
@@ -11,23 +11,41 @@ use url::Url;
 /// The environment variable [`CacheConfig::from_env`] reads.
 pub const CACHE_URL_VAR: &str = "CACHE_URL";
 
-/// The adapter to build, and its settings.
+/// The cache to build: an adapter and the layers over it.
 ///
 /// | URL | adapter |
 /// |---|---|
-/// | (nothing), `memory://`, `moka://` | embedded moka; query: `capacity`, `max_value_len` (sizes such as `64MiB`), `namespace` |
+/// | (nothing), `memory://`, `moka://` | embedded moka; query: `capacity`, `max_value_len` (sizes such as `64MiB`) |
 /// | `redis://…`, `rediss://…`, `redis-cluster://…`, `redis-sentinel://…` | Redis (feature `redis`); query options as in `cache_redis::RedisConfig` |
+///
+/// Options every URL takes, read here once for every adapter:
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `namespace` | none | keys under `namespace:` (see `cache_port::Namespace`) |
+/// | `fail_open` | `false` | an outage reads as a counted, logged miss (`cache_port::layer::FailOpen`) |
 ///
 /// ```
 /// use cache_composition::CacheConfig;
 ///
-/// let config = CacheConfig::from_url("memory://?capacity=8MiB&namespace=shop").unwrap();
+/// let config = CacheConfig::from_url("memory://?capacity=8MiB&namespace=shop&fail_open=true").unwrap();
 /// assert_eq!(config.adapter(), "memory");
+/// assert_eq!(config.namespace(), Some("shop"));
+/// assert!(config.fail_open());
 /// assert!(CacheConfig::from_url("memcached://localhost").is_err());
+/// assert!(CacheConfig::from_url("memory://?namespace=shop:").is_err()); // an empty segment
 /// ```
+#[derive(Clone, PartialEq, Default)]
+pub struct CacheConfig {
+    adapter: AdapterConfig,
+    namespace: Option<Namespace>,
+    fail_open: bool,
+}
+
+/// The adapter [`CacheConfig`] names, with its own settings.
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
-pub enum CacheConfig {
+pub enum AdapterConfig {
     /// The embedded in-process adapter.
     Memory(MokaConfig),
     /// The Redis adapter.
@@ -35,20 +53,34 @@ pub enum CacheConfig {
     Redis(RedisConfig),
 }
 
-impl Default for CacheConfig {
-    /// The embedded default: moka with its default capacity, no namespace.
+impl Default for AdapterConfig {
+    /// The embedded default: moka with its default capacity.
     fn default() -> Self {
-        CacheConfig::Memory(MokaConfig::default())
+        AdapterConfig::Memory(MokaConfig::default())
     }
 }
 
 impl fmt::Debug for CacheConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CacheConfig::Memory(c) => f.debug_tuple("Memory").field(c).finish(),
+        let mut s = f.debug_struct("CacheConfig");
+        match &self.adapter {
+            AdapterConfig::Memory(c) => s.field("memory", c),
             // RedisConfig's Debug redacts passwords.
             #[cfg(feature = "redis")]
-            CacheConfig::Redis(c) => f.debug_tuple("Redis").field(c).finish(),
+            AdapterConfig::Redis(c) => s.field("redis", c),
+        };
+        s.field("namespace", &self.namespace)
+            .field("fail_open", &self.fail_open)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AdapterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterConfig::Memory(c) => f.debug_tuple("Memory").field(c).finish(),
+            #[cfg(feature = "redis")]
+            AdapterConfig::Redis(c) => f.debug_tuple("Redis").field(c).finish(),
         }
     }
 }
@@ -56,20 +88,27 @@ impl fmt::Debug for CacheConfig {
 impl CacheConfig {
     /// Reads a cache URL (see the table above).
     pub fn from_url(url: &str) -> Result<Self> {
-        let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        match scheme {
-            "memory" | "moka" => memory_from_url(url).map(CacheConfig::Memory),
-            "redis" | "rediss" | "redis-cluster" | "rediss-cluster" | "redis-sentinel" | "rediss-sentinel" => {
-                redis_from_url(url)
+        // The parser's messages never repeat the URL, which may hold a password.
+        let mut parsed = Url::parse(url).map_err(|e| {
+            config_error(format!(
+                "invalid cache URL ({e}): expected memory://, moka:// or redis://…"
+            ))
+        })?;
+        let (namespace, fail_open) = take_common_options(&mut parsed)?;
+        let adapter = match parsed.scheme() {
+            "memory" | "moka" => AdapterConfig::Memory(memory_from_url(&parsed)?),
+            s if is_redis_scheme(s) => redis_from_url(parsed.as_str())?,
+            other => {
+                return Err(config_error(format!(
+                    "unknown cache scheme {other:?}: expected memory://, moka://, redis://, rediss://, redis-cluster:// or redis-sentinel://"
+                )))
             }
-            "" => Err(config_error(format!(
-                "{:?} is not a cache URL: expected memory://, moka:// or redis://…",
-                cache_redact(url)
-            ))),
-            other => Err(config_error(format!(
-                "unknown cache scheme {other:?}: expected memory://, moka://, redis://, rediss://, redis-cluster:// or redis-sentinel://"
-            ))),
-        }
+        };
+        Ok(Self {
+            adapter,
+            namespace,
+            fail_open,
+        })
     }
 
     /// Reads `CACHE_URL`; unset or empty means the embedded default.
@@ -85,32 +124,102 @@ impl CacheConfig {
         }
     }
 
-    /// Sets `namespace` unless one is configured already.
-    pub fn default_namespace(self, namespace: &str) -> Self {
-        match self {
-            CacheConfig::Memory(c) if c.namespace_ref().is_none() => {
-                CacheConfig::Memory(c.namespace(namespace))
-            }
-            #[cfg(feature = "redis")]
-            CacheConfig::Redis(c) if c.namespace_ref().is_none() => {
-                CacheConfig::Redis(c.namespace(namespace))
-            }
-            other => other,
+    /// The embedded default over `adapter`, with no namespace and no layers.
+    pub fn new(adapter: AdapterConfig) -> Self {
+        Self {
+            adapter,
+            namespace: None,
+            fail_open: false,
         }
+    }
+
+    /// Puts the cache under `namespace`.
+    pub fn with_namespace(mut self, namespace: &str) -> Result<Self> {
+        self.namespace = Some(Namespace::new(namespace)?);
+        Ok(self)
+    }
+
+    /// Sets `namespace` unless one is configured already.
+    pub fn default_namespace(mut self, namespace: &str) -> Result<Self> {
+        if self.namespace.is_none() {
+            self.namespace = Some(Namespace::new(namespace)?);
+        }
+        Ok(self)
+    }
+
+    /// Whether reads fail open (an outage reads as a counted, logged miss).
+    pub fn with_fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
     }
 
     /// `"memory"` or `"redis"`.
     pub fn adapter(&self) -> &'static str {
-        match self {
-            CacheConfig::Memory(_) => "memory",
+        match &self.adapter {
+            AdapterConfig::Memory(_) => "memory",
             #[cfg(feature = "redis")]
-            CacheConfig::Redis(_) => "redis",
+            AdapterConfig::Redis(_) => "redis",
         }
+    }
+
+    /// The adapter's own settings.
+    pub fn adapter_config(&self) -> &AdapterConfig {
+        &self.adapter
+    }
+
+    /// The configured namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_ref().map(Namespace::as_str)
+    }
+
+    pub(crate) fn namespace_ref(&self) -> Option<&Namespace> {
+        self.namespace.as_ref()
+    }
+
+    /// Whether reads fail open.
+    pub fn fail_open(&self) -> bool {
+        self.fail_open
     }
 }
 
-fn memory_from_url(url: &str) -> Result<MokaConfig> {
-    let parsed = Url::parse(url).map_err(|e| config_error(format!("invalid cache URL: {e}")))?;
+/// The schemes of Redis URLs, whether or not this build has the adapter.
+fn is_redis_scheme(scheme: &str) -> bool {
+    matches!(
+        scheme,
+        "redis"
+            | "rediss"
+            | "redis-cluster"
+            | "rediss-cluster"
+            | "redis-sentinel"
+            | "rediss-sentinel"
+    )
+}
+
+/// Removes `namespace` and `fail_open` from the query, for every adapter.
+fn take_common_options(url: &mut Url) -> Result<(Option<Namespace>, bool)> {
+    let mut namespace = None;
+    let mut fail_open = false;
+    let mut rest: Vec<(String, String)> = Vec::new();
+    for (name, value) in url.query_pairs() {
+        match name.as_ref() {
+            "namespace" => namespace = Some(Namespace::new(&value)?),
+            "fail_open" => {
+                fail_open = value.parse().map_err(|_| {
+                    config_error(format!("fail_open must be true or false, not {value:?}"))
+                })?
+            }
+            _ => rest.push((name.into_owned(), value.into_owned())),
+        }
+    }
+    if rest.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((namespace, fail_open))
+}
+
+fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {
     if parsed.host_str().is_some_and(|h| !h.is_empty()) || !matches!(parsed.path(), "" | "/") {
         return Err(config_error(format!(
             "{}:// takes no host or path, only options: {}://?capacity=64MiB&namespace=app",
@@ -126,10 +235,9 @@ fn memory_from_url(url: &str) -> Result<MokaConfig> {
                 usize::try_from(parse_size(&name, &value)?)
                     .map_err(|_| config_error(format!("{name} is too large")))?,
             ),
-            "namespace" => config.namespace(value.into_owned()),
             other => {
                 return Err(config_error(format!(
-                    "unknown option {other:?} for {}://; known: capacity, max_value_len, namespace",
+                    "unknown option {other:?} for {}://; known: capacity, max_value_len, namespace, fail_open",
                     parsed.scheme()
                 )))
             }
@@ -139,12 +247,12 @@ fn memory_from_url(url: &str) -> Result<MokaConfig> {
 }
 
 #[cfg(feature = "redis")]
-fn redis_from_url(url: &str) -> Result<CacheConfig> {
-    RedisConfig::from_url(url).map(CacheConfig::Redis)
+fn redis_from_url(url: &str) -> Result<AdapterConfig> {
+    RedisConfig::from_url(url).map(AdapterConfig::Redis)
 }
 
 #[cfg(not(feature = "redis"))]
-fn redis_from_url(_url: &str) -> Result<CacheConfig> {
+fn redis_from_url(_url: &str) -> Result<AdapterConfig> {
     Err(config_error(
         "this build has no Redis adapter: enable the `redis` feature of cache-composition".into(),
     ))
@@ -180,18 +288,6 @@ fn parse_size(name: &str, value: &str) -> Result<u64> {
                 "{name} must be a size such as 64MiB, not {value:?}"
             ))
         })
-}
-
-/// A URL safe to show: no password.
-fn cache_redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.into()
-        }
-        Ok(u) => u.into(),
-        Err(_) => "<not a URL>".into(),
-    }
 }
 
 fn config_error(message: String) -> CacheError {

@@ -15,18 +15,21 @@
 //! ```
 //!
 //! - [`CacheConfig`] reads `CACHE_URL` (or any URL): `memory://` / `moka://`
-//!   with `capacity`, `max_value_len`, `namespace`, or a Redis URL. Unknown
-//!   schemes, unknown or bad options, and a Redis URL in a build without the
-//!   `redis` feature are errors at startup.
+//!   with `capacity`, `max_value_len`, or a Redis URL, and for every adapter
+//!   `namespace` and `fail_open`. Unknown schemes, unknown or bad options, and
+//!   a Redis URL in a build without the `redis` feature are errors at startup.
+//! - [`build_cache`] builds the stack with `cache_port::CacheBuilder`: the
+//!   adapter's store, the namespace, fail-open if asked for, the stats
+//!   counters, and the front, boxed once.
 //! - [`build_module`] connects first (async), then builds the synchronous
-//!   shaku [`CacheModule`], whose [`CacheComponent`] is the selected adapter.
+//!   shaku [`CacheModule`], whose [`CacheComponent`] hands out the cache.
 //! - Applications inject the cache into their own shaku components with
 //!   `CacheModule` as a submodule; [`resolve_cache`] hands it out directly.
 
 mod config;
 mod module;
 
-pub use config::{CacheConfig, CACHE_URL_VAR};
+pub use config::{AdapterConfig, CacheConfig, CACHE_URL_VAR};
 pub use module::{
     build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheModule,
     SelectedCache, SelectedCacheParameters,

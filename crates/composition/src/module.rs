@@ -1,33 +1,41 @@
-//! The shaku module that provides the selected adapter as the port.
+//! The shaku module that provides the selected cache, and the stack it builds.
 
 use std::sync::Arc;
 
-use cache_moka::MokaCache;
-use cache_port::{delegate_cache, Cache, Result};
+use cache_port::layer::FailOpenLayer;
+use cache_port::{Cache, CacheBuilder, Result, Store};
 use shaku::{Component, HasComponent, Interface};
 
-use crate::config::CacheConfig;
+use crate::config::{AdapterConfig, CacheConfig};
 
-/// The port as a shaku interface: components that need a cache declare
-/// `#[shaku(inject)] cache: Arc<dyn CacheComponent>`, and can hand it on as
-/// an `Arc<dyn Cache>` (trait upcasting). Only this crate names shaku: the
-/// port and the adapters do not know it.
-pub trait CacheComponent: Cache + Interface {}
+/// The cache as a shaku interface: components that need a cache declare
+/// `#[shaku(inject)] cache: Arc<dyn CacheComponent>` and call
+/// [`cache`](CacheComponent::cache) for the port. Only this crate names
+/// shaku: the port and the adapters do not know it.
+///
+/// It hands out the built `Arc<dyn Cache>` itself rather than being a
+/// `Cache`, so that a call through an injected cache costs the same one boxed
+/// future as any other: a wrapper implementing the port would box again.
+pub trait CacheComponent: Interface {
+    /// The configured cache.
+    fn cache(&self) -> Arc<dyn Cache>;
+}
 
-impl<T: Cache + Interface> CacheComponent for T {}
-
-/// The one cache component: the adapter chosen at startup. Built from its
-/// parameters, never from scratch; without parameters it is a fresh embedded
-/// moka store, the default.
+/// The one cache component: the stack built at startup. Without parameters
+/// it is a fresh embedded moka store, the default.
 #[derive(Component)]
 #[shaku(interface = CacheComponent)]
 pub struct SelectedCache {
-    /// The adapter built from the configuration.
-    #[shaku(default = Arc::new(MokaCache::new()))]
+    /// The cache built from the configuration.
+    #[shaku(default = CacheBuilder::new(cache_moka::MokaStore::default()).build())]
     cache: Arc<dyn Cache>,
 }
 
-delegate_cache!(impl[] SelectedCache => |this| this.cache);
+impl CacheComponent for SelectedCache {
+    fn cache(&self) -> Arc<dyn Cache> {
+        Arc::clone(&self.cache)
+    }
+}
 
 mod generated {
     // shaku's macro takes no doc attribute; the re-export below carries the docs.
@@ -46,25 +54,39 @@ mod generated {
 /// module to inject the cache into its components.
 pub use generated::CacheModule;
 
-/// Builds (and, for Redis, connects) the configured adapter.
+/// Builds (and, for Redis, connects) the configured cache: the adapter's
+/// store, the namespace layer, fail-open when asked for, the stats layer and
+/// the front, boxed once.
 ///
-/// Connecting is async and happens here, before the module is built:
+/// Connecting is async and happens here, before any module is built:
 /// shaku's `build` is synchronous.
 pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
-    Ok(match config {
-        CacheConfig::Memory(c) => Arc::new(c.clone().build()?),
+    Ok(match config.adapter_config() {
+        AdapterConfig::Memory(c) => stack(c.build_store()?, config),
         #[cfg(feature = "redis")]
-        CacheConfig::Redis(c) => Arc::new(cache_redis::RedisCache::connect(c.clone()).await?),
+        AdapterConfig::Redis(c) => stack(cache_redis::RedisStore::connect(c).await?, config),
     })
 }
 
-/// Builds the configured adapter and a [`CacheModule`] that provides it.
+/// The configured layers over `store`, in their one order: namespace
+/// innermost, then fail-open, then the stats counters (added by `build`), so
+/// that a failed-open read is counted as the miss it answered.
+fn stack<S: Store>(store: S, config: &CacheConfig) -> Arc<dyn Cache> {
+    let builder = CacheBuilder::new(store).in_namespace(config.namespace_ref().cloned());
+    if config.fail_open() {
+        builder.layer(FailOpenLayer::new()).build()
+    } else {
+        builder.build()
+    }
+}
+
+/// Builds the configured cache and a [`CacheModule`] that provides it.
 pub async fn build_module(config: &CacheConfig) -> Result<CacheModule> {
     let cache = build_cache(config).await?;
     Ok(module_with(cache))
 }
 
-/// A [`CacheModule`] providing `cache` (for tests, or an adapter built by hand).
+/// A [`CacheModule`] providing `cache` (for tests, or a cache built by hand).
 pub fn module_with(cache: Arc<dyn Cache>) -> CacheModule {
     CacheModule::builder()
         .with_component_parameters::<SelectedCache>(SelectedCacheParameters { cache })
@@ -74,5 +96,5 @@ pub fn module_with(cache: Arc<dyn Cache>) -> CacheModule {
 /// The cache a module provides, as the port.
 pub fn resolve_cache(module: &impl HasComponent<dyn CacheComponent>) -> Arc<dyn Cache> {
     let component: Arc<dyn CacheComponent> = module.resolve();
-    component
+    component.cache()
 }

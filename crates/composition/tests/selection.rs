@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use cache_composition::{
-    build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheConfig, CacheModule,
+    build_cache, build_module, module_with, resolve_cache, AdapterConfig, CacheComponent,
+    CacheConfig, CacheModule,
 };
-use cache_moka::MokaCache;
+use cache_moka::MokaConfig;
 use cache_port::{Cache, ErrorKind};
 use cache_redis_harness::RedisServer;
 use shaku::{module, Component, HasComponent, Interface};
@@ -32,13 +33,13 @@ fn nothing_configured_is_the_embedded_default() {
 
 #[test]
 fn memory_urls_carry_their_options() {
-    let CacheConfig::Memory(c) =
-        CacheConfig::from_url("memory://?capacity=8MiB&namespace=shop").unwrap()
-    else {
+    let config = CacheConfig::from_url("memory://?capacity=8MiB&namespace=shop").unwrap();
+    let AdapterConfig::Memory(c) = config.adapter_config() else {
         panic!("not memory")
     };
     assert_eq!(c.capacity(), 8 << 20);
-    assert_eq!(c.namespace_ref(), Some("shop"));
+    assert_eq!(config.namespace(), Some("shop"));
+    assert!(!config.fail_open());
     assert_eq!(
         CacheConfig::from_url("moka://").unwrap(),
         CacheConfig::default()
@@ -49,7 +50,11 @@ fn memory_urls_carry_their_options() {
 fn bad_configurations_are_clear_errors() {
     for (url, says) in [
         ("memcached://localhost", "unknown cache scheme"),
-        ("localhost:6379", "not a cache URL"),
+        ("localhost:6379", "unknown cache scheme"),
+        ("//localhost", "invalid cache URL"),
+        ("memory://?namespace=a::b", "empty segment"),
+        ("redis://localhost?namespace=:x", "empty segment"),
+        ("memory://?fail_open=maybe", "fail_open"),
         ("memory://somewhere", "takes no host"),
         ("memory://?capacity=lots", "size"),
         ("memory://?colour=blue", "unknown option"),
@@ -119,7 +124,7 @@ struct GreeterImpl {
 
 impl Greeter for GreeterImpl {
     fn cache(&self) -> Arc<dyn Cache> {
-        self.cache.clone()
+        self.cache.cache()
     }
 }
 
@@ -137,7 +142,7 @@ module! {
 
 #[tokio::test]
 async fn components_get_the_selected_cache_injected() {
-    let shared = Arc::new(MokaCache::builder().namespace("app").build().unwrap());
+    let shared: Arc<dyn Cache> = Arc::new(MokaConfig::default().namespace("app").build().unwrap());
     let cache_module = Arc::new(module_with(shared.clone()));
     let app = AppModule::builder(cache_module.clone()).build();
     let greeter: Arc<dyn Greeter> = app.resolve();
@@ -160,5 +165,46 @@ async fn components_get_the_selected_cache_injected() {
         Some(&b"world"[..])
     );
     let again: Arc<dyn CacheComponent> = cache_module.resolve();
-    assert!(again.exists("hello").await.unwrap());
+    assert!(again.cache().exists("hello").await.unwrap());
+    // The very same cache, not a wrapper around it (a wrapper would box
+    // every call a second time).
+    assert!(Arc::ptr_eq(&again.cache(), &shared));
+}
+
+/// `fail_open=true` puts the fail-open layer under the stats counters: with
+/// Redis gone, a read is a miss, counted as a miss, and the typed
+/// cache-aside still returns the loaded value.
+#[tokio::test]
+async fn fail_open_from_the_url_reads_an_outage_as_a_counted_miss() {
+    use cache_port::CacheExt;
+    let server = RedisServer::start();
+    let url = format!(
+        "{}/0?namespace=degrade&fail_open=true&command_timeout_ms=300&connect_timeout_ms=2000",
+        server.url()
+    );
+    let cache = build_cache(&CacheConfig::from_url(&url).unwrap())
+        .await
+        .unwrap();
+    cache.set("k", "v".into(), None).await.unwrap();
+    let mut server = server;
+    server.kill();
+    assert_eq!(cache.get("k").await.unwrap(), None);
+    let loaded: String = cache
+        .get_or_load("product:1", None, || async {
+            Ok::<_, cache_port::CacheError>("lamp".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(loaded, "lamp");
+    assert!(
+        cache.set("k", "v".into(), None).await.is_err(),
+        "writes still fail"
+    );
+    // Within a namespace, Redis stats need no round trip: the counters.
+    let stats = cache.stats().await.unwrap();
+    assert_eq!(
+        (stats.sets, stats.hits, stats.misses, stats.errors),
+        (1, 0, 2, 2),
+        "one set, two failed-open misses, two failed writes (the write-back and the set)"
+    );
 }

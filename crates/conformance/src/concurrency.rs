@@ -81,3 +81,135 @@ pub async fn concurrent_sets_leave_one_of_the_values(cx: Ctx) {
         "stored {stored:?} was never written"
     );
 }
+
+/// The outcome of many tasks writing one key must be explainable by some
+/// serial order of their calls. A `set` racing `incr`s splits the increments
+/// into those before it (counting from the old value) and those after it
+/// (counting from the value it set), each run contiguous; a `delete` racing
+/// them restarts the count from zero. `set_if_absent` on a key that always
+/// exists never wins; `expire` on it always finds it.
+pub async fn mixed_writes_on_one_key_are_serialisable(cx: Ctx) {
+    const BASE: i64 = 4_000_000_000_000;
+    const INCRERS: usize = 15;
+    const PER_TASK: usize = 20;
+    for round in 0..3 {
+        let key = format!("mixed:{round}");
+        cx.cache.set(&key, Bytes::from("0"), None).await.unwrap();
+        let mut incrs = Vec::new();
+        for _ in 0..INCRERS {
+            let (cache, key) = (Arc::clone(&cx.cache), key.clone());
+            incrs.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..PER_TASK {
+                    seen.push(cache.incr(&key, 1, None).await.unwrap());
+                }
+                seen
+            }));
+        }
+        let setter = {
+            let (cache, key) = (Arc::clone(&cx.cache), key.clone());
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                cache
+                    .set(&key, Bytes::from(BASE.to_string()), None)
+                    .await
+                    .unwrap();
+                cache.incr(&key, 1, None).await.unwrap()
+            })
+        };
+        let others = {
+            let (cache, key) = (Arc::clone(&cx.cache), key.clone());
+            tokio::spawn(async move {
+                let mut wrong = Vec::new();
+                for _ in 0..PER_TASK {
+                    if cache
+                        .set_if_absent(&key, Bytes::from("x"), None)
+                        .await
+                        .unwrap()
+                    {
+                        wrong.push("set_if_absent won over an existing key");
+                    }
+                    let long = std::time::Duration::from_secs(3600);
+                    if !cache.expire(&key, long).await.unwrap() {
+                        wrong.push("expire did not find an existing key");
+                    }
+                }
+                wrong
+            })
+        };
+        let mut results = Vec::new();
+        for task in incrs {
+            results.extend(task.await.unwrap());
+        }
+        let own = setter.await.unwrap();
+        assert!(
+            own > BASE,
+            "round {round}: the setter's own incr gave {own}, below the {BASE} it had just set"
+        );
+        results.push(own);
+        assert_eq!(others.await.unwrap(), Vec::<&str>::new(), "round {round}");
+        let (mut high, mut low): (Vec<i64>, Vec<i64>) =
+            results.into_iter().partition(|r| *r > BASE);
+        low.sort_unstable();
+        high.sort_unstable();
+        let low_want: Vec<i64> = (1..=low.len() as i64).collect();
+        let high_want: Vec<i64> = (BASE + 1..=BASE + high.len() as i64).collect();
+        assert_eq!(
+            low, low_want,
+            "round {round}: increments before the set are not a serial run"
+        );
+        assert_eq!(
+            high, high_want,
+            "round {round}: increments after the set are not a serial run"
+        );
+        let stored = cx.cache.get(&key).await.unwrap().expect("the counter");
+        assert_eq!(
+            stored,
+            Bytes::from((BASE + high.len() as i64).to_string()),
+            "round {round}"
+        );
+    }
+    // A delete racing increments restarts the count: the increments are a
+    // run from 1 before it and a run from 1 after it.
+    let key = "mixed:delete";
+    let mut incrs = Vec::new();
+    for _ in 0..INCRERS {
+        let cache = Arc::clone(&cx.cache);
+        incrs.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..PER_TASK {
+                seen.push(cache.incr(key, 1, None).await.unwrap());
+            }
+            seen
+        }));
+    }
+    let deleter = {
+        let cache = Arc::clone(&cx.cache);
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            cache.delete(key).await.unwrap()
+        })
+    };
+    let mut results = Vec::new();
+    for task in incrs {
+        results.extend(task.await.unwrap());
+    }
+    let deleted = deleter.await.unwrap();
+    let after = match cx.cache.get(key).await.unwrap() {
+        Some(v) => std::str::from_utf8(&v).unwrap().parse::<i64>().unwrap(),
+        None => 0,
+    };
+    results.sort_unstable();
+    let total = results.len() as i64;
+    let mut want: Vec<i64> = (1..=after).chain(1..=total - after).collect();
+    want.sort_unstable();
+    assert_eq!(
+        results, want,
+        "increments around a delete are not two serial runs (deleted: {deleted})"
+    );
+    assert_eq!(
+        deleted,
+        after < total,
+        "delete found the counter exactly when some increments came before it"
+    );
+}

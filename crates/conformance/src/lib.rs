@@ -1,40 +1,43 @@
-//! The conformance suite: every rule of the port contract as a test that any
-//! adapter runs.
+//! The conformance suite: every rule of the port contract as a named test
+//! that any adapter runs.
 //!
-//! An adapter's tests give a [`Harness`] (how to build a fresh adapter in a
-//! namespace, over one store that all of them share) to [`assert_conformance`],
-//! which runs every behaviour, prints how many it checked, and fails with the
-//! list of those that did not hold.
+//! An adapter's test target (with `harness = false`) gives a [`Harness`]
+//! (how to build a fresh adapter in a namespace, over one store that all of
+//! them share) to [`main`], which turns every behaviour into a libtest-mimic
+//! trial named after it: `cargo test -p cache-moka incr_` runs only the
+//! `incr` behaviours, and a failure names its behaviour. Behaviours that
+//! need a [`Capability`] the harness does not declare are not run, and the
+//! run says which and why.
 //!
 //! ```
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use async_trait::async_trait;
-//! use cache_conformance::{Harness, run_all};
+//! use cache_conformance::{trials, Capability, Harness};
 //! use cache_port::{Cache, MockCache};
 //!
-//! // A harness over a mock only shows the shape: most behaviours fail on it.
+//! // A harness over a lone mock (it cannot make sibling views of one store).
 //! struct Mocked;
 //! #[async_trait]
 //! impl Harness for Mocked {
 //!     fn name(&self) -> String { "mock".into() }
+//!     fn capabilities(&self) -> &'static [Capability] { &[] }
 //!     async fn build(&self, _namespace: &str) -> Arc<dyn Cache> { Arc::new(MockCache::new()) }
 //! }
-//! let report = run_all(Arc::new(Mocked)).await;
-//! assert_eq!(report.checked, cache_conformance::behaviours().len());
-//! assert!(!report.failures.is_empty());
-//! # });
+//! let all = cache_conformance::behaviours().len();
+//! let runnable = trials("mock", Arc::new(Mocked)).len();
+//! assert!(runnable < all); // the namespace behaviours need Capability::SharedStore
 //! ```
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use cache_port::Cache;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
+use libtest_mimic::{Arguments, Failed, Trial};
 
 mod basic;
 mod batch;
@@ -47,11 +50,26 @@ mod stats;
 mod ttl;
 mod vectors;
 
+/// What a harness's adapters can do beyond the contract's core, so that a
+/// behaviour needing it runs only where it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// `build` gives views in different namespaces over one shared store,
+    /// so that namespaces can be checked for isolation and nesting.
+    SharedStore,
+}
+
 /// How the suite gets adapters to test.
 #[async_trait]
 pub trait Harness: Send + Sync + 'static {
     /// The adapter's name, for the report.
     fn name(&self) -> String;
+
+    /// What the adapters built can do (default: every [`Capability`]).
+    fn capabilities(&self) -> &'static [Capability] {
+        &[Capability::SharedStore]
+    }
 
     /// A new adapter in `namespace`. Every adapter a harness builds shares one
     /// store (one Redis server, one moka store), so that namespaces can be
@@ -72,7 +90,8 @@ pub struct Ctx {
 
 impl Ctx {
     /// Another adapter over the same store, in the namespace this
-    /// behaviour's namespace followed by `suffix`.
+    /// behaviour's namespace followed by `suffix` (`-x` gives a look-alike
+    /// sibling, `:x` a child).
     pub async fn sibling(&self, suffix: &str) -> Arc<dyn Cache> {
         self.harness
             .build(&format!("{}{suffix}", self.namespace))
@@ -89,16 +108,19 @@ impl Ctx {
 pub struct Behaviour {
     /// Its name: the module and the function.
     pub name: &'static str,
+    /// The capabilities it needs.
+    pub needs: &'static [Capability],
     /// The check; it panics when the rule does not hold.
     pub run: fn(Ctx) -> BoxFuture<'static, ()>,
 }
 
 macro_rules! behaviours {
-    ($($module:ident :: $test:ident),* $(,)?) => {
+    ($($module:ident :: $test:ident $([needs $($cap:ident),*])?),* $(,)?) => {
         /// Every behaviour of the suite, in a stable order.
         pub fn behaviours() -> Vec<Behaviour> {
             vec![$(Behaviour {
                 name: concat!(stringify!($module), "::", stringify!($test)),
+                needs: &[$($(Capability::$cap),*)?],
                 run: |cx| Box::pin($module::$test(cx)),
             }),*]
         }
@@ -148,8 +170,11 @@ behaviours![
     vectors::keys_answers_as_redis_on_every_vector,
     vectors::delete_pattern_answers_as_redis_on_every_vector,
     namespaces::clear_empties_the_namespace,
-    namespaces::clear_and_delete_pattern_spare_other_namespaces,
-    namespaces::namespace_with_glob_metacharacters_is_escaped,
+    namespaces::clear_and_delete_pattern_spare_other_namespaces [needs SharedStore],
+    namespaces::namespace_with_glob_metacharacters_is_escaped [needs SharedStore],
+    namespaces::a_namespace_owns_its_children [needs SharedStore],
+    namespaces::a_namespace_never_reaches_parent_siblings_or_look_alikes [needs SharedStore],
+    namespaces::every_listed_key_can_be_read [needs SharedStore],
     invalid::bad_keys_are_refused_by_every_operation,
     invalid::bad_ttls_are_refused_by_every_operation,
     invalid::bad_patterns_are_refused_and_delete_nothing,
@@ -158,84 +183,85 @@ behaviours![
     concurrency::concurrent_incr_loses_nothing,
     concurrency::exactly_one_set_if_absent_wins,
     concurrency::concurrent_sets_leave_one_of_the_values,
+    concurrency::mixed_writes_on_one_key_are_serialisable,
     stats::stats_count_hits_misses_and_writes,
     stats::stats_count_errors,
 ];
 
-/// The outcome of a run.
-#[derive(Debug)]
-pub struct Report {
-    /// The adapter's name.
-    pub adapter: String,
-    /// How many behaviours ran.
-    pub checked: usize,
-    /// The behaviours that failed, with their panic messages.
-    pub failures: Vec<(&'static str, String)>,
-    /// How long the run took.
-    pub elapsed: std::time::Duration,
+/// The runtime every trial runs on (trials run on libtest-mimic's threads
+/// and `block_on` this shared runtime).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "conformance [{}]: {} behaviours checked, {} passed, {} failed ({:.2?})",
-            self.adapter,
-            self.checked,
-            self.checked - self.failures.len(),
-            self.failures.len(),
-            self.elapsed
-        )?;
-        for (name, message) in &self.failures {
-            writeln!(f, "  FAILED {name}: {message}")?;
-        }
-        Ok(())
-    }
+/// Runs `future` to completion on the suite's runtime (for harness set-up).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
 }
 
-/// Runs every behaviour against adapters from `harness`, several at a time.
-pub async fn run_all(harness: Arc<dyn Harness>) -> Report {
-    let started = Instant::now();
+/// One trial per behaviour the harness can run, named
+/// `conformance::<group>::<module>::<behaviour>`. Behaviours that need a
+/// capability the harness lacks are left out, and a line on stderr says so.
+pub fn trials(group: &str, harness: Arc<dyn Harness>) -> Vec<Trial> {
     let run_id = unique_run_id();
-    let all = behaviours();
-    let checked = all.len();
-    let failures: Vec<_> = futures::stream::iter(all)
-        .map(|behaviour| {
-            let harness = Arc::clone(&harness);
-            let namespace = format!("{run_id}:{}", behaviour.name.replace("::", "."));
-            async move {
+    let has = harness.capabilities();
+    let mut trials = Vec::new();
+    for behaviour in behaviours() {
+        let missing: Vec<_> = behaviour
+            .needs
+            .iter()
+            .filter(|c| !has.contains(c))
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "conformance [{}]: {} not run: needs {missing:?}",
+                harness.name(),
+                behaviour.name
+            );
+            continue;
+        }
+        let harness = Arc::clone(&harness);
+        let namespace = format!("{run_id}:{}", behaviour.name.replace("::", "."));
+        let name = format!("conformance::{group}::{}", behaviour.name);
+        trials.push(Trial::test(name, move || {
+            runtime().block_on(async move {
                 let cache = harness.build(&namespace).await;
                 let cx = Ctx {
                     cache,
                     harness,
                     namespace,
                 };
-                let outcome = AssertUnwindSafe((behaviour.run)(cx)).catch_unwind().await;
-                outcome
-                    .err()
-                    .map(|panic| (behaviour.name, panic_message(panic)))
-            }
-        })
-        .buffer_unordered(8)
-        .filter_map(|failure| async move { failure })
-        .collect()
-        .await;
-    let mut failures = failures;
-    failures.sort();
-    Report {
-        adapter: harness.name(),
-        checked,
-        failures,
-        elapsed: started.elapsed(),
+                AssertUnwindSafe((behaviour.run)(cx))
+                    .catch_unwind()
+                    .await
+                    .map_err(|panic| Failed::from(panic_message(panic)))
+            })
+        }));
     }
+    trials
 }
 
-/// Runs the whole suite, prints the report, and panics if any behaviour failed.
-pub async fn assert_conformance(harness: Arc<dyn Harness>) -> Report {
-    let report = run_all(harness).await;
-    println!("{report}");
-    assert!(report.failures.is_empty(), "{report}");
-    report
+/// The `main` of a conformance test target (`harness = false`): runs
+/// `trials` with libtest's command line (filters, `--list`, `--exact`, …),
+/// eight at a time unless `--test-threads` says otherwise, then drops
+/// `keep_alive` (the servers the harnesses started) and exits with the
+/// outcome.
+pub fn main(trials: Vec<Trial>, keep_alive: impl Sized) -> ! {
+    let mut args = Arguments::from_args();
+    if args.test_threads.is_none() {
+        // Behaviours mostly wait (TTLs, round trips): run several at a time.
+        args.test_threads = Some(8);
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    drop(keep_alive);
+    conclusion.exit()
 }
 
 fn unique_run_id() -> String {

@@ -9,7 +9,10 @@ use cache_example_catalog::{CatalogService, Product, SlowRepository};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = CacheConfig::from_env()?.default_namespace("catalog-demo");
+    // Reads fail open: during a cache outage the service answers from the repository.
+    let config = CacheConfig::from_env()?
+        .default_namespace("catalog-demo")?
+        .with_fail_open(true);
     println!("cache: {config:?}");
     let cache = resolve_cache(&build_module(&config).await?);
     let products = (1..=5).map(|id| Product {
@@ -44,9 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed()
     );
     println!(
-        "repository queries: {}, cache failures: {}",
+        "repository queries: {}, failed invalidations: {}",
         repository.queries(),
-        service.cache_failures()
+        service.invalidation_failures()
     );
     Ok(())
 }

@@ -6,16 +6,23 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use cache_example_catalog::{CatalogService, Product, SlowRepository};
-//! use cache_port::MockCache;
+//! use cache_port::layer::{CacheStore, FailOpenLayer};
+//! use cache_port::{CacheBuilder, CacheError, MockCache};
 //!
 //! let lamp = Product { id: 1, name: "lamp".into(), category: "lighting".into(), price_cents: 1999 };
 //! let repository = Arc::new(SlowRepository::new(Duration::from_millis(1), [lamp.clone()]));
-//! // A cache that is down: the service still answers, from the repository.
+//! // A cache that is down, wired fail-open: the service still answers, from the repository.
+//! let down = || CacheError::Unavailable { message: "down".into(), source: None };
 //! let mut cache = MockCache::new();
-//! cache.expect_get().returning(|_| Err(cache_port::CacheError::Unavailable { message: "down".into(), source: None }));
-//! let service = CatalogService::new(Arc::new(cache), repository.clone());
+//! cache.expect_max_value_len().return_const(1024 * 1024usize);
+//! cache.expect_get().returning(move |_| Err(down()));
+//! cache.expect_set().returning(move |_, _, _| Err(down()));
+//! let fail_open = FailOpenLayer::new();
+//! let outages = fail_open.handle();
+//! let cache = CacheBuilder::new(CacheStore::new(cache)).layer(fail_open).build();
+//! let service = CatalogService::new(cache, repository.clone());
 //! assert_eq!(service.product(1).await.unwrap(), Some(lamp));
-//! assert_eq!(service.cache_failures(), 1);
+//! assert_eq!(outages.failed_open(), 1);
 //! # });
 //! ```
 //!
@@ -27,5 +34,5 @@ mod service;
 
 pub use product::{Product, ProductRepository, RepositoryError, SlowRepository};
 pub use service::{
-    listing_key, listing_pattern, product_key, CatalogService, PAGE_SIZE, PRODUCT_TTL,
+    listing_key, listing_pattern, product_key, CatalogError, CatalogService, PAGE_SIZE, PRODUCT_TTL,
 };

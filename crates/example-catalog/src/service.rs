@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_port::{Cache, CacheError, CacheExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::product::{Product, ProductRepository, RepositoryError};
 
@@ -16,18 +14,38 @@ pub const PRODUCT_TTL: Duration = Duration::from_secs(300);
 /// Products per listing page.
 pub const PAGE_SIZE: usize = 20;
 
+/// What a catalogue read can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The repository failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    /// The cache failed in a way fail-open does not cover (bad input, a
+    /// server error, refused credentials): a bug or a misconfiguration to
+    /// see, not an outage to ride out.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
 /// The catalogue. It depends on the cache port only, never on an adapter.
 ///
-/// Reads are cache-aside through the typed layer: `product:{id}` and
-/// `listing:{category}:page:{n}`. Writes go to the repository, then
+/// Reads are cache-aside through [`CacheExt::get_or_load`]: `product:{id}`
+/// and `listing:{category}:page:{n}`. Writes go to the repository, then
 /// invalidate the product's key and, with `delete_pattern`, every cached
-/// page of its category (old and new). When the cache fails, the service
-/// still answers from the repository; every such failure is logged and
-/// counted in [`CatalogService::cache_failures`].
+/// page of its category (old and new).
+///
+/// Graceful degradation is the wiring's job, not this code's: give it a
+/// cache built with fail-open (`CACHE_URL=…&fail_open=true`, or the
+/// `FailOpen` layer). Then during an outage a read is a miss, the value is
+/// loaded from the repository, the failed write-back is logged and counted
+/// by the port, and the caller gets the value. Failed invalidations (writes
+/// are never failed open) are logged and counted in
+/// [`CatalogService::invalidation_failures`]: the entries expire within
+/// [`PRODUCT_TTL`].
 pub struct CatalogService {
     cache: Arc<dyn Cache>,
     repository: Arc<dyn ProductRepository>,
-    cache_failures: AtomicU64,
+    invalidation_failures: AtomicU64,
 }
 
 impl CatalogService {
@@ -36,91 +54,60 @@ impl CatalogService {
         Self {
             cache,
             repository,
-            cache_failures: AtomicU64::new(0),
+            invalidation_failures: AtomicU64::new(0),
         }
     }
 
-    /// Cache errors the service degraded around (read from or wrote to the
-    /// repository instead).
-    pub fn cache_failures(&self) -> u64 {
-        self.cache_failures.load(Relaxed)
+    /// Invalidations that failed (the cache was unreachable during a save).
+    pub fn invalidation_failures(&self) -> u64 {
+        self.invalidation_failures.load(Relaxed)
     }
 
     /// The product `id`.
-    pub async fn product(&self, id: u64) -> Result<Option<Product>, RepositoryError> {
-        let key = product_key(id);
-        self.cached(&key, || self.repository.find(id)).await
+    pub async fn product(&self, id: u64) -> Result<Option<Product>, CatalogError> {
+        self.cache
+            .get_or_load(&product_key(id), Some(PRODUCT_TTL), || async {
+                Ok(self.repository.find(id).await?)
+            })
+            .await
     }
 
     /// Page `page` (from 0) of the listing of `category`.
-    pub async fn listing(
-        &self,
-        category: &str,
-        page: usize,
-    ) -> Result<Vec<Product>, RepositoryError> {
+    pub async fn listing(&self, category: &str, page: usize) -> Result<Vec<Product>, CatalogError> {
         let key = listing_key(category, page);
-        self.cached(&key, || async {
-            let all = self.repository.by_category(category).await?;
-            Ok(all
-                .into_iter()
-                .skip(page * PAGE_SIZE)
-                .take(PAGE_SIZE)
-                .collect())
-        })
-        .await
+        self.cache
+            .get_or_load(&key, Some(PRODUCT_TTL), || async {
+                let all = self.repository.by_category(category).await?;
+                Ok(all
+                    .into_iter()
+                    .skip(page * PAGE_SIZE)
+                    .take(PAGE_SIZE)
+                    .collect())
+            })
+            .await
     }
 
     /// Saves `product` and invalidates what the cache holds about it.
-    pub async fn save(&self, product: Product) -> Result<(), RepositoryError> {
+    pub async fn save(&self, product: Product) -> Result<(), CatalogError> {
         let old_category = self.repository.find(product.id).await?.map(|p| p.category);
         let (id, category) = (product.id, product.category.clone());
         self.repository.save(product).await?;
         let deleted = self.cache.delete(&product_key(id)).await;
-        self.degrade_on_error(deleted, "invalidate product");
+        self.note_failure(deleted, "invalidate product");
         let mut categories = vec![category];
         categories.extend(old_category.filter(|old| *old != categories[0]));
         for category in categories {
             let deleted = self.cache.delete_pattern(&listing_pattern(&category)).await;
-            self.degrade_on_error(deleted, "invalidate listing");
+            self.note_failure(deleted, "invalidate listing");
         }
         Ok(())
     }
 
-    /// Cache-aside: the cached value of `key`, or `load()`'s, then cached.
-    async fn cached<T, F, Fut>(&self, key: &str, load: F) -> Result<T, RepositoryError>
-    where
-        T: Serialize + DeserializeOwned + Send + Sync,
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<T, RepositoryError>>,
-    {
-        let mut cache_reachable = true;
-        match self.cache.get_typed::<T>(key).await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(e) => {
-                // An outage must not also cost a write timeout per request;
-                // an undecodable value is simply replaced.
-                cache_reachable = !e.is_retryable();
-                self.degrade(&e, "read");
-            }
+    fn note_failure<T>(&self, result: Result<T, CacheError>, what: &str) {
+        if let Err(error) = result {
+            self.invalidation_failures.fetch_add(1, Relaxed);
+            tracing::warn!(%error, what, "cache invalidation failed; the entry expires within its TTL");
         }
-        let value = load().await?;
-        if cache_reachable {
-            let stored = self.cache.set_typed(key, &value, Some(PRODUCT_TTL)).await;
-            self.degrade_on_error(stored, "write");
-        }
-        Ok(value)
-    }
-
-    fn degrade_on_error<T>(&self, result: Result<T, CacheError>, what: &str) {
-        if let Err(e) = result {
-            self.degrade(&e, what);
-        }
-    }
-
-    fn degrade(&self, error: &CacheError, what: &str) {
-        self.cache_failures.fetch_add(1, Relaxed);
-        tracing::warn!(%error, what, "cache failed; answering from the repository");
     }
 }
 

@@ -62,7 +62,7 @@ async fn exercise(url: &str) {
     assert_eq!(service.product(7).await.unwrap().unwrap().price_cents, 1);
     let page0 = service.listing("furniture", 0).await.unwrap();
     assert_eq!(page0.iter().find(|p| p.id == 7).unwrap().price_cents, 1);
-    assert_eq!(service.cache_failures(), 0);
+    assert_eq!(service.invalidation_failures(), 0);
 }
 
 #[tokio::test]
@@ -80,7 +80,7 @@ async fn on_redis() {
 async fn on_redis_that_goes_away() {
     let mut server = RedisServer::start();
     let url = format!(
-        "{}/0?namespace=catalog&command_timeout_ms=200",
+        "{}/0?namespace=catalog&command_timeout_ms=200&fail_open=true",
         server.url()
     );
     let cache = build_cache(&CacheConfig::from_url(&url).unwrap())
@@ -90,7 +90,13 @@ async fn on_redis_that_goes_away() {
     let service = CatalogService::new(cache, repo);
     service.product(1).await.unwrap();
     server.kill();
-    // The repository still answers; the failures are counted.
+    // Wired fail-open: the repository still answers, and a save still
+    // succeeds; its failed invalidations are counted.
+    let before = cache_port::typed::write_back_failures();
     assert_eq!(service.product(2).await.unwrap().unwrap().id, 2);
-    assert!(service.cache_failures() >= 1);
+    assert!(cache_port::typed::write_back_failures() > before);
+    let mut renamed = service.product(3).await.unwrap().unwrap();
+    renamed.name = "renamed".into();
+    service.save(renamed).await.unwrap();
+    assert_eq!(service.invalidation_failures(), 2); // the product and its one category
 }

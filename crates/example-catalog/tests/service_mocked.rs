@@ -4,9 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_example_catalog::{CatalogService, Product, SlowRepository, PRODUCT_TTL};
-use cache_port::{typed, CacheError, MockCache};
+use cache_example_catalog::{CatalogError, CatalogService, Product, SlowRepository, PRODUCT_TTL};
+use cache_port::layer::{CacheStore, FailOpenHandle, FailOpenLayer};
+use cache_port::{typed, Cache, CacheBuilder, CacheError, MockCache};
 use mockall::predicate::{always, eq};
+
+/// The mock wired as production wires an adapter: fail-open reads.
+fn wired(mut mock: MockCache) -> (Arc<dyn Cache>, FailOpenHandle) {
+    mock.expect_max_value_len().return_const(1024 * 1024usize);
+    let fail_open = FailOpenLayer::new();
+    let handle = fail_open.handle();
+    let cache = CacheBuilder::new(CacheStore::new(mock))
+        .layer(fail_open)
+        .build();
+    (cache, handle)
+}
 
 fn lamp() -> Product {
     Product {
@@ -39,7 +51,7 @@ async fn a_hit_never_reaches_the_repository() {
         .returning(move |_| Ok(Some(cached.clone())));
     cache.expect_set().never();
     let repo = repository();
-    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    let service = CatalogService::new(wired(cache).0, repo.clone());
     assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
     assert_eq!(repo.queries(), 0);
 }
@@ -61,23 +73,45 @@ async fn a_miss_loads_once_and_caches_with_the_ttl() {
             Ok(())
         });
     let repo = repository();
-    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    let service = CatalogService::new(wired(cache).0, repo.clone());
     assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
     assert_eq!(repo.queries(), 1);
-    assert_eq!(service.cache_failures(), 0);
 }
 
 #[tokio::test]
-async fn a_cache_outage_degrades_to_the_repository_without_a_write() {
+async fn a_cache_outage_degrades_to_the_repository() {
     let mut cache = MockCache::new();
     cache.expect_get().times(2).returning(|_| Err(down()));
-    cache.expect_set().never();
+    // The write-back is tried, fails, and is counted, not returned.
+    cache.expect_set().times(2).returning(|_, _, _| Err(down()));
+    let before = cache_port::typed::write_back_failures();
     let repo = repository();
-    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    let (cache, outages) = wired(cache);
+    let service = CatalogService::new(cache, repo.clone());
     assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
     assert_eq!(service.product(2).await.unwrap(), None);
-    assert_eq!(service.cache_failures(), 2);
+    assert_eq!(outages.failed_open(), 2);
+    assert!(cache_port::typed::write_back_failures() >= before + 2);
     assert_eq!(repo.queries(), 2);
+}
+
+#[tokio::test]
+async fn a_cache_error_that_is_no_outage_is_reported() {
+    let mut cache = MockCache::new();
+    cache.expect_get().returning(|_| {
+        Err(CacheError::Auth {
+            message: "WRONGPASS".into(),
+            source: None,
+        })
+    });
+    let repo = repository();
+    let service = CatalogService::new(wired(cache).0, repo.clone());
+    let err = service.product(1).await.unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Cache(ref e) if e.kind() == cache_port::ErrorKind::Auth),
+        "{err}"
+    );
+    assert_eq!(repo.queries(), 0);
 }
 
 #[tokio::test]
@@ -91,9 +125,8 @@ async fn a_failed_cache_write_still_answers() {
             source: None,
         })
     });
-    let service = CatalogService::new(Arc::new(cache), repository());
+    let service = CatalogService::new(wired(cache).0, repository());
     assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
-    assert_eq!(service.cache_failures(), 1);
 }
 
 #[tokio::test]
@@ -107,9 +140,10 @@ async fn an_undecodable_entry_is_reloaded_and_replaced() {
         .with(eq("product:1"), always(), eq(Some(PRODUCT_TTL)))
         .times(1)
         .returning(|_, _, _| Ok(()));
-    let service = CatalogService::new(Arc::new(cache), repository());
+    let before = cache_port::typed::decode_failures();
+    let service = CatalogService::new(wired(cache).0, repository());
     assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
-    assert_eq!(service.cache_failures(), 1);
+    assert!(cache_port::typed::decode_failures() > before);
 }
 
 #[tokio::test]
@@ -129,7 +163,7 @@ async fn listings_are_cached_per_page() {
         )
         .times(1)
         .returning(|_, _, _| Ok(()));
-    let service = CatalogService::new(Arc::new(cache), repository());
+    let service = CatalogService::new(wired(cache).0, repository());
     assert_eq!(service.listing("lighting", 0).await.unwrap(), vec![lamp()]);
 }
 
@@ -152,7 +186,7 @@ async fn saving_invalidates_the_product_and_both_categories_listings() {
         .times(1)
         .returning(|_| Ok(1));
     let repo = repository();
-    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    let service = CatalogService::new(wired(cache).0, repo.clone());
     service
         .save(Product {
             category: "furniture".into(),
@@ -160,7 +194,7 @@ async fn saving_invalidates_the_product_and_both_categories_listings() {
         })
         .await
         .unwrap();
-    assert_eq!(service.cache_failures(), 0);
+    assert_eq!(service.invalidation_failures(), 0);
 }
 
 #[tokio::test]
@@ -176,7 +210,7 @@ async fn a_category_with_glob_characters_is_escaped_in_the_pattern() {
         .with(eq("listing:sale\\*\\[50%\\]:page:*"))
         .times(1)
         .returning(|_| Ok(0));
-    let service = CatalogService::new(Arc::new(cache), repository());
+    let service = CatalogService::new(wired(cache).0, repository());
     service
         .save(Product {
             category: "sale*[50%]".into(),
@@ -192,7 +226,7 @@ async fn a_failed_invalidation_does_not_fail_the_write() {
     cache.expect_delete().returning(|_| Err(down()));
     cache.expect_delete_pattern().returning(|_| Err(down()));
     let repo = repository();
-    let service = CatalogService::new(Arc::new(cache), repo.clone());
+    let service = CatalogService::new(wired(cache).0, repo.clone());
     service
         .save(Product {
             price_cents: 999,
@@ -200,5 +234,5 @@ async fn a_failed_invalidation_does_not_fail_the_write() {
         })
         .await
         .unwrap();
-    assert_eq!(service.cache_failures(), 2);
+    assert_eq!(service.invalidation_failures(), 2);
 }

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_moka::MokaCache;
+use cache_moka::MokaConfig;
 use cache_port::Cache;
 
 #[tokio::main]
 async fn main() -> Result<(), cache_port::CacheError> {
-    let cache: Arc<dyn Cache> = Arc::new(MokaCache::builder().namespace("tour").build()?);
+    let cache: Arc<dyn Cache> = Arc::new(MokaConfig::default().namespace("tour").build()?);
     cache
         .set("greeting", "hello".into(), Some(Duration::from_secs(60)))
         .await?;

@@ -1,16 +1,13 @@
-//! `MokaCache`: the port on a `moka::future::Cache`.
+//! `MokaStore`: the store of the port on a `moka::future::Cache`.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use cache_port::layer::Counted;
 use cache_port::{
-    delegate_cache, validate_keys, Cache, CacheError, Key, Pattern, Result, Stats, Ttl, TtlState,
+    CacheError, Pattern, Reply, Request, Result, Stats, Store, StoreKey, Ttl, TtlState, View,
 };
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -20,73 +17,70 @@ use crate::config::MokaConfig;
 use crate::entry::{Entry, EntryExpiry, ENTRY_OVERHEAD};
 use crate::incr::parse_i64;
 
-/// The store that every namespace view of one [`MokaCache`] shares.
-struct Store {
+/// The in-process cache: the port over a [`MokaStore`], counted, optionally
+/// namespaced. Build one with [`MokaConfig`]; [`View::namespaced`] gives
+/// views of the same store under child namespaces.
+pub type MokaCache = View<MokaStore>;
+
+/// A byte-bounded LRU store with per-entry TTLs, shared by every view built
+/// over it (cloning shares it too).
+///
+/// One memory budget for a process, several key spaces, as one Redis serves
+/// several prefixes. Every write to a key (`set`, `delete`, `expire`,
+/// `set_if_absent`, `incr`, and each key a pattern delete or `clear`
+/// removes) runs under moka's per-key lock (`and_compute_with`), so
+/// concurrent calls on one key behave as some serial order of them.
+///
+/// Figures in `stats`: `evictions`, `entries` and `bytes` are the whole
+/// store's (every namespace sharing it). `entries` and `bytes` are moka's own
+/// estimates after its pending maintenance has run: they still count
+/// entries that have expired but were not yet dropped, and `bytes` is the
+/// weigher's figure (key + value + a fixed per-entry overhead), not the
+/// allocator's.
+#[derive(Clone)]
+pub struct MokaStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     cache: moka::future::Cache<String, Entry>,
     evictions: Arc<AtomicU64>,
     capacity_bytes: u64,
     max_value_len: usize,
 }
 
-/// The in-process adapter: a byte-bounded LRU store with per-entry TTLs.
-///
-/// Cloning gives another handle to the same adapter (same store, namespace
-/// and counters). [`MokaCache::namespaced`] gives a view of the same store
-/// under another namespace, with its own counters: one memory budget for a
-/// process, several key spaces, as one Redis serves several prefixes.
-///
-/// Figures in [`stats`](Cache::stats): the counters (kept by the port's
-/// [`Counted`] layer) are exact for this view;
-/// `evictions`, `entries` and `bytes` are the whole store's (every namespace
-/// sharing it). `entries` and `bytes` are moka's own estimates after its
-/// pending maintenance has run: they still count entries that have expired
-/// but were not yet dropped, and `bytes` is the weigher's figure (key +
-/// value + a fixed per-entry overhead), not the allocator's.
-#[derive(Clone)]
-pub struct MokaCache {
-    view: Arc<Counted<MokaView>>,
-}
-
-delegate_cache!(impl[] MokaCache => |this| this.view);
-
-/// One namespace's view of a store: the port's logic, uncounted.
-struct MokaView {
-    store: Arc<Store>,
-    /// The namespace followed by `:`, when there is one.
-    prefix: Option<Arc<str>>,
-}
-
-impl fmt::Debug for MokaCache {
+impl fmt::Debug for MokaStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let view = self.view.inner();
-        f.debug_struct("MokaCache")
-            .field("namespace", &self.namespace())
-            .field("capacity_bytes", &view.store.capacity_bytes)
-            .field("max_value_len", &view.store.max_value_len)
+        f.debug_struct("MokaStore")
+            .field("capacity_bytes", &self.shared.capacity_bytes)
+            .field("max_value_len", &self.shared.max_value_len)
             .finish_non_exhaustive()
     }
 }
 
-impl MokaCache {
-    /// A new store of the default capacity, without a namespace.
-    pub fn new() -> Self {
-        Self::from_config(MokaConfig::default()).expect("the default configuration is valid")
-    }
-
-    /// The configuration builder.
-    pub fn builder() -> MokaConfig {
+impl Default for MokaStore {
+    /// A store of the default capacity.
+    fn default() -> Self {
         MokaConfig::default()
+            .build_store()
+            .expect("the default configuration is valid")
     }
+}
 
-    pub(crate) fn from_config(config: MokaConfig) -> Result<Self> {
+/// What an entry weighs against the capacity: key + value + overhead.
+fn weight(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len() + ENTRY_OVERHEAD) as u64
+}
+
+impl MokaStore {
+    pub(crate) fn from_config(config: &MokaConfig) -> Result<Self> {
         let max_value_len = config.value_limit()?;
-        let prefix = namespace_prefix(config.namespace.as_deref())?;
         let evictions = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&evictions);
         let cache = moka::future::Cache::builder()
             .max_capacity(config.capacity_bytes)
             .weigher(|key: &String, entry: &Entry| {
-                u32::try_from(key.len() + entry.value.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                u32::try_from(weight(key, &entry.value)).unwrap_or(u32::MAX)
             })
             // LRU, not moka's default TinyLFU admission: that can drop a key
             // just set into a full store, and "set then get" must hold.
@@ -98,217 +92,103 @@ impl MokaCache {
                 }
             })
             .build();
-        let store = Arc::new(Store {
-            cache,
-            evictions,
-            capacity_bytes: config.capacity_bytes,
-            max_value_len,
-        });
-        Ok(Self::over(store, prefix))
+        Ok(Self {
+            shared: Arc::new(Shared {
+                cache,
+                evictions,
+                capacity_bytes: config.capacity_bytes,
+                max_value_len,
+            }),
+        })
     }
 
-    /// A counted view of `store`.
-    fn over(store: Arc<Store>, prefix: Option<Arc<str>>) -> Self {
-        Self {
-            view: Arc::new(Counted::new(MokaView { store, prefix })),
-        }
+    fn cache(&self) -> &moka::future::Cache<String, Entry> {
+        &self.shared.cache
     }
 
-    /// A view of the same store under `namespace` (replacing this view's
-    /// namespace, not nesting in it), with counters of its own.
-    pub fn namespaced(&self, namespace: &str) -> Result<Self> {
-        Ok(Self::over(
-            Arc::clone(&self.view.inner().store),
-            namespace_prefix(Some(namespace))?,
-        ))
-    }
-
-    /// This view's namespace.
-    pub fn namespace(&self) -> Option<&str> {
-        self.view
-            .inner()
-            .prefix
-            .as_deref()
-            .map(|p| &p[..p.len() - 1])
-    }
-}
-
-impl MokaView {
-    /// The store's key for a caller's key.
-    fn store_key<'k>(&self, key: Key<'k>) -> Cow<'k, str> {
-        match &self.prefix {
-            None => Cow::Borrowed(key.as_str()),
-            Some(prefix) => Cow::Owned([prefix, key.as_str()].concat()),
-        }
-    }
-
-    /// The caller's key for a store key, when it is in this namespace.
-    fn caller_key<'s>(&self, store_key: &'s str) -> Option<&'s str> {
-        match &self.prefix {
-            None => Some(store_key),
-            Some(prefix) => store_key.strip_prefix(&**prefix),
-        }
-    }
-
-    fn check_value(&self, value: &Bytes) -> Result<()> {
-        if value.len() > self.store.max_value_len {
+    /// An entry that could never fit the store is an error, not a silent
+    /// drop: the front checked the value against `max_value_len`, but a
+    /// namespace prefix makes the stored key, and so the entry, longer.
+    fn check_fits(&self, key: &str, value: &Bytes) -> Result<()> {
+        let capacity = self.shared.capacity_bytes.min(u64::from(u32::MAX));
+        if weight(key, value) > capacity {
+            let limit = capacity.saturating_sub(weight(key, b"")) as usize;
             return Err(CacheError::ValueTooLarge {
                 len: value.len(),
-                limit: self.store.max_value_len,
+                limit,
             });
         }
         Ok(())
     }
 
-    /// The live entry under `store_key`, if any.
-    async fn live(&self, store_key: &str) -> Option<Entry> {
-        let entry = self.store.cache.get(store_key).await?;
+    /// The live entry under `key`, if any.
+    async fn live(&self, key: &str) -> Option<Entry> {
+        let entry = self.cache().get(key).await?;
         entry.is_live_now().then_some(entry)
     }
 
-    /// Removes `store_key`; says whether a live entry was there.
-    async fn remove_live(&self, store_key: &str) -> bool {
-        let removed = self.store.cache.remove(store_key).await;
-        removed.is_some_and(|e| e.is_live_now())
+    async fn get_value(&self, key: &str) -> Option<Bytes> {
+        self.live(key).await.map(|e| e.value)
     }
 
-    /// Every live store key in this namespace whose caller key matches.
-    fn matching(&self, pattern: &Pattern) -> Vec<Arc<String>> {
-        let now = Instant::now();
-        self.store
-            .cache
-            .iter()
-            .filter(|(key, entry)| {
-                entry.is_live(now) && self.caller_key(key).is_some_and(|k| pattern.matches(k))
-            })
-            .map(|(key, _)| key)
-            .collect()
-    }
-}
-
-impl Default for MokaCache {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// `namespace:`; an empty namespace is a configuration error (leave it out instead).
-fn namespace_prefix(namespace: Option<&str>) -> Result<Option<Arc<str>>> {
-    match namespace {
-        None => Ok(None),
-        Some("") => Err(CacheError::Config {
-            message: "the namespace is empty; leave it out for no namespace".into(),
-        }),
-        Some(ns) => Ok(Some(Arc::from(format!("{ns}:")))),
-    }
-}
-
-#[async_trait]
-impl Cache for MokaView {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = Key::new(key)?;
-        let found = self.live(&self.store_key(key)).await.map(|e| e.value);
-        Ok(found)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let key = Key::new(key)?;
-        let ttl = Ttl::from_option(ttl)?;
-        self.check_value(&value)?;
+    async fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+        self.check_fits(&key, &value)?;
         let entry = Entry::now(value, ttl);
-        self.store
-            .cache
-            .insert(self.store_key(key).into_owned(), entry)
+        // Under the key's lock, like every other write, so that a `set`
+        // racing an `incr` is ordered before or after it, never inside it.
+        self.cache()
+            .entry(key.into_owned())
+            .and_compute_with(|_| std::future::ready(Op::Put(entry)))
             .await;
         Ok(())
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let key = Key::new(key)?;
-        Ok(self.remove_live(&self.store_key(key)).await)
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let key = Key::new(key)?;
-        Ok(self.live(&self.store_key(key)).await.is_some())
-    }
-
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        validate_keys(keys)?;
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            out.push(
-                self.live(&self.store_key(Key::new(key)?))
-                    .await
-                    .map(|e| e.value),
-            );
-        }
-        Ok(out)
-    }
-
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        // Validate everything before the first write: a bad item changes nothing.
-        let ttl = Ttl::from_option(ttl)?;
-        for (key, value) in &items {
-            Key::new(key)?;
-            self.check_value(value)?;
-        }
-        let now = Instant::now();
-        for (key, value) in items {
-            let store_key = match &self.prefix {
-                None => key,
-                Some(prefix) => [prefix, key.as_str()].concat(),
-            };
-            self.store
-                .cache
-                .insert(store_key, Entry::new(value, ttl, now))
-                .await;
-        }
-        Ok(())
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        validate_keys(keys)?;
-        let mut removed = 0;
-        for key in keys {
-            removed += u64::from(self.remove_live(&self.store_key(Key::new(key)?)).await);
-        }
-        Ok(removed)
-    }
-
-    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let pattern = Pattern::new(pattern)?;
-        let mut removed = 0;
-        for key in self.matching(&pattern) {
-            removed += u64::from(self.remove_live(&key).await);
-        }
-        Ok(removed)
-    }
-
-    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let pattern = Pattern::new(pattern)?;
-        Ok(self
-            .matching(&pattern)
-            .iter()
-            .filter_map(|k| self.caller_key(k).map(str::to_owned))
-            .collect())
-    }
-
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        let key = Key::new(key)?;
-        Ok(match self.store.cache.get(&*self.store_key(key)).await {
-            Some(entry) => entry.ttl_state(Instant::now()),
-            None => TtlState::Missing,
-        })
-    }
-
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let key = Key::new(key)?;
-        let ttl = Ttl::new(ttl)?;
+    /// Removes `key` under its lock; says whether a live entry was there.
+    async fn remove(&self, key: String) -> bool {
         let mut existed = false;
-        self.store
-            .cache
-            .entry(self.store_key(key).into_owned())
+        self.cache()
+            .entry(key)
+            .and_compute_with(|current| {
+                let op = match current {
+                    Some(entry) => {
+                        existed = entry.value().is_live_now();
+                        Op::Remove
+                    }
+                    None => Op::Nop,
+                };
+                std::future::ready(op)
+            })
+            .await;
+        existed
+    }
+
+    /// Every live key under `scope` whose rest matches `pattern`.
+    fn matching(&self, scope: &str, pattern: &Pattern) -> Vec<Arc<String>> {
+        let now = Instant::now();
+        self.cache()
+            .iter()
+            .filter(|(key, entry)| {
+                entry.is_live(now)
+                    && key
+                        .strip_prefix(scope)
+                        .is_some_and(|rest| pattern.matches(rest))
+            })
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    async fn delete_matching(&self, scope: &str, pattern: &Pattern) -> u64 {
+        let mut removed = 0;
+        for key in self.matching(scope, pattern) {
+            removed += u64::from(self.remove(String::clone(&key)).await);
+        }
+        removed
+    }
+
+    async fn expire(&self, key: String, ttl: Ttl) -> bool {
+        let mut existed = false;
+        self.cache()
+            .entry(key)
             .and_compute_with(|current| {
                 let now = Instant::now();
                 let op = match current.map(|e| e.into_value()).filter(|e| e.is_live(now)) {
@@ -321,19 +201,16 @@ impl Cache for MokaView {
                 std::future::ready(op)
             })
             .await;
-        Ok(existed)
+        existed
     }
 
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let key = Key::new(key)?;
-        let ttl = Ttl::from_option(ttl)?;
-        self.check_value(&value)?;
+    async fn set_if_absent(&self, key: String, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
+        self.check_fits(&key, &value)?;
         let mut written = false;
         // The per-key lock of `and_compute_with` makes check-and-write atomic:
         // of concurrent callers exactly one wins.
-        self.store
-            .cache
-            .entry(self.store_key(key).into_owned())
+        self.cache()
+            .entry(key)
             .and_compute_with(|current| {
                 let now = Instant::now();
                 let op = if current.is_some_and(|e| e.value().is_live(now)) {
@@ -348,13 +225,10 @@ impl Cache for MokaView {
         Ok(written)
     }
 
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        let key = Key::new(key)?;
-        let ttl = Ttl::from_option(ttl_if_created)?;
+    async fn incr(&self, key: String, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
         let mut outcome = Err(CacheError::NotAnInteger);
-        self.store
-            .cache
-            .entry(self.store_key(key).into_owned())
+        self.cache()
+            .entry(key)
             .and_compute_with(|current| {
                 let now = Instant::now();
                 let op = match current.map(|e| e.into_value()).filter(|e| e.is_live(now)) {
@@ -383,38 +257,103 @@ impl Cache for MokaView {
         outcome
     }
 
-    async fn clear(&self) -> Result<()> {
-        match &self.prefix {
-            // Without a namespace this handle owns the whole in-process store.
-            None => self.store.cache.invalidate_all(),
-            Some(_) => {
-                let everything = Pattern::new("*").expect("`*` is a valid pattern");
-                for key in self.matching(&everything) {
-                    self.store.cache.remove(&*key).await;
-                }
-            }
+    async fn ttl(&self, key: &str) -> TtlState {
+        match self.cache().get(key).await {
+            Some(entry) => entry.ttl_state(Instant::now()),
+            None => TtlState::Missing,
         }
-        Ok(())
     }
 
-    async fn stats(&self) -> Result<Stats> {
+    async fn stats(&self) -> Stats {
         // moka's counts are lazy: let pending maintenance run first.
-        self.store.cache.run_pending_tasks().await;
+        self.cache().run_pending_tasks().await;
         let mut stats = Stats::default();
-        stats.evictions = self.store.evictions.load(Relaxed);
-        stats.entries = Some(self.store.cache.entry_count());
-        stats.bytes = Some(self.store.cache.weighted_size());
-        Ok(stats)
+        stats.evictions = self.shared.evictions.load(Relaxed);
+        stats.entries = Some(self.cache().entry_count());
+        stats.bytes = Some(self.cache().weighted_size());
+        stats
     }
+}
 
-    async fn ping(&self) -> Result<Duration> {
-        // In process there is no round trip; this times one store lookup.
-        let start = Instant::now();
-        let _ = self.store.cache.contains_key("");
-        Ok(start.elapsed())
+impl Store for MokaStore {
+    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        Ok(match request {
+            Request::Get { key } => Reply::Value(self.get_value(&key).await),
+            Request::Set { key, value, ttl } => {
+                self.set(key, value, ttl).await?;
+                Reply::Done
+            }
+            Request::Delete { key } => Reply::Flag(self.remove(key.into_owned()).await),
+            Request::Exists { key } => Reply::Flag(self.live(&key).await.is_some()),
+            Request::GetMany { keys } => {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in keys {
+                    values.push(self.get_value(&key).await);
+                }
+                Reply::Values(values)
+            }
+            Request::SetMany { items, ttl } => {
+                // Every item must fit before the first is written.
+                for (key, value) in &items {
+                    self.check_fits(key, value)?;
+                }
+                for (key, value) in items {
+                    self.set(key, value, ttl).await?;
+                }
+                Reply::Done
+            }
+            Request::DeleteMany { keys } => {
+                let mut removed = 0;
+                for key in keys {
+                    removed += u64::from(self.remove(key.into_owned()).await);
+                }
+                Reply::Count(removed)
+            }
+            Request::DeletePattern { scope, pattern } => {
+                Reply::Count(self.delete_matching(&scope, pattern).await)
+            }
+            Request::Keys { scope, pattern } => Reply::Keys(
+                self.matching(&scope, pattern)
+                    .iter()
+                    .map(|k| k[scope.len()..].to_owned())
+                    .collect(),
+            ),
+            Request::Ttl { key } => Reply::Ttl(self.ttl(&key).await),
+            Request::Expire { key, ttl } => Reply::Flag(self.expire(key.into_owned(), ttl).await),
+            Request::SetIfAbsent { key, value, ttl } => {
+                Reply::Flag(self.set_if_absent(key.into_owned(), value, ttl).await?)
+            }
+            Request::Incr {
+                key,
+                delta,
+                ttl_if_created,
+            } => Reply::Int(self.incr(key.into_owned(), delta, ttl_if_created).await?),
+            Request::Clear { scope } => {
+                // Entry by entry, even for the whole store: moka's
+                // `invalidate_all` hides entries lazily, and until its
+                // maintenance runs a `remove` still hands an invalidated
+                // entry back, so a cleared key would count as deleted.
+                let everything = Pattern::new("*")?;
+                if scope.is_empty() {
+                    for (key, _) in self.cache().iter() {
+                        self.remove(String::clone(&key)).await;
+                    }
+                } else {
+                    self.delete_matching(&scope, &everything).await;
+                }
+                Reply::Done
+            }
+            Request::Stats { .. } => Reply::Stats(self.stats().await),
+            Request::Ping => {
+                // In process there is no round trip; this times one lookup.
+                let start = Instant::now();
+                let _ = self.cache().contains_key("");
+                Reply::Pong(start.elapsed())
+            }
+        })
     }
 
     fn max_value_len(&self) -> usize {
-        self.store.max_value_len
+        self.shared.max_value_len
     }
 }

@@ -1,6 +1,6 @@
 //! Configuration of the in-process adapter.
 
-use cache_port::{CacheError, Result, MAX_KEY_LEN};
+use cache_port::{CacheError, Namespace, Result, MAX_KEY_LEN};
 
 use crate::entry::ENTRY_OVERHEAD;
 
@@ -51,8 +51,9 @@ impl MokaConfig {
         self
     }
 
-    /// A prefix that keeps this adapter's keys apart from other namespaces
-    /// sharing the store (see [`MokaCache::namespaced`](crate::MokaCache::namespaced)).
+    /// The namespace of the cache [`build`](Self::build) makes: its keys are
+    /// stored as `namespace:key` (see `cache_port::Namespace` for the rules,
+    /// checked by `build`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
         self
@@ -68,9 +69,16 @@ impl MokaConfig {
         self.capacity_bytes
     }
 
-    /// Builds the adapter over a new store.
+    /// Builds a new store and the port over it, in the configured namespace.
     pub fn build(self) -> Result<crate::MokaCache> {
-        crate::MokaCache::from_config(self)
+        let namespace = self.namespace.as_deref().map(Namespace::new).transpose()?;
+        Ok(crate::MokaCache::over(self.build_store()?, namespace))
+    }
+
+    /// Builds a new store alone, for `cache_port::CacheBuilder` stacks of
+    /// your own (the namespace is not applied: add it to the builder).
+    pub fn build_store(&self) -> Result<crate::MokaStore> {
+        crate::MokaStore::from_config(self)
     }
 
     /// The effective value limit: what was asked for, and never more than

@@ -4,10 +4,10 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use cache_moka::MokaCache;
+//! use cache_moka::MokaConfig;
 //! use cache_port::{Cache, TtlState};
 //!
-//! let cache: Arc<dyn Cache> = Arc::new(MokaCache::builder().namespace("demo").build().unwrap());
+//! let cache: Arc<dyn Cache> = Arc::new(MokaConfig::default().namespace("demo").build().unwrap());
 //! cache.set("greeting", "hello".into(), Some(Duration::from_secs(60))).await.unwrap();
 //! assert_eq!(cache.get("greeting").await.unwrap().as_deref(), Some(&b"hello"[..]));
 //! assert!(matches!(cache.ttl("greeting").await.unwrap(), TtlState::ExpiresIn(_)));
@@ -20,21 +20,22 @@
 //!   entries evicted first, evictions counted.
 //! - Per-entry TTLs with Redis `SET` semantics: `set` replaces value and TTL;
 //!   an entry is invisible from the instant it expires.
-//! - Optional namespace; several namespaces can share one store
-//!   ([`MokaCache::namespaced`]).
+//! - [`MokaStore`] is the store (it implements `cache_port::Store`);
+//!   [`MokaCache`] is the port over it, counted and optionally namespaced.
+//!   Several namespaces can share one store (`MokaCache::namespaced`), and
+//!   any layer of `cache_port::layer` composes over it through
+//!   `cache_port::CacheBuilder`.
 //! - Patterns through the port's shared Redis-glob matcher, so `keys` and
 //!   `delete_pattern` answer exactly as Redis would.
 //! - `clear` on a view without a namespace empties the whole store: the store
 //!   belongs to this process, unlike a shared Redis database.
-//!
-//! Known gap: `set` is a plain moka insert, not serialised with the per-key
-//! lock that `incr`, `set_if_absent` and `expire` take; a `set` racing an
-//! `incr` on the same key can be overwritten by the `incr` it raced.
+//! - Every write to a key runs under moka's per-key lock, so concurrent
+//!   calls on one key behave as some serial order of them, as on Redis.
 
 mod adapter;
 mod config;
 mod entry;
 mod incr;
 
-pub use adapter::MokaCache;
+pub use adapter::{MokaCache, MokaStore};
 pub use config::{MokaConfig, DEFAULT_CAPACITY_BYTES};

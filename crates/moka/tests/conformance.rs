@@ -1,14 +1,15 @@
-//! The whole conformance suite against the in-process adapter.
+//! The whole conformance suite against the in-process adapter, one named
+//! trial per behaviour (`cargo test -p cache-moka --test conformance incr_`).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cache_conformance::{assert_conformance, Harness};
-use cache_moka::MokaCache;
-use cache_port::Cache;
+use cache_conformance::{trials, Harness};
+use cache_moka::{MokaConfig, MokaStore};
+use cache_port::{Cache, CacheBuilder};
 
 /// Every adapter is a namespaced view of one shared store.
-struct Moka(MokaCache);
+struct Moka(MokaStore);
 
 #[async_trait]
 impl Harness for Moka {
@@ -17,17 +18,18 @@ impl Harness for Moka {
     }
 
     async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
-        Arc::new(self.0.namespaced(namespace).unwrap())
+        CacheBuilder::new(self.0.clone())
+            .namespace(namespace)
+            .unwrap()
+            .build()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moka_passes_the_conformance_suite() {
-    let store = MokaCache::builder()
+fn main() {
+    let store = MokaConfig::default()
         .capacity_bytes(256 * 1024 * 1024)
         .max_value_len(1024 * 1024)
-        .build()
+        .build_store()
         .unwrap();
-    let report = assert_conformance(Arc::new(Moka(store))).await;
-    assert_eq!(report.checked, cache_conformance::behaviours().len());
+    cache_conformance::main(trials("moka", Arc::new(Moka(store))), ());
 }

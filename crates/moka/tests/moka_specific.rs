@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_moka::{MokaCache, MokaConfig};
+use cache_moka::MokaConfig;
 use cache_port::{Cache, ErrorKind};
 
 fn value(len: usize) -> Bytes {
@@ -14,7 +14,7 @@ fn value(len: usize) -> Bytes {
 
 #[tokio::test]
 async fn the_store_stays_within_its_byte_bound_and_counts_evictions() {
-    let cache = MokaCache::builder()
+    let cache = MokaConfig::default()
         .capacity_bytes(1024 * 1024)
         .build()
         .unwrap();
@@ -36,7 +36,7 @@ async fn the_store_stays_within_its_byte_bound_and_counts_evictions() {
 
 #[tokio::test]
 async fn a_just_written_key_is_readable_in_a_full_store() {
-    let cache = MokaCache::builder()
+    let cache = MokaConfig::default()
         .capacity_bytes(64 * 1024)
         .build()
         .unwrap();
@@ -52,7 +52,7 @@ async fn a_just_written_key_is_readable_in_a_full_store() {
 
 #[tokio::test]
 async fn recently_read_entries_survive_eviction() {
-    let cache = MokaCache::builder()
+    let cache = MokaConfig::default()
         .capacity_bytes(256 * 1024)
         .build()
         .unwrap();
@@ -73,7 +73,7 @@ async fn recently_read_entries_survive_eviction() {
 
 #[tokio::test]
 async fn value_limit_is_at_most_the_capacity() {
-    let cache = MokaCache::builder()
+    let cache = MokaConfig::default()
         .capacity_bytes(1024 * 1024)
         .build()
         .unwrap();
@@ -113,14 +113,19 @@ fn bad_configurations_are_errors() {
     );
     assert_eq!(kind(MokaConfig::default().namespace("")), ErrorKind::Config);
     assert_eq!(
-        MokaCache::new().namespaced("").unwrap_err().kind(),
+        MokaConfig::default()
+            .build()
+            .unwrap()
+            .namespaced("")
+            .unwrap_err()
+            .kind(),
         ErrorKind::Config
     );
 }
 
 #[tokio::test]
 async fn namespaces_share_one_store() {
-    let root = MokaCache::new();
+    let root = MokaConfig::default().build().unwrap();
     let a = root.namespaced("a").unwrap();
     let b = root.namespaced("b").unwrap();
     a.set("k", Bytes::from_static(b"in a"), None).await.unwrap();
@@ -137,7 +142,7 @@ async fn namespaces_share_one_store() {
 
 #[tokio::test]
 async fn debug_output_is_short_and_useful() {
-    let cache = MokaCache::builder().namespace("app").build().unwrap();
+    let cache = MokaConfig::default().namespace("app").build().unwrap();
     let text = format!("{cache:?}");
     assert!(
         text.contains("app") && text.contains("capacity_bytes"),
@@ -147,7 +152,7 @@ async fn debug_output_is_short_and_useful() {
 
 #[tokio::test]
 async fn long_ttls_do_not_overflow_the_clock() {
-    let cache = MokaCache::new();
+    let cache = MokaConfig::default().build().unwrap();
     cache
         .set("k", value(1), Some(cache_port::MAX_TTL))
         .await
@@ -168,7 +173,7 @@ async fn long_ttls_do_not_overflow_the_clock() {
 #[test]
 fn futures_are_send() {
     fn is_send<T: Send>(_: &T) {}
-    let cache: Arc<dyn Cache> = Arc::new(MokaCache::new());
+    let cache: Arc<dyn Cache> = Arc::new(MokaConfig::default().build().unwrap());
     is_send(&cache.get("k"));
     is_send(&cache.set("k", Bytes::new(), None));
     is_send(&cache.get_many(&[]));
@@ -176,7 +181,60 @@ fn futures_are_send() {
     is_send(&cache.incr("k", 1, None));
     is_send(&cache.clear());
     is_send(&cache.stats());
-    let concrete = MokaCache::new();
+    let concrete = MokaConfig::default().build().unwrap();
     is_send(&concrete.get("k"));
     is_send(&concrete.keys("*"));
+}
+
+/// Issue 11, item 1: a key removed by `clear()` on the root view (no
+/// namespace) no longer counts as deleted, as on Redis. moka's lazy
+/// `invalidate_all` used to hand the cleared entry back to `remove`.
+#[tokio::test]
+async fn a_key_cleared_from_the_root_view_is_gone_for_every_operation() {
+    let cache = MokaConfig::default().build().unwrap();
+    assert_eq!(cache.incr("a", 188, None).await.unwrap(), 188);
+    cache.set("b", value(3), None).await.unwrap();
+    cache.clear().await.unwrap();
+    assert_eq!(cache.delete_many(&["a".into()]).await.unwrap(), 0);
+    assert!(!cache.delete("b").await.unwrap());
+    assert_eq!(cache.incr("a", 1, None).await.unwrap(), 1);
+    assert_eq!(cache.stats().await.unwrap().deletes, 0);
+}
+
+/// Issue 11, item 10: a maximal key with a maximal value under a namespace
+/// could never fit the store; it is refused, not accepted and dropped.
+#[tokio::test]
+async fn an_entry_that_could_never_fit_is_refused_not_dropped() {
+    let cache = MokaConfig::default()
+        .capacity_bytes(64 * 1024)
+        .namespace("a-rather-long-namespace")
+        .build()
+        .unwrap();
+    let key = "k".repeat(cache_port::MAX_KEY_LEN);
+    let limit = cache.max_value_len();
+    let err = cache.set(&key, value(limit), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ValueTooLarge, "{err}");
+    let err = cache
+        .set_many(vec![(key.clone(), value(limit))], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ValueTooLarge, "{err}");
+    assert!(cache.set_if_absent(&key, value(1), None).await.unwrap());
+    // What fits is kept: the largest value the message names is accepted.
+    let fits = cache
+        .set(&key, value(limit), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    let named: usize = fits
+        .rsplit("limit of ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    cache.set(&key, value(named), None).await.unwrap();
+    assert_eq!(cache.get(&key).await.unwrap().map(|v| v.len()), Some(named));
 }

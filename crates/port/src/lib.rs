@@ -29,46 +29,48 @@
 //!
 //! What is here:
 //! - [`Cache`], the port: one object-safe `#[async_trait]` trait, shared as
-//!   `Arc<dyn Cache>`; `Arc<T>` and `Box<T>` of an adapter are adapters too,
-//!   and [`delegate_cache!`] makes any wrapper one.
+//!   `Arc<dyn Cache>`, with [`CacheExt`] for typed values and cache-aside.
+//! - [`Store`], what adapters implement: one generic, unboxed `call` over a
+//!   [`Request`] of already validated inputs, answered by a [`Reply`].
+//! - [`Front`], the one place that validates caller input and boxes a
+//!   future; [`CacheBuilder`] composes a store, its [`layer`]s and the front
+//!   at startup; [`View`] is the counted, namespaced stack adapters hand out.
+//! - [`layer`]: namespacing, stats counting, fail-open, and any `Cache` as a
+//!   store; each one file with its own tests.
 //! - Domain types that carry the contract's rules: [`Key`] (non-empty, at most
-//!   [`MAX_KEY_LEN`] bytes), [`Ttl`] (1 ms to [`MAX_TTL`], rounded up to the
-//!   millisecond), [`TtlState`] (missing / persistent / expires in), and
-//!   [`Pattern`], the one Redis-glob validator and matcher every adapter uses.
+//!   [`MAX_KEY_LEN`] bytes), [`Namespace`] (non-empty segments joined by
+//!   `:`), [`Ttl`] (1 ms to [`MAX_TTL`], rounded up to the millisecond),
+//!   [`TtlState`] (missing / persistent / expires in), and [`Pattern`], the
+//!   one Redis-glob validator and matcher every adapter uses.
 //! - [`CacheError`], the one error type, with [`ErrorKind`] to match on and
 //!   [`CacheError::is_retryable`].
-//! - [`CacheExt`], typed values (serde + MessagePack with field names) and
-//!   cache-aside, for every `Cache`.
 //! - `MockCache` (feature `mock`), a mockall mock of the port.
-//! - [`Stats`]; [`layer::Counted`] keeps its counters for any adapter.
-//! - [`layer::FailOpen`]: an explicit, counted and logged choice to read an
-//!   outage as a miss.
 //!
 //! This crate depends on no adapter and on no dependency-injection framework.
 
+mod builder;
 mod cache;
 mod error;
-mod forward;
+mod front;
 mod key;
 pub mod layer;
+mod namespace;
 mod pattern;
 mod stats;
+mod store;
 mod ttl;
 pub mod typed;
 
+pub use builder::{CacheBuilder, View};
 pub use cache::Cache;
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
 pub use error::{BoxError, CacheError, ErrorKind, Result};
+pub use front::Front;
 pub use key::{validate_keys, Key, MAX_KEY_LEN};
+pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
 pub use stats::{Stats, StatsCounters};
+pub use store::{unexpected_reply, Op, Reply, Request, Store, StoreKey};
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;
-
-/// Re-exports for [`delegate_cache!`]; not part of the API.
-#[doc(hidden)]
-pub mod __private {
-    pub use async_trait::async_trait;
-    pub use bytes::Bytes;
-}

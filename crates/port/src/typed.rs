@@ -4,7 +4,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,10 +14,20 @@ use crate::{Cache, CacheError, Result};
 /// in this process since it started.
 static DECODE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
+/// Values `get_or_load` loaded but could not store, in this process since
+/// it started.
+static WRITE_BACK_FAILURES: AtomicU64 = AtomicU64::new(0);
+
 /// How many stored values `get_or_load` found undecodable (and reloaded)
 /// in this process so far.
 pub fn decode_failures() -> u64 {
     DECODE_FAILURES.load(Relaxed)
+}
+
+/// How many loaded values `get_or_load` returned without managing to store
+/// them (the cache failed on the write-back) in this process so far.
+pub fn write_back_failures() -> u64 {
+    WRITE_BACK_FAILURES.load(Relaxed)
 }
 
 /// Encodes `value` as a MessagePack map with field names, so that adding a
@@ -57,58 +66,76 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 /// assert_eq!(product.name, "lamp");
 /// # });
 /// ```
-#[async_trait]
+///
+/// The methods return unboxed futures: through `&dyn Cache` a typed call
+/// costs the one boxed future of the port call it makes, no more.
 pub trait CacheExt: Cache {
     /// The value of `key` decoded as `T`; a value that no longer decodes is a
     /// [`Codec`](CacheError::Codec) error.
-    async fn get_typed<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        match self.get(key).await? {
-            Some(bytes) => decode(&bytes).map(Some),
-            None => Ok(None),
+    fn get_typed<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<T>>> + Send {
+        async move {
+            match self.get(key).await? {
+                Some(bytes) => decode(&bytes).map(Some),
+                None => Ok(None),
+            }
         }
     }
 
     /// Stores `value` encoded as a MessagePack map.
-    async fn set_typed<T: Serialize + Sync + ?Sized>(
+    fn set_typed<T: Serialize + ?Sized>(
         &self,
         key: &str,
         value: &T,
         ttl: Option<Duration>,
-    ) -> Result<()> {
-        self.set(key, encode(value)?, ttl).await
+    ) -> impl Future<Output = Result<()>> + Send {
+        let encoded = encode(value);
+        async move { self.set(key, encoded?, ttl).await }
     }
 
     /// Cache-aside: the cached value of `key`, or else `load()`'s, which is
     /// then stored with `ttl`.
     ///
-    /// A stored value that no longer decodes counts as a miss: it is
-    /// reloaded, overwritten, logged and counted (see [`decode_failures`]).
-    /// Any other cache error is returned as it is: choose a fail-open policy
-    /// explicitly if an outage should read as a miss.
-    async fn get_or_load<T, E, F, Fut>(
+    /// - A stored value that no longer decodes counts as a miss: it is
+    ///   reloaded, overwritten, logged and counted (see [`decode_failures`]).
+    /// - A failed write-back does not lose the loaded value: it is returned,
+    ///   and the failure is logged and counted (see [`write_back_failures`]).
+    /// - Any other cache error on the read is returned as it is: an outage is
+    ///   not a miss unless the caller chose so, with the
+    ///   [`FailOpen`](crate::layer::FailOpen) layer. With it, an outage
+    ///   reads as a miss, the value is loaded, the write-back fails and is
+    ///   counted, and the caller gets the value: graceful degradation.
+    fn get_or_load<T, E, F, Fut>(
         &self,
         key: &str,
         ttl: Option<Duration>,
         load: F,
-    ) -> Result<T, E>
+    ) -> impl Future<Output = Result<T, E>> + Send
     where
         T: Serialize + DeserializeOwned + Send + Sync,
         E: From<CacheError> + Send,
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<T, E>> + Send,
     {
-        match self.get_typed::<T>(key).await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(CacheError::Codec { source }) => {
-                DECODE_FAILURES.fetch_add(1, Relaxed);
-                tracing::warn!(key, error = %source, "cached value no longer decodes; reloading it");
+        async move {
+            match self.get_typed::<T>(key).await {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(CacheError::Codec { source }) => {
+                    DECODE_FAILURES.fetch_add(1, Relaxed);
+                    tracing::warn!(key, error = %source, "cached value no longer decodes; reloading it");
+                }
+                Err(other) => return Err(other.into()),
             }
-            Err(other) => return Err(other.into()),
+            let value = load().await?;
+            if let Err(error) = self.set_typed(key, &value, ttl).await {
+                WRITE_BACK_FAILURES.fetch_add(1, Relaxed);
+                tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
+            }
+            Ok(value)
         }
-        let value = load().await?;
-        self.set_typed(key, &value, ttl).await?;
-        Ok(value)
     }
 }
 

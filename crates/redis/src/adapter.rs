@@ -1,15 +1,13 @@
-//! `RedisCache`: the port on a fred connection pool.
+//! `RedisStore`: the store of the port on a fred connection pool.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use cache_port::layer::Counted;
 use cache_port::{
-    delegate_cache, escape_glob, validate_keys, Cache, CacheError, Key, Pattern, Result, Stats,
-    Ttl, TtlState,
+    escape_glob, CacheError, Namespace, Pattern, Reply, Request, Result, Stats, Store, StoreKey,
+    Ttl, TtlState, View,
 };
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, Expiration, Key as FredKey, KeysInterface,
@@ -33,6 +31,29 @@ redis.call('INCRBY', KEYS[1], ARGV[1])
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('GET', KEYS[1])";
 
+/// The Redis cache: the port over a [`RedisStore`], counted, optionally
+/// namespaced. Connect one with [`RedisConfig::connect`] or [`connect_url`];
+/// `namespaced` gives views over the same connections.
+pub type RedisCache = View<RedisStore>;
+
+/// Connects to `url` (see [`RedisConfig::from_url`]) and returns the port
+/// over it, in the URL's `namespace` if it names one.
+pub async fn connect_url(url: &str) -> Result<RedisCache> {
+    RedisConfig::from_url(url)?.connect().await
+}
+
+impl RedisConfig {
+    /// Connects (see [`RedisStore::connect`]) and returns the port over the
+    /// store, in the configured namespace.
+    pub async fn connect(&self) -> Result<RedisCache> {
+        let namespace = self.namespace.as_deref().map(Namespace::new).transpose()?;
+        Ok(RedisCache::over(
+            RedisStore::connect(self).await?,
+            namespace,
+        ))
+    }
+}
+
 /// What every namespace view of one connection pool shares.
 struct Shared {
     pool: Pool,
@@ -41,53 +62,46 @@ struct Shared {
     incr_script: Script,
 }
 
-/// The Redis adapter: the port on fred, for a standalone server, a Cluster
-/// or a Sentinel-managed primary.
+/// The Redis store: fred's connection pool to a standalone server, a
+/// Cluster or a Sentinel-managed primary. Cloning shares the connections.
 ///
 /// - Native commands: `GET`, `SET … PX`/`NX`, `MGET` (a pipeline of `GET`s on
 ///   a cluster, where keys span slots), a pipeline of `SET`s for `set_many`
 ///   (one round trip, not atomic across keys), `UNLINK`, `PTTL`, `PEXPIRE`,
 ///   `INCRBY` (a script when the counter gets a TTL on creation), `PING`.
-/// - `keys`, `delete_pattern` and a namespaced `clear` walk `SCAN MATCH … COUNT`
+/// - `keys`, `delete_pattern` and a scoped `clear` walk `SCAN MATCH … COUNT`
 ///   one batch at a time (every primary of a cluster) and `UNLINK` each batch:
-///   never `KEYS`, and memory bounded by one batch.
-/// - `clear` without a namespace runs `FLUSHDB` only when the configuration
-///   says `allow_flushdb`; otherwise it is refused ([`CacheError::NotAllowed`]).
-/// - Stats: the port's `Counted` layer keeps the counters, per view; `entries`,
-///   `bytes` and `evictions` are the server's (`DBSIZE`, `used_memory`,
-///   `evicted_keys`) without a namespace, and unknown (`None`, 0) with one,
-///   since counting a namespace would take a full `SCAN`.
+///   never `KEYS`, and memory bounded by one batch. The scope (a namespace's
+///   prefix) is escaped before it goes into `MATCH`.
+/// - `clear` of the whole database runs `FLUSHDB` only when the
+///   configuration says `allow_flushdb`; otherwise it is refused
+///   ([`CacheError::NotAllowed`]).
+/// - Stats: `entries`, `bytes` and `evictions` are the server's (`DBSIZE`,
+///   `used_memory`, `evicted_keys`) for the whole database of a standalone
+///   server, and unknown (`None`, 0) within a namespace or on a cluster,
+///   since counting them would take a full `SCAN`.
 /// - A command that times out after it was written may still run when the
 ///   server answers again (a timed-out `set` may land).
 #[derive(Clone)]
-pub struct RedisCache {
-    view: Arc<Counted<RedisView>>,
-}
-
-delegate_cache!(impl[] RedisCache => |this| this.view);
-
-/// One namespace's view of the connections: the port's logic, uncounted.
-struct RedisView {
+pub struct RedisStore {
     shared: Arc<Shared>,
-    /// `namespace:`, when there is one.
-    prefix: Option<Arc<str>>,
-    /// The prefix escaped for `SCAN MATCH`.
-    scan_prefix: Arc<str>,
 }
 
-impl fmt::Debug for RedisCache {
+impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisCache")
-            .field("url", &self.view.inner().shared.config.redacted_url())
-            .field("namespace", &self.namespace())
+        f.debug_struct("RedisStore")
+            .field("url", &self.shared.config.redacted_url())
             .finish_non_exhaustive()
     }
 }
 
-impl RedisCache {
+impl RedisStore {
     /// Connects (and authenticates) within the connect timeout; a wrong
-    /// password or an unreachable server is an error here, at startup.
-    pub async fn connect(config: RedisConfig) -> Result<Self> {
+    /// password or an unreachable server is an error here, at startup. The
+    /// configured namespace is not applied to the store: it is a layer
+    /// (see [`RedisConfig::connect`]).
+    pub async fn connect(config: &RedisConfig) -> Result<Self> {
+        let config = config.clone();
         config.validate()?;
         let errors = ErrorContext {
             command_timeout: config.command_timeout,
@@ -130,88 +144,23 @@ impl RedisCache {
                 });
             }
         }
-        let prefix = config.namespace.as_deref().map(prefix_of);
-        Ok(Self::view(
-            Arc::new(Shared {
+        Ok(Self {
+            shared: Arc::new(Shared {
                 pool,
                 config,
                 errors,
                 incr_script: Script::from_lua(INCR_WITH_TTL),
             }),
-            prefix,
-        ))
-    }
-
-    /// Connects to `url` (see [`RedisConfig::from_url`]).
-    pub async fn connect_url(url: &str) -> Result<Self> {
-        Self::connect(RedisConfig::from_url(url)?).await
-    }
-
-    fn view(shared: Arc<Shared>, prefix: Option<Arc<str>>) -> Self {
-        let scan_prefix = Arc::from(escape_glob(prefix.as_deref().unwrap_or("")));
-        Self {
-            view: Arc::new(Counted::new(RedisView {
-                shared,
-                prefix,
-                scan_prefix,
-            })),
-        }
-    }
-
-    /// A view over the same connections under `namespace` (replacing this
-    /// view's, not nesting in it), with counters of its own.
-    pub fn namespaced(&self, namespace: &str) -> Result<Self> {
-        if namespace.is_empty() {
-            return Err(CacheError::Config {
-                message: "the namespace is empty; leave it out for no namespace".into(),
-            });
-        }
-        Ok(Self::view(
-            Arc::clone(&self.view.inner().shared),
-            Some(prefix_of(namespace)),
-        ))
-    }
-
-    /// This view's namespace.
-    pub fn namespace(&self) -> Option<&str> {
-        self.view
-            .inner()
-            .prefix
-            .as_deref()
-            .map(|p| &p[..p.len() - 1])
+        })
     }
 
     /// Closes every connection. Calls made afterwards fail.
     pub async fn close(&self) {
-        let _ = self.view.inner().shared.pool.quit().await;
+        let _ = self.shared.pool.quit().await;
     }
 }
 
-impl RedisView {
-    fn store_key(&self, key: Key<'_>) -> String {
-        match &self.prefix {
-            None => key.as_str().to_owned(),
-            Some(prefix) => [prefix, key.as_str()].concat(),
-        }
-    }
-
-    fn store_keys(&self, keys: &[String]) -> Result<Vec<String>> {
-        keys.iter()
-            .map(|k| Ok(self.store_key(Key::new(k)?)))
-            .collect()
-    }
-
-    fn check_value(&self, value: &Bytes) -> Result<()> {
-        let limit = self.shared.config.max_value_len;
-        if value.len() > limit {
-            return Err(CacheError::ValueTooLarge {
-                len: value.len(),
-                limit,
-            });
-        }
-        Ok(())
-    }
-
+impl RedisStore {
     fn err(&self, operation: &'static str) -> impl Fn(FredError) -> CacheError + '_ {
         move |e| self.shared.errors.map(operation, e)
     }
@@ -224,23 +173,17 @@ impl RedisView {
         self.pool().next().is_clustered()
     }
 
-    /// The caller's key for a store key found by SCAN.
-    fn caller_key(&self, store_key: &FredKey) -> Option<String> {
-        let text = store_key.as_str()?;
-        match &self.prefix {
-            None => Some(text.to_owned()),
-            Some(prefix) => text.strip_prefix(&**prefix).map(str::to_owned),
-        }
-    }
-
-    /// SCAN pages of store keys matching `pattern` (already validated) in
-    /// this namespace, from every primary. Each page holds at most about
-    /// `scan_count` keys; the next one is fetched when the previous is dropped.
+    /// SCAN pages of keys under `scope` whose rest matches `pattern`, from
+    /// every primary. Each page holds at most about `scan_count` keys; the
+    /// next one is fetched when the previous is dropped.
     fn scan_pages(
         &self,
-        pattern: &str,
+        scope: &str,
+        pattern: &Pattern,
     ) -> impl Stream<Item = std::result::Result<Vec<FredKey>, FredError>> + Send {
-        let matcher = format!("{}{pattern}", self.scan_prefix);
+        // The scope is a literal prefix: a namespace holding `*?[]\` must
+        // not match its look-alikes.
+        let matcher = format!("{}{}", escape_glob(scope), pattern.as_str());
         let count = Some(self.shared.config.scan_count);
         let client = self.pool().next();
         let pages = if client.is_clustered() {
@@ -287,96 +230,62 @@ impl RedisView {
         let counts: Vec<u64> = pipeline.all().await?;
         Ok(counts.iter().sum())
     }
-}
 
-fn prefix_of(namespace: &str) -> Arc<str> {
-    Arc::from(format!("{namespace}:"))
-}
-
-fn px(ttl: Ttl) -> Expiration {
-    Expiration::PX(ttl.as_millis() as i64)
-}
-
-fn info_field(info: &str, name: &str) -> Option<u64> {
-    info.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-#[async_trait]
-impl Cache for RedisView {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = self.store_key(Key::new(key)?);
-        let value: Option<Bytes> = self.pool().get(key).await.map_err(self.err("get"))?;
-        Ok(value)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let key = self.store_key(Key::new(key)?);
-        let ttl = Ttl::from_option(ttl)?;
-        self.check_value(&value)?;
-        let () = self
-            .pool()
-            .set(key, value, ttl.map(px), None, false)
+    async fn get(&self, key: StoreKey<'_>) -> Result<Option<Bytes>> {
+        self.pool()
+            .get(fred_key(key))
             .await
-            .map_err(self.err("set"))?;
-        Ok(())
+            .map_err(self.err("get"))
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let key = self.store_key(Key::new(key)?);
-        let removed: u64 = self.pool().unlink(key).await.map_err(self.err("delete"))?;
+    async fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+        self.pool()
+            .set(fred_key(key), value, ttl.map(px), None, false)
+            .await
+            .map_err(self.err("set"))
+    }
+
+    async fn delete(&self, key: StoreKey<'_>) -> Result<bool> {
+        let removed: u64 = self
+            .pool()
+            .unlink(fred_key(key))
+            .await
+            .map_err(self.err("delete"))?;
         Ok(removed > 0)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let key = self.store_key(Key::new(key)?);
-        let n: u64 = self.pool().exists(key).await.map_err(self.err("exists"))?;
+    async fn exists(&self, key: StoreKey<'_>) -> Result<bool> {
+        let n: u64 = self
+            .pool()
+            .exists(fred_key(key))
+            .await
+            .map_err(self.err("exists"))?;
         Ok(n > 0)
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        let store_keys = self.store_keys(keys)?;
-        if store_keys.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Vec<Option<Bytes>>> {
         let client = self.pool().next();
-        let values: Vec<Option<Bytes>> = if client.is_clustered() {
+        if client.is_clustered() {
             // Keys span slots: a pipeline of GETs, one round trip per node.
             let pipeline = client.pipeline();
-            for key in store_keys {
-                let () = pipeline.get(key).await.map_err(self.err("get_many"))?;
+            for key in keys {
+                let () = pipeline
+                    .get(fred_key(key))
+                    .await
+                    .map_err(self.err("get_many"))?;
             }
-            pipeline.all().await.map_err(self.err("get_many"))?
+            pipeline.all().await.map_err(self.err("get_many"))
         } else {
-            client
-                .mget(store_keys)
-                .await
-                .map_err(self.err("get_many"))?
-        };
-        if values.len() != keys.len() {
-            return Err(CacheError::Backend {
-                message: format!("get_many: {} values for {} keys", values.len(), keys.len()),
-                source: None,
-            });
+            let keys: Vec<FredKey> = keys.into_iter().map(fred_key).collect();
+            client.mget(keys).await.map_err(self.err("get_many"))
         }
-        Ok(values)
     }
 
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        let ttl = Ttl::from_option(ttl)?;
-        for (key, value) in &items {
-            Key::new(key)?;
-            self.check_value(value)?;
-        }
-        if items.is_empty() {
-            return Ok(());
-        }
+    async fn set_many(&self, items: Vec<(StoreKey<'_>, Bytes)>, ttl: Option<Ttl>) -> Result<()> {
         let pipeline = self.pool().next().pipeline();
         for (key, value) in items {
-            let key = self.store_key(Key::new(&key)?);
             let () = pipeline
-                .set(key, value, ttl.map(px), None, false)
+                .set(fred_key(key), value, ttl.map(px), None, false)
                 .await
                 .map_err(self.err("set_many"))?;
         }
@@ -384,39 +293,28 @@ impl Cache for RedisView {
         Ok(())
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        validate_keys(keys)?;
-        let store_keys: Vec<FredKey> = self
-            .store_keys(keys)?
-            .into_iter()
-            .map(FredKey::from)
-            .collect();
-        let removed = self
-            .unlink(store_keys)
-            .await
-            .map_err(self.err("delete_many"))?;
-        Ok(removed)
-    }
-
-    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let pattern = Pattern::new(pattern)?;
-        let mut pages = std::pin::pin!(self.scan_pages(pattern.as_str()));
+    async fn delete_pattern(
+        &self,
+        scope: &str,
+        pattern: &Pattern,
+        op: &'static str,
+    ) -> Result<u64> {
+        let mut pages = std::pin::pin!(self.scan_pages(scope, pattern));
         let mut removed = 0;
-        while let Some(keys) = self.next_page(&mut pages, "delete_pattern").await? {
-            removed += self
-                .unlink(keys)
-                .await
-                .map_err(self.err("delete_pattern"))?;
+        while let Some(keys) = self.next_page(&mut pages, op).await? {
+            removed += self.unlink(keys).await.map_err(self.err(op))?;
         }
         Ok(removed)
     }
 
-    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        let pattern = Pattern::new(pattern)?;
-        let mut pages = std::pin::pin!(self.scan_pages(pattern.as_str()));
+    async fn keys(&self, scope: &str, pattern: &Pattern) -> Result<Vec<String>> {
+        let mut pages = std::pin::pin!(self.scan_pages(scope, pattern));
         let mut found = Vec::new();
         while let Some(keys) = self.next_page(&mut pages, "keys").await? {
-            found.extend(keys.iter().filter_map(|k| self.caller_key(k)));
+            found.extend(
+                keys.iter()
+                    .filter_map(|k| k.as_str()?.strip_prefix(scope).map(str::to_owned)),
+            );
         }
         // SCAN may return a key twice (when the table is resized under it).
         found.sort_unstable();
@@ -424,9 +322,12 @@ impl Cache for RedisView {
         Ok(found)
     }
 
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        let key = self.store_key(Key::new(key)?);
-        let millis: i64 = self.pool().pttl(key).await.map_err(self.err("ttl"))?;
+    async fn ttl(&self, key: StoreKey<'_>) -> Result<TtlState> {
+        let millis: i64 = self
+            .pool()
+            .pttl(fred_key(key))
+            .await
+            .map_err(self.err("ttl"))?;
         Ok(match millis {
             -2 => TtlState::Missing,
             -1 => TtlState::Persistent,
@@ -440,36 +341,40 @@ impl Cache for RedisView {
         })
     }
 
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let key = self.store_key(Key::new(key)?);
-        let ttl = Ttl::new(ttl)?;
+    async fn expire(&self, key: StoreKey<'_>, ttl: Ttl) -> Result<bool> {
         let set: i64 = self
             .pool()
-            .pexpire(key, ttl.as_millis() as i64, None)
+            .pexpire(fred_key(key), ttl.as_millis() as i64, None)
             .await
             .map_err(self.err("expire"))?;
         Ok(set == 1)
     }
 
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let key = self.store_key(Key::new(key)?);
-        let ttl = Ttl::from_option(ttl)?;
-        self.check_value(&value)?;
+    async fn set_if_absent(
+        &self,
+        key: StoreKey<'_>,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
         let reply: Value = self
             .pool()
-            .set(key, value, ttl.map(px), Some(SetOptions::NX), false)
+            .set(
+                fred_key(key),
+                value,
+                ttl.map(px),
+                Some(SetOptions::NX),
+                false,
+            )
             .await
             .map_err(self.err("set_if_absent"))?;
-        let written = !reply.is_null();
-        Ok(written)
+        Ok(!reply.is_null())
     }
 
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        let key = self.store_key(Key::new(key)?);
-        match Ttl::from_option(ttl_if_created)? {
+    async fn incr(&self, key: StoreKey<'_>, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
+        match ttl {
             None => self
                 .pool()
-                .incr_by(key, delta)
+                .incr_by(fred_key(key), delta)
                 .await
                 .map_err(self.err("incr")),
             Some(ttl) => {
@@ -478,7 +383,7 @@ impl Cache for RedisView {
                     .incr_script
                     .evalsha_with_reload(
                         self.pool().next(),
-                        key,
+                        fred_key(key),
                         vec![delta, ttl.as_millis() as i64],
                     )
                     .await
@@ -491,35 +396,39 @@ impl Cache for RedisView {
         }
     }
 
-    async fn clear(&self) -> Result<()> {
-        if self.prefix.is_some() {
-            self.delete_pattern("*").await.map(drop)
-        } else if self.shared.config.allow_flushdb {
-            let client = self.pool().next();
-            if client.is_clustered() {
-                client.flushall_cluster().await.map_err(self.err("clear"))
-            } else {
-                let () = client
-                    .custom(
-                        CustomCommand::new_static("FLUSHDB", None, false),
-                        Vec::<Value>::new(),
-                    )
-                    .await
-                    .map_err(self.err("clear"))?;
-                Ok(())
-            }
-        } else {
-            Err(CacheError::NotAllowed {
+    async fn clear(&self, scope: &str) -> Result<()> {
+        if !scope.is_empty() {
+            let everything = Pattern::new("*")?;
+            return self
+                .delete_pattern(scope, &everything, "clear")
+                .await
+                .map(drop);
+        }
+        if !self.shared.config.allow_flushdb {
+            return Err(CacheError::NotAllowed {
                 message: "clear without a namespace would empty the whole Redis database; \
                           configure a namespace, or allow_flushdb if that is what you want"
                     .into(),
-            })
+            });
+        }
+        let client = self.pool().next();
+        if client.is_clustered() {
+            client.flushall_cluster().await.map_err(self.err("clear"))
+        } else {
+            let () = client
+                .custom(
+                    CustomCommand::new_static("FLUSHDB", None, false),
+                    Vec::<Value>::new(),
+                )
+                .await
+                .map_err(self.err("clear"))?;
+            Ok(())
         }
     }
 
-    async fn stats(&self) -> Result<Stats> {
+    async fn stats(&self, scope: &str) -> Result<Stats> {
         let mut stats = Stats::default();
-        if self.prefix.is_none() && !self.clustered() {
+        if scope.is_empty() && !self.clustered() {
             let client = self.pool().next();
             let entries: u64 = client.dbsize().await.map_err(self.err("stats"))?;
             let info: String = client.info(None).await.map_err(self.err("stats"))?;
@@ -539,6 +448,65 @@ impl Cache for RedisView {
             .await
             .map_err(self.err("ping"))?;
         Ok(start.elapsed())
+    }
+}
+
+/// A store key as fred's key, without copying an owned one.
+fn fred_key(key: StoreKey<'_>) -> FredKey {
+    FredKey::from(key.into_owned())
+}
+
+fn px(ttl: Ttl) -> Expiration {
+    Expiration::PX(ttl.as_millis() as i64)
+}
+
+fn info_field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl Store for RedisStore {
+    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        Ok(match request {
+            Request::Get { key } => Reply::Value(self.get(key).await?),
+            Request::Set { key, value, ttl } => {
+                self.set(key, value, ttl).await?;
+                Reply::Done
+            }
+            Request::Delete { key } => Reply::Flag(self.delete(key).await?),
+            Request::Exists { key } => Reply::Flag(self.exists(key).await?),
+            Request::GetMany { keys } => Reply::Values(self.get_many(keys).await?),
+            Request::SetMany { items, ttl } => {
+                self.set_many(items, ttl).await?;
+                Reply::Done
+            }
+            Request::DeleteMany { keys } => {
+                let keys = keys.into_iter().map(fred_key).collect();
+                Reply::Count(self.unlink(keys).await.map_err(self.err("delete_many"))?)
+            }
+            Request::DeletePattern { scope, pattern } => Reply::Count(
+                self.delete_pattern(&scope, pattern, "delete_pattern")
+                    .await?,
+            ),
+            Request::Keys { scope, pattern } => Reply::Keys(self.keys(&scope, pattern).await?),
+            Request::Ttl { key } => Reply::Ttl(self.ttl(key).await?),
+            Request::Expire { key, ttl } => Reply::Flag(self.expire(key, ttl).await?),
+            Request::SetIfAbsent { key, value, ttl } => {
+                Reply::Flag(self.set_if_absent(key, value, ttl).await?)
+            }
+            Request::Incr {
+                key,
+                delta,
+                ttl_if_created,
+            } => Reply::Int(self.incr(key, delta, ttl_if_created).await?),
+            Request::Clear { scope } => {
+                self.clear(&scope).await?;
+                Reply::Done
+            }
+            Request::Stats { scope } => Reply::Stats(self.stats(&scope).await?),
+            Request::Ping => Reply::Pong(self.ping().await?),
+        })
     }
 
     fn max_value_len(&self) -> usize {

@@ -10,7 +10,7 @@
 //!
 //! // Options ride on the URL (here redis://127.0.0.1:PORT/0?namespace=shop),
 //! // or come from `RedisConfig`'s builder.
-//! let cache: Arc<dyn Cache> = Arc::new(RedisCache::connect_url(&url).await.unwrap());
+//! let cache: Arc<dyn Cache> = Arc::new(cache_redis::connect_url(&url).await.unwrap());
 //! cache.set("product:1", "lamp".into(), None).await.unwrap();
 //! assert_eq!(cache.delete_pattern("product:*").await.unwrap(), 1);
 //! # });
@@ -26,6 +26,6 @@ mod adapter;
 mod config;
 mod errors;
 
-pub use adapter::RedisCache;
+pub use adapter::{connect_url, RedisCache, RedisStore};
 pub use config::{redact_url, RedisConfig, REDIS_MAX_VALUE_LEN};
 pub use errors::RedisClientError;

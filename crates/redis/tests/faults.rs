@@ -19,7 +19,7 @@ async fn adapter(url: &str) -> RedisCache {
         .namespace("faults")
         .command_timeout(COMMAND_TIMEOUT)
         .reconnect_delay(Duration::from_millis(100));
-    RedisCache::connect(config).await.unwrap()
+    RedisConfig::connect(&config).await.unwrap()
 }
 
 /// Runs `call` and asserts it fails retryably within the command timeout.
@@ -142,7 +142,7 @@ async fn unreachable_server_is_an_error_at_startup() {
     let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{free}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(2));
-    let err = RedisCache::connect(config).await.unwrap_err();
+    let err = RedisConfig::connect(&config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -162,8 +162,8 @@ async fn password_protected_server_works_and_a_wrong_password_is_a_clear_startup
     assert!(!format!("{good:?}").contains("right-horse-battery"));
 
     // An ACL user limited to `app:*` keys, in the `app` namespace.
-    let alice = RedisCache::connect(
-        RedisConfig::from_url(&format!(
+    let alice = RedisConfig::connect(
+        &RedisConfig::from_url(&format!(
             "redis://alice:alice-pass@127.0.0.1:{port}/0?namespace=app"
         ))
         .unwrap(),
@@ -176,8 +176,8 @@ async fn password_protected_server_works_and_a_wrong_password_is_a_clear_startup
         .unwrap();
     assert_eq!(alice.keys("*").await.unwrap(), vec!["k".to_owned()]);
     // Outside its ACL key pattern the server refuses: a backend error, not a miss.
-    let outside = RedisCache::connect(
-        RedisConfig::from_url(&format!(
+    let outside = RedisConfig::connect(
+        &RedisConfig::from_url(&format!(
             "redis://alice:alice-pass@127.0.0.1:{port}/0?namespace=other"
         ))
         .unwrap(),
@@ -197,7 +197,7 @@ async fn password_protected_server_works_and_a_wrong_password_is_a_clear_startup
         format!("redis://127.0.0.1:{port}"),
     ] {
         let started = Instant::now();
-        let err = RedisCache::connect(RedisConfig::from_url(&url).unwrap())
+        let err = RedisConfig::connect(&RedisConfig::from_url(&url).unwrap())
             .await
             .unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(3));
@@ -220,6 +220,6 @@ async fn password_protected_server_works_and_a_wrong_password_is_a_clear_startup
 fn futures_are_send() {
     fn is_send<T: Send>(_: &T) {}
     let config = RedisConfig::from_url("redis://127.0.0.1:1").unwrap();
-    is_send(&RedisCache::connect(config));
-    is_send(&RedisCache::connect_url("redis://127.0.0.1:1"));
+    is_send(&RedisConfig::connect(&config));
+    is_send(&cache_redis::connect_url("redis://127.0.0.1:1"));
 }

@@ -18,7 +18,7 @@ async fn adapter(server: &RedisServer, namespace: Option<&str>) -> RedisCache {
     if let Some(ns) = namespace {
         config = config.namespace(ns);
     }
-    RedisCache::connect(config).await.unwrap()
+    RedisConfig::connect(&config).await.unwrap()
 }
 
 #[tokio::test]
@@ -78,8 +78,8 @@ async fn clear_without_a_namespace_flushes_only_when_allowed_and_only_its_databa
 
     // Database 1 holds another application's keys: FLUSHDB, never FLUSHALL.
     server.command("SELECT 1\r\nSET elsewhere v");
-    let allowed = RedisCache::connect(
-        RedisConfig::from_url(&server.url())
+    let allowed = RedisConfig::connect(
+        &RedisConfig::from_url(&server.url())
             .unwrap()
             .allow_flushdb(true),
     )

@@ -1,161 +1,163 @@
-//! `Counted<C>`: the client-side stats counters, for any adapter.
+//! `Counted<S>`: the `stats()` counters, for any store.
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-
-use crate::{Cache, Result, Stats, StatsCounters, TtlState};
+use crate::stats::{Stats, StatsCounters};
+use crate::store::{Op, Reply, Request, Store};
+use crate::Result;
 
 /// Counts what calls through it do: hits and misses (`get`, each key of
 /// `get_many`), sets (`set`, each item of `set_many`, a winning
 /// `set_if_absent`), deletes (`delete`, `delete_many`, `delete_pattern`) and
-/// errors (every failed call). `stats` returns these counters with the inner
-/// adapter's store figures (`evictions`, `entries`, `bytes`).
+/// errors (every failed call). A `stats` request answers with these
+/// counters over the inner store's figures (`evictions`, `entries`, `bytes`).
 ///
-/// Every adapter of this workspace wraps itself in one, so all count alike.
+/// [`CacheBuilder::build`](crate::CacheBuilder::build) puts one outermost in
+/// every stack, so every adapter counts alike, and whatever the layers below
+/// answer is what is counted: a read that a [`FailOpen`](super::FailOpen)
+/// below turned into a miss counts as a miss, not an error.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use cache_port::{layer::Counted, Cache, MockCache, Stats};
+/// use cache_port::{layer::CacheStore, Cache, CacheBuilder, MockCache, Stats};
 ///
 /// let mut inner = MockCache::new();
+/// inner.expect_max_value_len().return_const(64usize);
 /// inner.expect_get().returning(|_| Ok(None));
 /// inner.expect_stats().returning(|| Ok(Stats::default()));
-/// let cache = Counted::new(inner);
+/// let cache = CacheBuilder::new(CacheStore::new(inner)).build(); // counted
 /// cache.get("k").await.unwrap();
 /// assert_eq!(cache.stats().await.unwrap().misses, 1);
 /// # });
 /// ```
-#[derive(Debug, Default)]
-pub struct Counted<C> {
-    inner: C,
-    counters: StatsCounters,
+#[derive(Debug, Clone)]
+pub struct Counted<S> {
+    inner: S,
+    counters: Arc<StatsCounters>,
 }
 
-impl<C> Counted<C> {
-    /// Counts the calls made to `inner` through this wrapper.
-    pub fn new(inner: C) -> Self {
+impl<S> Counted<S> {
+    /// Counts the calls made to `inner` through this layer.
+    pub fn new(inner: S) -> Self {
         Self {
             inner,
-            counters: StatsCounters::default(),
+            counters: Arc::default(),
         }
     }
 
-    /// The wrapped adapter.
-    pub fn inner(&self) -> &C {
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
         &self.inner
+    }
+
+    /// The counters, as they are now.
+    pub fn snapshot(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    fn count(&self, op: Op, batch: u64, reply: &Reply) {
+        let c = &self.counters;
+        match (op, reply) {
+            (Op::Get, Reply::Value(v)) => c.lookup(v.is_some()),
+            (Op::GetMany, Reply::Values(values)) => {
+                let found = values.iter().filter(|v| v.is_some()).count() as u64;
+                c.lookups(found, values.len() as u64 - found);
+            }
+            (Op::Set, Reply::Done) | (Op::SetIfAbsent, Reply::Flag(true)) => c.sets(1),
+            (Op::SetMany, Reply::Done) => c.sets(batch),
+            (Op::Delete, Reply::Flag(true)) => c.deletes(1),
+            (Op::DeleteMany | Op::DeletePattern, Reply::Count(n)) => c.deletes(*n),
+            _ => {}
+        }
     }
 }
 
-#[async_trait]
-impl<C: Cache> Cache for Counted<C> {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let result = self.inner.get(key).await;
-        if let Ok(value) = &result {
-            self.counters.lookup(value.is_some());
+impl<S: Store> Store for Counted<S> {
+    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        let op = request.op();
+        let batch = request.batch_len() as u64;
+        let result = self.counters.track(self.inner.call(request).await);
+        match result {
+            Ok(Reply::Stats(store)) => Ok(Reply::Stats(Stats {
+                evictions: store.evictions,
+                entries: store.entries,
+                bytes: store.bytes,
+                ..self.counters.snapshot()
+            })),
+            Ok(reply) => {
+                self.count(op, batch, &reply);
+                Ok(reply)
+            }
+            Err(e) => Err(e),
         }
-        self.counters.track(result)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let result = self.inner.set(key, value, ttl).await;
-        if result.is_ok() {
-            self.counters.sets(1);
-        }
-        self.counters.track(result)
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let result = self.inner.delete(key).await;
-        if let Ok(true) = result {
-            self.counters.deletes(1);
-        }
-        self.counters.track(result)
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.counters.track(self.inner.exists(key).await)
-    }
-
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        let result = self.inner.get_many(keys).await;
-        if let Ok(values) = &result {
-            let found = values.iter().filter(|v| v.is_some()).count() as u64;
-            self.counters.lookups(found, values.len() as u64 - found);
-        }
-        self.counters.track(result)
-    }
-
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        let count = items.len() as u64;
-        let result = self.inner.set_many(items, ttl).await;
-        if result.is_ok() {
-            self.counters.sets(count);
-        }
-        self.counters.track(result)
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        let result = self.inner.delete_many(keys).await;
-        if let Ok(n) = result {
-            self.counters.deletes(n);
-        }
-        self.counters.track(result)
-    }
-
-    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        let result = self.inner.delete_pattern(pattern).await;
-        if let Ok(n) = result {
-            self.counters.deletes(n);
-        }
-        self.counters.track(result)
-    }
-
-    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        self.counters.track(self.inner.keys(pattern).await)
-    }
-
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        self.counters.track(self.inner.ttl(key).await)
-    }
-
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        self.counters.track(self.inner.expire(key, ttl).await)
-    }
-
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let result = self.inner.set_if_absent(key, value, ttl).await;
-        if let Ok(true) = result {
-            self.counters.sets(1);
-        }
-        self.counters.track(result)
-    }
-
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        self.counters
-            .track(self.inner.incr(key, delta, ttl_if_created).await)
-    }
-
-    async fn clear(&self) -> Result<()> {
-        self.counters.track(self.inner.clear().await)
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        let store = self.counters.track(self.inner.stats().await)?;
-        Ok(Stats {
-            evictions: store.evictions,
-            entries: store.entries,
-            bytes: store.bytes,
-            ..self.counters.snapshot()
-        })
-    }
-
-    async fn ping(&self) -> Result<Duration> {
-        self.counters.track(self.inner.ping().await)
     }
 
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
+    }
+}
+
+/// Builds [`Counted`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountedLayer;
+
+impl<S: Store> super::Layer<S> for CountedLayer {
+    type Store = Counted<S>;
+
+    fn layer(self, inner: S) -> Counted<S> {
+        Counted::new(inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::layer::CacheStore;
+    use crate::{CacheBuilder, CacheError, MockCache};
+
+    #[tokio::test]
+    async fn counts_each_kind_of_outcome() {
+        let mut mock = MockCache::new();
+        mock.expect_max_value_len().return_const(64usize);
+        mock.expect_get()
+            .returning(|k| Ok((k == "hit").then(|| Bytes::from("v"))));
+        mock.expect_get_many()
+            .returning(|keys| Ok(keys.iter().map(|_| None).collect()));
+        mock.expect_set_many().returning(|_, _| Ok(()));
+        mock.expect_set_if_absent().returning(|_, _, _| Ok(false));
+        mock.expect_delete_pattern().returning(|_| Ok(7));
+        mock.expect_incr()
+            .returning(|_, _, _| Err(CacheError::NotAnInteger));
+        mock.expect_stats().returning(|| {
+            Ok(Stats {
+                evictions: 3,
+                ..Stats::default()
+            })
+        });
+        let cache = CacheBuilder::new(CacheStore::new(mock)).build();
+        cache.get("hit").await.unwrap();
+        cache.get("miss").await.unwrap();
+        cache.get_many(&["a".into(), "b".into()]).await.unwrap();
+        let items = vec![("a".into(), Bytes::new()), ("b".into(), Bytes::new())];
+        cache.set_many(items, None).await.unwrap();
+        assert!(!cache.set_if_absent("a", Bytes::new(), None).await.unwrap());
+        cache.delete_pattern("*").await.unwrap();
+        cache.incr("a", 1, None).await.unwrap_err();
+        // Refused by the front: never reaches the store, but is an error.
+        cache.get("").await.unwrap_err();
+        let stats = cache.stats().await.unwrap();
+        assert_eq!(
+            (
+                stats.hits,
+                stats.misses,
+                stats.sets,
+                stats.deletes,
+                stats.errors
+            ),
+            (1, 3, 2, 7, 2)
+        );
+        assert_eq!(stats.evictions, 3);
     }
 }

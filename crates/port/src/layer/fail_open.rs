@@ -1,142 +1,97 @@
-//! `FailOpen<C>`: an outage reads as a miss, by the caller's explicit choice.
+//! `FailOpen<S>`: an outage reads as a miss, by the caller's explicit choice.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-
-use crate::{Cache, Result, Stats, TtlState};
+use crate::store::{Op, Reply, Request, Store};
+use crate::Result;
 
 /// Turns a failing backend into misses for reads, for callers who chose that.
 ///
 /// Without it, a backend failure is an error, never a miss. With it, when
 /// `get`, `get_many` or `exists` fail with a retryable error (timeout,
 /// unavailable), the call answers as a miss (`None`, all `None`, `false`);
-/// each such miss is counted ([`FailOpen::failed_open`]) and logged. Bad input
-/// and every other error still fail, and writes are never silenced: a
-/// failed `set` or `delete` must not pass for done.
+/// each such miss is counted ([`FailOpenHandle::failed_open`]) and logged.
+/// Bad input and every other error still fail, and writes are never
+/// silenced: a failed `set` or `delete` must not pass for done.
+///
+/// With [`CacheExt::get_or_load`](crate::CacheExt::get_or_load), whose
+/// write-back failure is logged and counted rather than returned, this is the
+/// whole of graceful degradation: during an outage every read loads from the
+/// source of truth and answers.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use cache_port::{layer::FailOpen, Cache, CacheError, MockCache};
+/// use cache_port::layer::{CacheStore, FailOpenLayer};
+/// use cache_port::{Cache, CacheBuilder, CacheError, MockCache};
 ///
 /// let mut down = MockCache::new();
+/// down.expect_max_value_len().return_const(64usize);
 /// down.expect_get().returning(|_| Err(CacheError::Unavailable { message: "refused".into(), source: None }));
-/// let cache = FailOpen::new(down);
+/// down.expect_stats().returning(|| Ok(Default::default()));
+/// let fail_open = FailOpenLayer::new();
+/// let handle = fail_open.handle();
+/// let cache = CacheBuilder::new(CacheStore::new(down)).layer(fail_open).build();
 /// assert_eq!(cache.get("k").await.unwrap(), None);
-/// assert_eq!(cache.failed_open(), 1);
+/// assert_eq!(handle.failed_open(), 1);
+/// let stats = cache.stats().await.unwrap();
+/// assert_eq!((stats.misses, stats.errors), (1, 0)); // a miss, not an error
 /// # });
 /// ```
-#[derive(Debug, Default)]
-pub struct FailOpen<C> {
-    inner: C,
-    failed_open: AtomicU64,
+#[derive(Debug, Clone)]
+pub struct FailOpen<S> {
+    inner: S,
+    failed_open: FailOpenHandle,
 }
 
-impl<C> FailOpen<C> {
+/// Reads how many reads a [`FailOpen`] answered as misses.
+#[derive(Debug, Clone, Default)]
+pub struct FailOpenHandle(Arc<AtomicU64>);
+
+impl FailOpenHandle {
+    /// How many reads answered as misses because the backend failed.
+    pub fn failed_open(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+impl<S> FailOpen<S> {
     /// Reads through `inner` fail open.
-    pub fn new(inner: C) -> Self {
+    pub fn new(inner: S) -> Self {
         Self {
             inner,
-            failed_open: AtomicU64::new(0),
+            failed_open: FailOpenHandle::default(),
         }
     }
 
-    /// How many reads answered as misses because the backend failed.
-    pub fn failed_open(&self) -> u64 {
-        self.failed_open.load(Relaxed)
+    /// Its counter.
+    pub fn handle(&self) -> FailOpenHandle {
+        self.failed_open.clone()
     }
 
-    /// The wrapped adapter.
-    pub fn inner(&self) -> &C {
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
         &self.inner
     }
+}
 
-    /// `fallback` in place of a retryable error, counted and logged.
-    fn open<T>(
-        &self,
-        operation: &'static str,
-        result: Result<T>,
-        fallback: impl FnOnce() -> T,
-    ) -> Result<T> {
-        match result {
+impl<S: Store> Store for FailOpen<S> {
+    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        let op = request.op();
+        let fallback = match op {
+            Op::Get => Reply::Value(None),
+            Op::GetMany => Reply::Values(vec![None; request.batch_len()]),
+            Op::Exists => Reply::Flag(false),
+            _ => return self.inner.call(request).await,
+        };
+        match self.inner.call(request).await {
             Err(error) if error.is_retryable() => {
-                self.failed_open.fetch_add(1, Relaxed);
-                tracing::warn!(operation, %error, "cache failed; answering as a miss (fail-open)");
-                Ok(fallback())
+                self.failed_open.0.fetch_add(1, Relaxed);
+                tracing::warn!(operation = op.name(), %error, "cache failed; answering as a miss (fail-open)");
+                Ok(fallback)
             }
             other => other,
         }
-    }
-}
-
-#[async_trait]
-impl<C: Cache> Cache for FailOpen<C> {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.open("get", self.inner.get(key).await, || None)
-    }
-
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        self.open("get_many", self.inner.get_many(keys).await, || {
-            vec![None; keys.len()]
-        })
-    }
-
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.open("exists", self.inner.exists(key).await, || false)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        self.inner.set(key, value, ttl).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.inner.delete(key).await
-    }
-
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
-        self.inner.set_many(items, ttl).await
-    }
-
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        self.inner.delete_many(keys).await
-    }
-
-    async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
-        self.inner.delete_pattern(pattern).await
-    }
-
-    async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
-        self.inner.keys(pattern).await
-    }
-
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        self.inner.ttl(key).await
-    }
-
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        self.inner.expire(key, ttl).await
-    }
-
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        self.inner.set_if_absent(key, value, ttl).await
-    }
-
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        self.inner.incr(key, delta, ttl_if_created).await
-    }
-
-    async fn clear(&self) -> Result<()> {
-        self.inner.clear().await
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        self.inner.stats().await
-    }
-
-    async fn ping(&self) -> Result<Duration> {
-        self.inner.ping().await
     }
 
     fn max_value_len(&self) -> usize {
@@ -144,10 +99,44 @@ impl<C: Cache> Cache for FailOpen<C> {
     }
 }
 
+/// Builds [`FailOpen`]; its [`handle`](FailOpenLayer::handle) reads the count.
+#[derive(Debug, Clone, Default)]
+pub struct FailOpenLayer {
+    handle: FailOpenHandle,
+}
+
+impl FailOpenLayer {
+    /// A layer whose stores share one counter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The counter of the stores this layer builds.
+    pub fn handle(&self) -> FailOpenHandle {
+        self.handle.clone()
+    }
+}
+
+impl<S: Store> super::Layer<S> for FailOpenLayer {
+    type Store = FailOpen<S>;
+
+    fn layer(self, inner: S) -> FailOpen<S> {
+        FailOpen {
+            inner,
+            failed_open: self.handle,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
     use super::*;
-    use crate::{CacheError, ErrorKind, MockCache};
+    use crate::layer::CacheStore;
+    use crate::{CacheBuilder, CacheError, ErrorKind, MockCache};
 
     fn down() -> CacheError {
         CacheError::Timeout {
@@ -157,21 +146,31 @@ mod tests {
         }
     }
 
+    fn mock() -> MockCache {
+        let mut mock = MockCache::new();
+        mock.expect_max_value_len().return_const(64usize);
+        mock
+    }
+
     #[tokio::test]
     async fn reads_fail_open_and_writes_do_not() {
-        let mut mock = MockCache::new();
+        let mut mock = mock();
         mock.expect_get().returning(|_| Err(down()));
         mock.expect_get_many().returning(|_| Err(down()));
         mock.expect_exists().returning(|_| Err(down()));
         mock.expect_set().returning(|_, _, _| Err(down()));
-        let cache = FailOpen::new(mock);
+        let layer = FailOpenLayer::new();
+        let handle = layer.handle();
+        let cache = CacheBuilder::new(CacheStore::new(mock))
+            .layer(layer)
+            .build();
         assert_eq!(cache.get("k").await.unwrap(), None);
         assert_eq!(
             cache.get_many(&["a".into(), "b".into()]).await.unwrap(),
             vec![None, None]
         );
         assert!(!cache.exists("k").await.unwrap());
-        assert_eq!(cache.failed_open(), 3);
+        assert_eq!(handle.failed_open(), 3);
         assert_eq!(
             cache.set("k", Bytes::new(), None).await.unwrap_err().kind(),
             ErrorKind::Timeout
@@ -179,20 +178,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bad_input_and_server_errors_still_fail() {
-        let mut mock = MockCache::new();
-        mock.expect_get().returning(|_| {
-            Err(CacheError::InvalidKey {
-                reason: "empty".into(),
-            })
-        });
+    async fn server_errors_still_fail() {
+        let mut mock = mock();
         mock.expect_exists().returning(|_| {
             Err(CacheError::Backend {
                 message: "WRONGTYPE".into(),
                 source: None,
             })
         });
-        let cache = FailOpen::new(mock);
+        let layer = FailOpenLayer::new();
+        let handle = layer.handle();
+        let cache = CacheBuilder::new(CacheStore::new(mock))
+            .layer(layer)
+            .build();
         assert_eq!(
             cache.get("").await.unwrap_err().kind(),
             ErrorKind::InvalidKey
@@ -201,6 +199,6 @@ mod tests {
             cache.exists("k").await.unwrap_err().kind(),
             ErrorKind::Backend
         );
-        assert_eq!(cache.failed_open(), 0);
+        assert_eq!(handle.failed_open(), 0);
     }
 }

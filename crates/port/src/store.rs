@@ -1,0 +1,321 @@
+//! The store side of the port: what adapters implement and layers wrap.
+//!
+//! Domain code sees [`Cache`](crate::Cache); adapters and layers see
+//! [`Store`]. The difference is where validation happens: the
+//! [`Front`](crate::Front) checks every caller input once (keys, TTLs,
+//! patterns, value sizes) and hands the store a [`Request`] made of already
+//! validated parts, so no adapter or layer checks a key again.
+//!
+//! A store is one generic, unboxed `call`, in the spirit of tower's
+//! `Service<Request>`: a layer that cares about three operations matches
+//! those three and forwards the rest in one line, and adding an operation to
+//! the port adds a variant here, an arm in the front, and an arm in each
+//! adapter, but touches no layer that does not care about it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::{CacheError, Result};
+use crate::pattern::Pattern;
+use crate::stats::Stats;
+use crate::ttl::{Ttl, TtlState};
+
+/// A key as the store sees it: validated by the front, and possibly longer
+/// than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) once a namespace prefix is added.
+/// Borrowed from the caller until a layer has to rewrite it.
+pub type StoreKey<'a> = Cow<'a, str>;
+
+/// One port operation with validated inputs.
+///
+/// `scope` (on `Keys`, `DeletePattern`, `Clear`, `Stats`) is a key prefix:
+/// the operation concerns only store keys that start with it, and keys in
+/// replies are given without it. The front sends the empty scope; a
+/// namespace layer prepends its prefix.
+///
+/// Deliberately exhaustive: adding an operation is a compile error in every
+/// adapter until it handles it, while layers that forward what they do not
+/// care about (`other => inner.call(other)`) need no change.
+#[derive(Debug)]
+pub enum Request<'a> {
+    /// `get`.
+    Get {
+        /// The key.
+        key: StoreKey<'a>,
+    },
+    /// `set`.
+    Set {
+        /// The key.
+        key: StoreKey<'a>,
+        /// The value, at most the store's `max_value_len` bytes.
+        value: Bytes,
+        /// `None`: no expiry.
+        ttl: Option<Ttl>,
+    },
+    /// `delete`.
+    Delete {
+        /// The key.
+        key: StoreKey<'a>,
+    },
+    /// `exists`.
+    Exists {
+        /// The key.
+        key: StoreKey<'a>,
+    },
+    /// `get_many`; never empty.
+    GetMany {
+        /// The keys, in the caller's order, duplicates kept.
+        keys: Vec<StoreKey<'a>>,
+    },
+    /// `set_many`; never empty.
+    SetMany {
+        /// The items; every value at most `max_value_len` bytes.
+        items: Vec<(StoreKey<'a>, Bytes)>,
+        /// One TTL for every item.
+        ttl: Option<Ttl>,
+    },
+    /// `delete_many`; never empty.
+    DeleteMany {
+        /// The keys.
+        keys: Vec<StoreKey<'a>>,
+    },
+    /// `delete_pattern`: keys in `scope` whose rest matches `pattern`.
+    DeletePattern {
+        /// The key prefix the operation is confined to.
+        scope: StoreKey<'a>,
+        /// Matched against the key without the scope.
+        pattern: &'a Pattern,
+    },
+    /// `keys`: keys in `scope` whose rest matches `pattern`, without the scope.
+    Keys {
+        /// The key prefix the operation is confined to.
+        scope: StoreKey<'a>,
+        /// Matched against the key without the scope.
+        pattern: &'a Pattern,
+    },
+    /// `ttl`.
+    Ttl {
+        /// The key.
+        key: StoreKey<'a>,
+    },
+    /// `expire`.
+    Expire {
+        /// The key.
+        key: StoreKey<'a>,
+        /// The new TTL.
+        ttl: Ttl,
+    },
+    /// `set_if_absent`.
+    SetIfAbsent {
+        /// The key.
+        key: StoreKey<'a>,
+        /// The value, at most the store's `max_value_len` bytes.
+        value: Bytes,
+        /// `None`: no expiry.
+        ttl: Option<Ttl>,
+    },
+    /// `incr`.
+    Incr {
+        /// The key.
+        key: StoreKey<'a>,
+        /// Added to the counter.
+        delta: i64,
+        /// Applies only when the counter is created.
+        ttl_if_created: Option<Ttl>,
+    },
+    /// `clear`: every key in `scope`; the empty scope is the whole store.
+    Clear {
+        /// The key prefix to empty.
+        scope: StoreKey<'a>,
+    },
+    /// `stats`: the store's own figures (evictions, entries, bytes) for
+    /// `scope`; counting layers add their counters.
+    Stats {
+        /// The key prefix the caller's view covers.
+        scope: StoreKey<'a>,
+    },
+    /// `ping`.
+    Ping,
+}
+
+/// What a [`Request`] answers. Each request has exactly one reply shape (see
+/// [`Op::expects`]); the front turns any other into a `Backend` error.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// `Get`: the value or none.
+    Value(Option<Bytes>),
+    /// `GetMany`: one per key.
+    Values(Vec<Option<Bytes>>),
+    /// `Set`, `SetMany`, `Clear`.
+    Done,
+    /// `Delete`, `Exists`, `Expire`, `SetIfAbsent`.
+    Flag(bool),
+    /// `DeleteMany`, `DeletePattern`.
+    Count(u64),
+    /// `Keys`: keys without the scope.
+    Keys(Vec<String>),
+    /// `Ttl`.
+    Ttl(TtlState),
+    /// `Incr`: the new value.
+    Int(i64),
+    /// `Stats`.
+    Stats(Stats),
+    /// `Ping`: the round trip.
+    Pong(Duration),
+}
+
+/// The name of a port operation, for layers that count, log or time them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// See [`Request::Get`].
+    Get,
+    /// See [`Request::Set`].
+    Set,
+    /// See [`Request::Delete`].
+    Delete,
+    /// See [`Request::Exists`].
+    Exists,
+    /// See [`Request::GetMany`].
+    GetMany,
+    /// See [`Request::SetMany`].
+    SetMany,
+    /// See [`Request::DeleteMany`].
+    DeleteMany,
+    /// See [`Request::DeletePattern`].
+    DeletePattern,
+    /// See [`Request::Keys`].
+    Keys,
+    /// See [`Request::Ttl`].
+    Ttl,
+    /// See [`Request::Expire`].
+    Expire,
+    /// See [`Request::SetIfAbsent`].
+    SetIfAbsent,
+    /// See [`Request::Incr`].
+    Incr,
+    /// See [`Request::Clear`].
+    Clear,
+    /// See [`Request::Stats`].
+    Stats,
+    /// See [`Request::Ping`].
+    Ping,
+}
+
+impl Op {
+    /// The port method's name (`"get"`, `"set_many"`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Set => "set",
+            Op::Delete => "delete",
+            Op::Exists => "exists",
+            Op::GetMany => "get_many",
+            Op::SetMany => "set_many",
+            Op::DeleteMany => "delete_many",
+            Op::DeletePattern => "delete_pattern",
+            Op::Keys => "keys",
+            Op::Ttl => "ttl",
+            Op::Expire => "expire",
+            Op::SetIfAbsent => "set_if_absent",
+            Op::Incr => "incr",
+            Op::Clear => "clear",
+            Op::Stats => "stats",
+            Op::Ping => "ping",
+        }
+    }
+
+    /// Whether running it twice can differ from running it once: a caller
+    /// must not retry one of these blindly when its outcome is unknown.
+    pub fn is_idempotent(self) -> bool {
+        !matches!(self, Op::Incr | Op::SetIfAbsent)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Request<'_> {
+    /// Which operation this is.
+    pub fn op(&self) -> Op {
+        match self {
+            Request::Get { .. } => Op::Get,
+            Request::Set { .. } => Op::Set,
+            Request::Delete { .. } => Op::Delete,
+            Request::Exists { .. } => Op::Exists,
+            Request::GetMany { .. } => Op::GetMany,
+            Request::SetMany { .. } => Op::SetMany,
+            Request::DeleteMany { .. } => Op::DeleteMany,
+            Request::DeletePattern { .. } => Op::DeletePattern,
+            Request::Keys { .. } => Op::Keys,
+            Request::Ttl { .. } => Op::Ttl,
+            Request::Expire { .. } => Op::Expire,
+            Request::SetIfAbsent { .. } => Op::SetIfAbsent,
+            Request::Incr { .. } => Op::Incr,
+            Request::Clear { .. } => Op::Clear,
+            Request::Stats { .. } => Op::Stats,
+            Request::Ping => Op::Ping,
+        }
+    }
+
+    /// How many keys or items it names (1 for single-key operations, 0 for
+    /// pattern and admin operations).
+    pub fn batch_len(&self) -> usize {
+        match self {
+            Request::GetMany { keys } | Request::DeleteMany { keys } => keys.len(),
+            Request::SetMany { items, .. } => items.len(),
+            Request::DeletePattern { .. }
+            | Request::Keys { .. }
+            | Request::Clear { .. }
+            | Request::Stats { .. }
+            | Request::Ping => 0,
+            _ => 1,
+        }
+    }
+}
+
+/// A `Backend` error for a reply of the wrong shape: a bug in a layer or an
+/// adapter, reported rather than panicking.
+pub fn unexpected_reply(op: Op, reply: &Reply) -> CacheError {
+    CacheError::Backend {
+        message: format!("{op}: the store answered {reply:?}, which is not a reply to {op}"),
+        source: None,
+    }
+}
+
+/// A storage backend, or a layer over one, taking validated requests.
+///
+/// Implemented by adapters (`cache-moka`'s `MokaStore`, `cache-redis`'s
+/// `RedisStore`) and by layers ([`layer`](crate::layer)); turned into the
+/// port by [`Front`](crate::Front) or [`CacheBuilder`](crate::CacheBuilder).
+/// `call` is generic and unboxed: a whole stack of layers is one future type,
+/// boxed once, by the front.
+///
+/// What an implementation may rely on, because the front checked it: keys
+/// are non-empty UTF-8 of at most `MAX_KEY_LEN` bytes before any prefix;
+/// values are at most [`max_value_len`](Store::max_value_len) bytes; TTLs
+/// and patterns passed their domain types; batches are never empty.
+pub trait Store: Send + Sync + 'static {
+    /// Runs one operation.
+    fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send;
+
+    /// The largest value, in bytes, this store accepts.
+    fn max_value_len(&self) -> usize;
+}
+
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
+        (**self).call(request)
+    }
+
+    fn max_value_len(&self) -> usize {
+        (**self).max_value_len()
+    }
+}

@@ -1,0 +1,84 @@
+//! Through `Arc<dyn Cache>`, a call costs one allocation, its boxed future,
+//! however many layers the stack has: the front boxes once, the layers and
+//! the store are one unboxed future inside it. Counted with a global
+//! allocator over a store that itself allocates nothing.
+
+use std::alloc::System;
+use std::sync::Arc;
+
+use cache_port::layer::FailOpenLayer;
+use cache_port::{Cache, CacheBuilder, Reply, Request, Result, Store};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Answers every `get` with a hit on a shared value, allocating nothing.
+struct Hit(bytes::Bytes);
+
+impl Store for Hit {
+    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        Ok(match request {
+            Request::Get { .. } => Reply::Value(Some(self.0.clone())),
+            Request::Exists { .. } => Reply::Flag(true),
+            _ => Reply::Done,
+        })
+    }
+    fn max_value_len(&self) -> usize {
+        1024
+    }
+}
+
+/// The allocator's figures are process-wide: one measurement at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Allocations made by `CALLS` hits through `cache`.
+fn allocations_of_gets(build: impl FnOnce() -> Arc<dyn Cache>) -> u64 {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        cache.get("warm-up").await.unwrap();
+        let region = Region::new(GLOBAL);
+        for _ in 0..CALLS {
+            let hit = cache.get("k").await.unwrap();
+            assert!(hit.is_some());
+        }
+        region.change().allocations as u64
+    })
+}
+
+const CALLS: u64 = 1000;
+
+#[test]
+fn a_get_through_every_layer_allocates_once() {
+    // Layers: fail-open, counted (added by build), the front.
+    let build = || {
+        CacheBuilder::new(Hit(bytes::Bytes::from_static(b"v")))
+            .layer(FailOpenLayer::new())
+            .build()
+    };
+    assert_eq!(
+        allocations_of_gets(build),
+        CALLS,
+        "one boxed future per get, nothing else"
+    );
+}
+
+#[test]
+fn a_namespace_adds_the_prefixed_key_and_nothing_else() {
+    let build = || {
+        CacheBuilder::new(Hit(bytes::Bytes::from_static(b"v")))
+            .namespace("shop")
+            .unwrap()
+            .layer(FailOpenLayer::new())
+            .build()
+    };
+    assert_eq!(
+        allocations_of_gets(build),
+        2 * CALLS,
+        "the boxed future and the key `shop:k`"
+    );
+}
