@@ -29,6 +29,35 @@ enum OpKind {
 
 const BATCH: usize = 100;
 
+/// The largest weight of one operation in `--mix`.
+const MAX_WEIGHT: u32 = 1_000_000;
+/// The longest run.
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// The most distinct keys written before a run.
+const MAX_KEYS: usize = 10_000_000;
+/// The largest value (Redis's own limit on a bulk string).
+const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024;
+
+/// Every argument within its range, or a usage error (exit 2) that names it.
+fn check_ranges(args: &BenchArgs) -> Result<(), Failure> {
+    let out_of_range = |what: String| Err(Failure::Usage(what));
+    if args.concurrency == 0 || args.concurrency > 10_000 {
+        return out_of_range("--concurrency must be 1 to 10000".into());
+    }
+    if args.duration.is_zero() || args.duration > MAX_DURATION {
+        return out_of_range("--duration must be more than 0 and at most 24h".into());
+    }
+    if args.keys == 0 || args.keys > MAX_KEYS {
+        return out_of_range(format!("--keys must be 1 to {MAX_KEYS}"));
+    }
+    if args.value_size > MAX_VALUE_SIZE {
+        return out_of_range(format!(
+            "--value-size must be at most {MAX_VALUE_SIZE} bytes"
+        ));
+    }
+    Ok(())
+}
+
 /// `get=80,set=20` as cumulative weights.
 fn parse_mix(mix: &str) -> Result<Vec<(OpKind, u32)>, Failure> {
     let mut total = 0u32;
@@ -49,9 +78,17 @@ fn parse_mix(mix: &str) -> Result<Vec<(OpKind, u32)>, Failure> {
                 )))
             }
         };
-        let weight: u32 = weight.trim().parse().map_err(|_| {
-            Failure::Usage(format!("--mix: weight of {name} must be a whole number"))
-        })?;
+        let weight: u32 = weight
+            .trim()
+            .parse()
+            .ok()
+            .filter(|w| *w <= MAX_WEIGHT)
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "--mix: weight of {name} must be a whole number from 0 to {MAX_WEIGHT}"
+                ))
+            })?;
+        // At most five operations of at most MAX_WEIGHT each: no overflow.
         total += weight;
         out.push((kind, total));
     }
@@ -65,12 +102,7 @@ fn parse_mix(mix: &str) -> Result<Vec<(OpKind, u32)>, Failure> {
 
 /// Runs the load and prints the report.
 pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
-    if args.concurrency == 0 || args.concurrency > 10_000 {
-        return Err(Failure::Usage("--concurrency must be 1 to 10000".into()));
-    }
-    if args.keys == 0 {
-        return Err(Failure::Usage("--keys must be at least 1".into()));
-    }
+    check_ranges(&args)?;
     let mix = parse_mix(&args.mix)?;
     // A fresh namespace of its own under the configured one: the load tool
     // writes, and afterwards deletes, only its own keys, never the user's.
@@ -262,6 +294,11 @@ mod tests {
         assert!(parse_mix("fly=1").is_err());
         assert!(parse_mix("get").is_err());
         assert!(parse_mix("get=x").is_err());
+        // Issue 11, item 9: used to overflow (debug) or wrap and drop `set` (release).
+        assert!(parse_mix("get=4294967295,set=1").is_err());
+        assert!(
+            parse_mix("get=1000000,set=1000000,del=1000000,incr=1000000,get_many=1000000").is_ok()
+        );
     }
 
     #[test]

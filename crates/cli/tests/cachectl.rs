@@ -170,5 +170,54 @@ fn the_load_tool_reports_throughput_and_percentiles() {
     // The run cleared its own namespace.
     assert!(server.command("DBSIZE").starts_with(":0"));
     assert_eq!(code(&cachectl(&["bench", "--mix", "get=0"], None)), 2);
+    // Issue 11, item 9: each of these used to panic or abort.
+    let huge = "18446744073709551615";
+    for args in [
+        vec!["bench", "--duration", huge],
+        vec!["bench", "--value-size", huge],
+        vec!["bench", "--keys", huge],
+        vec!["bench", "--value-size", "4611686018427387904"],
+        vec!["bench", "--mix", "get=4294967295,set=1"],
+        vec!["bench", "--duration", "0s"],
+    ] {
+        let out = cachectl(&args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
     assert_eq!(code(&cachectl(&["bench", "--concurrency", "0"], None)), 2);
+}
+
+/// Issue 11, item 5: the load tool writes into a fresh namespace of its own
+/// under the configured one and deletes only that: a user's keys in the same
+/// namespace survive, and nothing of the run is left behind.
+#[test]
+fn the_load_tool_never_deletes_the_users_keys() {
+    let server = RedisServer::start();
+    let url = format!("{}/0?namespace=shop", server.url());
+    for i in 0..100 {
+        let out = cachectl(&["--url", &url, "set", &format!("order:{i}"), "kept"], None);
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = cachectl(
+        &[
+            "--url",
+            &url,
+            "bench",
+            "--duration",
+            "300ms",
+            "--keys",
+            "50",
+            "--concurrency",
+            "4",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cachectl(&["--url", &url, "keys", "*"], None);
+    let mut listed: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    listed.sort();
+    let mut want: Vec<String> = (0..100).map(|i| format!("order:{i}")).collect();
+    want.sort();
+    assert_eq!(listed, want, "exactly the user's keys remain");
 }
