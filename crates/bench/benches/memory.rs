@@ -35,11 +35,11 @@ fn main() {
         Box::new(cache) as Box<dyn std::any::Any>
     }));
     let raw_same = rt.block_on(measure(|| async {
-        let cache: RawMoka<String, Bytes> = cache_bench::raw_moka_as_the_adapter_needs(1 << 31);
+        let cache = cache_bench::raw_moka_as_the_adapter_needs(1 << 31);
         for i in 0..ENTRIES {
-            cache.insert(key(i), value()).await;
+            cache.insert(key(i), value());
         }
-        cache.run_pending_tasks().await;
+        cache.run_pending_tasks();
         assert_eq!(cache.entry_count(), ENTRIES as u64);
         Box::new(cache) as Box<dyn std::any::Any>
     }));

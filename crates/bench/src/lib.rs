@@ -170,8 +170,8 @@ pub fn value(len: usize) -> bytes::Bytes {
 /// expiry, an eviction listener), so that a ratio measures the port alone.
 pub fn raw_moka_as_the_adapter_needs(
     capacity_bytes: u64,
-) -> moka::future::Cache<String, bytes::Bytes> {
-    moka::future::Cache::builder()
+) -> moka::sync::Cache<String, bytes::Bytes> {
+    moka::sync::Cache::builder()
         .max_capacity(capacity_bytes)
         .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len() + 304) as u32)
         .eviction_policy(moka::policy::EvictionPolicy::lru())

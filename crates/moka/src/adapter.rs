@@ -1,8 +1,10 @@
 //! `MokaStore`: the store of the port on a `moka::future::Cache`.
 
 use std::fmt;
+use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -10,7 +12,6 @@ use cache_port::{
     CacheError, Pattern, Reply, Request, Result, Stats, Store, StoreKey, Ttl, TtlState, View,
 };
 use moka::notification::RemovalCause;
-use moka::ops::compute::Op;
 use moka::policy::EvictionPolicy;
 
 use crate::config::MokaConfig;
@@ -26,10 +27,17 @@ pub type MokaCache = View<MokaStore>;
 /// over it (cloning shares it too).
 ///
 /// One memory budget for a process, several key spaces, as one Redis serves
-/// several prefixes. Every write to a key (`set`, `delete`, `expire`,
-/// `set_if_absent`, `incr`, and each key a pattern delete or `clear`
-/// removes) runs under moka's per-key lock (`and_compute_with`), so
-/// concurrent calls on one key behave as some serial order of them.
+/// several prefixes. It runs on `moka::sync::Cache`: every moka call is a
+/// plain function call, so a whole request through the port is one small
+/// future (`moka::future::Cache`'s own futures are 0.8–1.4 KB each, and a
+/// store answering every operation would carry the largest of them in every
+/// call's boxed future).
+///
+/// Every write to a key (`set`, `delete`, `expire`, `set_if_absent`,
+/// `incr`, and each key a pattern delete or `clear` removes) holds that
+/// key's stripe lock, so concurrent calls on one key behave as some serial
+/// order of them, as on Redis; reads take no lock. No lock is held across
+/// an `.await` (there is none).
 ///
 /// Figures in `stats`: `evictions`, `entries` and `bytes` are the whole
 /// store's (every namespace sharing it). `entries` and `bytes` are moka's own
@@ -42,8 +50,17 @@ pub struct MokaStore {
     shared: Arc<Shared>,
 }
 
+/// How many stripes the per-key write locks are spread over: enough that
+/// two unrelated keys rarely share one on a machine's worth of cores.
+const STRIPES: usize = 256;
+
 struct Shared {
-    cache: moka::future::Cache<String, Entry>,
+    cache: moka::sync::Cache<String, Entry>,
+    /// Write locks, one per stripe of keys.
+    stripes: Box<[Mutex<()>]>,
+    /// Picks a key's stripe. Fx, not SipHash: a collision only makes two
+    /// keys share a lock, and Fx is a few instructions per byte.
+    hasher: rustc_hash::FxBuildHasher,
     evictions: Arc<AtomicU64>,
     capacity_bytes: u64,
     max_value_len: usize,
@@ -77,7 +94,7 @@ impl MokaStore {
         let max_value_len = config.value_limit()?;
         let evictions = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&evictions);
-        let cache = moka::future::Cache::builder()
+        let cache = moka::sync::Cache::builder()
             .max_capacity(config.capacity_bytes)
             .weigher(|key: &String, entry: &Entry| {
                 u32::try_from(weight(key, &entry.value)).unwrap_or(u32::MAX)
@@ -95,6 +112,8 @@ impl MokaStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 cache,
+                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                hasher: rustc_hash::FxBuildHasher,
                 evictions,
                 capacity_bytes: config.capacity_bytes,
                 max_value_len,
@@ -102,8 +121,18 @@ impl MokaStore {
         })
     }
 
-    fn cache(&self) -> &moka::future::Cache<String, Entry> {
+    fn cache(&self) -> &moka::sync::Cache<String, Entry> {
         &self.shared.cache
+    }
+
+    /// The write lock of `key`'s stripe. A panic while it was held left no
+    /// half-written entry (moka's calls are atomic), so a poisoned lock is
+    /// taken over.
+    fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        let stripe = self.shared.hasher.hash_one(key) as usize % STRIPES;
+        self.shared.stripes[stripe]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// An entry that could never fit the store is an error, not a silent
@@ -122,44 +151,29 @@ impl MokaStore {
     }
 
     /// The live entry under `key`, if any.
-    async fn live(&self, key: &str) -> Option<Entry> {
-        let entry = self.cache().get(key).await?;
+    fn live(&self, key: &str) -> Option<Entry> {
+        let entry = self.cache().get(key)?;
         entry.is_live_now().then_some(entry)
     }
 
-    async fn get_value(&self, key: &str) -> Option<Bytes> {
-        self.live(key).await.map(|e| e.value)
+    fn get_value(&self, key: &str) -> Option<Bytes> {
+        self.live(key).map(|e| e.value)
     }
 
-    async fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+    fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
         self.check_fits(&key, &value)?;
         let entry = Entry::now(value, ttl);
         // Under the key's lock, like every other write, so that a `set`
         // racing an `incr` is ordered before or after it, never inside it.
-        self.cache()
-            .entry(key.into_owned())
-            .and_compute_with(|_| std::future::ready(Op::Put(entry)))
-            .await;
+        let _write = self.lock(&key);
+        self.cache().insert(key.into_owned(), entry);
         Ok(())
     }
 
     /// Removes `key` under its lock; says whether a live entry was there.
-    async fn remove(&self, key: String) -> bool {
-        let mut existed = false;
-        self.cache()
-            .entry(key)
-            .and_compute_with(|current| {
-                let op = match current {
-                    Some(entry) => {
-                        existed = entry.value().is_live_now();
-                        Op::Remove
-                    }
-                    None => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-        existed
+    fn remove(&self, key: &str) -> bool {
+        let _write = self.lock(key);
+        self.cache().remove(key).is_some_and(|e| e.is_live_now())
     }
 
     /// Every live key under `scope` whose rest matches `pattern`.
@@ -177,120 +191,90 @@ impl MokaStore {
             .collect()
     }
 
-    async fn delete_matching(&self, scope: &str, pattern: &Pattern) -> u64 {
-        let mut removed = 0;
-        for key in self.matching(scope, pattern) {
-            removed += u64::from(self.remove(String::clone(&key)).await);
+    fn delete_matching(&self, scope: &str, pattern: &Pattern) -> u64 {
+        self.matching(scope, pattern)
+            .iter()
+            .map(|key| u64::from(self.remove(key)))
+            .sum()
+    }
+
+    fn expire(&self, key: StoreKey<'_>, ttl: Ttl) -> bool {
+        let _write = self.lock(&key);
+        let now = Instant::now();
+        match self.cache().get(&*key).filter(|e| e.is_live(now)) {
+            Some(live) => {
+                self.cache()
+                    .insert(key.into_owned(), Entry::new(live.value, Some(ttl), now));
+                true
+            }
+            None => false,
         }
-        removed
     }
 
-    async fn expire(&self, key: String, ttl: Ttl) -> bool {
-        let mut existed = false;
-        self.cache()
-            .entry(key)
-            .and_compute_with(|current| {
-                let now = Instant::now();
-                let op = match current.map(|e| e.into_value()).filter(|e| e.is_live(now)) {
-                    Some(live) => {
-                        existed = true;
-                        Op::Put(Entry::new(live.value, Some(ttl), now))
-                    }
-                    None => Op::Nop,
-                };
-                std::future::ready(op)
-            })
-            .await;
-        existed
-    }
-
-    async fn set_if_absent(&self, key: String, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
+    fn set_if_absent(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         self.check_fits(&key, &value)?;
-        let mut written = false;
-        // The per-key lock of `and_compute_with` makes check-and-write atomic:
-        // of concurrent callers exactly one wins.
+        // Check and write under the key's lock: of concurrent callers
+        // exactly one wins.
+        let _write = self.lock(&key);
+        let now = Instant::now();
+        if self.cache().get(&*key).is_some_and(|e| e.is_live(now)) {
+            return Ok(false);
+        }
         self.cache()
-            .entry(key)
-            .and_compute_with(|current| {
-                let now = Instant::now();
-                let op = if current.is_some_and(|e| e.value().is_live(now)) {
-                    Op::Nop
-                } else {
-                    written = true;
-                    Op::Put(Entry::new(value, ttl, now))
-                };
-                std::future::ready(op)
-            })
-            .await;
-        Ok(written)
+            .insert(key.into_owned(), Entry::new(value, ttl, now));
+        Ok(true)
     }
 
-    async fn incr(&self, key: String, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
-        let mut outcome = Err(CacheError::NotAnInteger);
-        self.cache()
-            .entry(key)
-            .and_compute_with(|current| {
-                let now = Instant::now();
-                let op = match current.map(|e| e.into_value()).filter(|e| e.is_live(now)) {
-                    // Created: the TTL applies.
-                    None => {
-                        outcome = Ok(delta);
-                        Op::Put(Entry::new(Bytes::from(delta.to_string()), ttl, now))
-                    }
-                    // Existing: the counter keeps its own expiry, as with INCRBY.
-                    Some(existing) => {
-                        outcome = parse_i64(&existing.value)
-                            .ok_or(CacheError::NotAnInteger)
-                            .and_then(|old| old.checked_add(delta).ok_or(CacheError::Overflow));
-                        match &outcome {
-                            Ok(new) => Op::Put(Entry {
-                                value: Bytes::from(new.to_string()),
-                                expires_at: existing.expires_at,
-                            }),
-                            Err(_) => Op::Nop,
-                        }
-                    }
+    fn incr(&self, key: StoreKey<'_>, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
+        let _write = self.lock(&key);
+        let now = Instant::now();
+        let (new, entry) = match self.cache().get(&*key).filter(|e| e.is_live(now)) {
+            // Created: the TTL applies.
+            None => (delta, Entry::new(Bytes::from(delta.to_string()), ttl, now)),
+            // Existing: the counter keeps its own expiry, as with INCRBY.
+            Some(existing) => {
+                let old = parse_i64(&existing.value).ok_or(CacheError::NotAnInteger)?;
+                let new = old.checked_add(delta).ok_or(CacheError::Overflow)?;
+                let entry = Entry {
+                    value: Bytes::from(new.to_string()),
+                    expires_at: existing.expires_at,
                 };
-                std::future::ready(op)
-            })
-            .await;
-        outcome
+                (new, entry)
+            }
+        };
+        self.cache().insert(key.into_owned(), entry);
+        Ok(new)
     }
 
-    async fn ttl(&self, key: &str) -> TtlState {
-        match self.cache().get(key).await {
+    fn ttl(&self, key: &str) -> TtlState {
+        match self.cache().get(key) {
             Some(entry) => entry.ttl_state(Instant::now()),
             None => TtlState::Missing,
         }
     }
 
-    async fn stats(&self) -> Stats {
+    fn stats(&self) -> Stats {
         // moka's counts are lazy: let pending maintenance run first.
-        self.cache().run_pending_tasks().await;
+        self.cache().run_pending_tasks();
         let mut stats = Stats::default();
         stats.evictions = self.shared.evictions.load(Relaxed);
         stats.entries = Some(self.cache().entry_count());
         stats.bytes = Some(self.cache().weighted_size());
         stats
     }
-}
 
-impl Store for MokaStore {
-    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+    /// Answers one request: every moka call here is synchronous.
+    fn answer(&self, request: Request<'_>) -> Result<Reply> {
         Ok(match request {
-            Request::Get { key } => Reply::Value(self.get_value(&key).await),
+            Request::Get { key } => Reply::Value(self.get_value(&key)),
             Request::Set { key, value, ttl } => {
-                self.set(key, value, ttl).await?;
+                self.set(key, value, ttl)?;
                 Reply::Done
             }
-            Request::Delete { key } => Reply::Flag(self.remove(key.into_owned()).await),
-            Request::Exists { key } => Reply::Flag(self.live(&key).await.is_some()),
+            Request::Delete { key } => Reply::Flag(self.remove(&key)),
+            Request::Exists { key } => Reply::Flag(self.live(&key).is_some()),
             Request::GetMany { keys } => {
-                let mut values = Vec::with_capacity(keys.len());
-                for key in keys {
-                    values.push(self.get_value(&key).await);
-                }
-                Reply::Values(values)
+                Reply::Values(keys.iter().map(|key| self.get_value(key)).collect())
             }
             Request::SetMany { items, ttl } => {
                 // Every item must fit before the first is written.
@@ -298,19 +282,15 @@ impl Store for MokaStore {
                     self.check_fits(key, value)?;
                 }
                 for (key, value) in items {
-                    self.set(key, value, ttl).await?;
+                    self.set(key, value, ttl)?;
                 }
                 Reply::Done
             }
             Request::DeleteMany { keys } => {
-                let mut removed = 0;
-                for key in keys {
-                    removed += u64::from(self.remove(key.into_owned()).await);
-                }
-                Reply::Count(removed)
+                Reply::Count(keys.iter().map(|key| u64::from(self.remove(key))).sum())
             }
             Request::DeletePattern { scope, pattern } => {
-                Reply::Count(self.delete_matching(&scope, pattern).await)
+                Reply::Count(self.delete_matching(&scope, pattern))
             }
             Request::Keys { scope, pattern } => Reply::Keys(
                 self.matching(&scope, pattern)
@@ -318,32 +298,31 @@ impl Store for MokaStore {
                     .map(|k| k[scope.len()..].to_owned())
                     .collect(),
             ),
-            Request::Ttl { key } => Reply::Ttl(self.ttl(&key).await),
-            Request::Expire { key, ttl } => Reply::Flag(self.expire(key.into_owned(), ttl).await),
+            Request::Ttl { key } => Reply::Ttl(self.ttl(&key)),
+            Request::Expire { key, ttl } => Reply::Flag(self.expire(key, ttl)),
             Request::SetIfAbsent { key, value, ttl } => {
-                Reply::Flag(self.set_if_absent(key.into_owned(), value, ttl).await?)
+                Reply::Flag(self.set_if_absent(key, value, ttl)?)
             }
             Request::Incr {
                 key,
                 delta,
                 ttl_if_created,
-            } => Reply::Int(self.incr(key.into_owned(), delta, ttl_if_created).await?),
+            } => Reply::Int(self.incr(key, delta, ttl_if_created)?),
             Request::Clear { scope } => {
                 // Entry by entry, even for the whole store: moka's
                 // `invalidate_all` hides entries lazily, and until its
                 // maintenance runs a `remove` still hands an invalidated
                 // entry back, so a cleared key would count as deleted.
-                let everything = Pattern::new("*")?;
                 if scope.is_empty() {
                     for (key, _) in self.cache().iter() {
-                        self.remove(String::clone(&key)).await;
+                        self.remove(&key);
                     }
                 } else {
-                    self.delete_matching(&scope, &everything).await;
+                    self.delete_matching(&scope, &Pattern::new("*")?);
                 }
                 Reply::Done
             }
-            Request::Stats { .. } => Reply::Stats(self.stats().await),
+            Request::Stats { .. } => Reply::Stats(Box::new(self.stats())),
             Request::Ping => {
                 // In process there is no round trip; this times one lookup.
                 let start = Instant::now();
@@ -351,6 +330,16 @@ impl Store for MokaStore {
                 Reply::Pong(start.elapsed())
             }
         })
+    }
+}
+
+impl Store for MokaStore {
+    #[inline]
+    fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
+        // Nothing in process waits: the request is answered when it is made,
+        // and the future only carries the reply (a future that held the
+        // request would be copied into every call's boxed future).
+        std::future::ready(self.answer(request))
     }
 
     fn max_value_len(&self) -> usize {

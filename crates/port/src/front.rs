@@ -1,11 +1,14 @@
 //! The front: any [`Store`] as the port, every input checked exactly once.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::FutureExt;
 
 use crate::error::{CacheError, Result};
 use crate::key::{Key, MAX_KEY_LEN};
@@ -84,10 +87,6 @@ impl<S: Store> Front<S> {
         Ok(())
     }
 
-    async fn run(&self, request: Request<'_>) -> Result<Reply> {
-        self.store.call(request).await
-    }
-
     /// A validation's result; a refusal is counted (see `refused`).
     fn valid<T>(&self, checked: Result<T>) -> Result<T> {
         if checked.is_err() {
@@ -105,6 +104,22 @@ fn batch_keys(keys: &[String]) -> Result<Vec<Cow<'_, str>>> {
         .collect()
 }
 
+/// A `Flag` reply.
+fn flag(reply: Reply) -> std::result::Result<bool, Reply> {
+    match reply {
+        Reply::Flag(f) => Ok(f),
+        other => Err(other),
+    }
+}
+
+/// A `Count` reply.
+fn count(reply: Reply) -> std::result::Result<u64, Reply> {
+    match reply {
+        Reply::Count(n) => Ok(n),
+        other => Err(other),
+    }
+}
+
 fn key(key: &str) -> Result<Cow<'_, str>> {
     Key::new(key).map(|k| Cow::Borrowed(k.as_str()))
 }
@@ -118,76 +133,244 @@ macro_rules! expect {
     };
 }
 
+/// The one boxed future of a port call.
+type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// Boxes the store's future, reading its reply as `T` (`read` hands back a
+/// reply of the wrong shape, which becomes a `Backend` error). A plain `map`
+/// over the store's future: the box holds the store's future and nothing of
+/// the front's own.
+fn boxed<'a, T, F, R>(op: Op, call: F, read: R) -> Call<'a, T>
+where
+    T: Send + 'a,
+    F: Future<Output = Result<Reply>> + Send + 'a,
+    R: FnOnce(Reply) -> std::result::Result<T, Reply> + Send + 'a,
+{
+    Box::pin(call.map(move |result| {
+        result.and_then(|reply| read(reply).map_err(|other| unexpected_reply(op, &other)))
+    }))
+}
+
+/// A call refused before reaching the store.
+fn refused<'a, T: Send + 'a>(error: CacheError) -> Call<'a, T> {
+    Box::pin(std::future::ready(Err(error)))
+}
+
+/// The validated value of `$checked`, or the call answers with its error.
+macro_rules! valid {
+    ($front:expr, $checked:expr) => {
+        match $front.valid($checked) {
+            Ok(value) => value,
+            Err(error) => return refused(error),
+        }
+    };
+}
+
+// The hot operations are written out as what `#[async_trait]` would
+// generate, without its `async` block: validation runs before anything is
+// boxed, and the one box holds the store's future mapped to the answer.
+// The rare ones (`keys`, `delete_pattern`, `clear`, `stats`, `ping`) keep
+// `async fn`.
 #[async_trait]
 impl<S: Store> Cache for Front<S> {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let request = Request::Get {
-            key: self.valid(self::key(key))?,
-        };
-        expect!(Op::Get, self.run(request).await?, Reply::Value(v) => v)
+    fn get<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, Option<Bytes>>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        boxed(
+            Op::Get,
+            self.store.call(Request::Get { key }),
+            |reply| match reply {
+                Reply::Value(v) => Ok(v),
+                other => Err(other),
+            },
+        )
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
-        let key = self.valid(self::key(key))?;
-        let ttl = self.valid(Ttl::from_option(ttl))?;
-        self.valid(self.check_value(&value))?;
-        let reply = self.run(Request::Set { key, value, ttl }).await?;
-        expect!(Op::Set, reply, Reply::Done => ())
+    fn set<'a, 'k, 'f>(&'a self, key: &'k str, value: Bytes, ttl: Option<Duration>) -> Call<'f, ()>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        let ttl = valid!(self, Ttl::from_option(ttl));
+        valid!(self, self.check_value(&value));
+        boxed(
+            Op::Set,
+            self.store.call(Request::Set { key, value, ttl }),
+            |reply| match reply {
+                Reply::Done => Ok(()),
+                other => Err(other),
+            },
+        )
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let request = Request::Delete {
-            key: self.valid(self::key(key))?,
-        };
-        expect!(Op::Delete, self.run(request).await?, Reply::Flag(f) => f)
+    fn delete<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, bool>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        boxed(Op::Delete, self.store.call(Request::Delete { key }), flag)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
-        let request = Request::Exists {
-            key: self.valid(self::key(key))?,
-        };
-        expect!(Op::Exists, self.run(request).await?, Reply::Flag(f) => f)
+    fn exists<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, bool>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        boxed(Op::Exists, self.store.call(Request::Exists { key }), flag)
     }
 
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
-        let keys = self.valid(batch_keys(keys))?;
+    fn get_many<'a, 'k, 'f>(&'a self, keys: &'k [String]) -> Call<'f, Vec<Option<Bytes>>>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let keys = valid!(self, batch_keys(keys));
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Box::pin(std::future::ready(Ok(Vec::new())));
         }
         let wanted = keys.len();
-        let values = expect!(Op::GetMany, self.run(Request::GetMany { keys }).await?,
-            Reply::Values(v) => v)?;
-        if values.len() != wanted {
-            return Err(CacheError::Backend {
-                message: format!("get_many: {} values for {wanted} keys", values.len()),
-                source: None,
-            });
-        }
-        Ok(values)
+        let call = self.store.call(Request::GetMany { keys });
+        Box::pin(call.map(move |result| {
+            let values = expect!(Op::GetMany, result?, Reply::Values(v) => v)?;
+            if values.len() != wanted {
+                return Err(CacheError::Backend {
+                    message: format!("get_many: {} values for {wanted} keys", values.len()),
+                    source: None,
+                });
+            }
+            Ok(values)
+        }))
     }
 
-    async fn set_many(&self, items: Vec<(String, Bytes)>, ttl: Option<Duration>) -> Result<()> {
+    fn set_many<'a, 'f>(
+        &'a self,
+        items: Vec<(String, Bytes)>,
+        ttl: Option<Duration>,
+    ) -> Call<'f, ()>
+    where
+        'a: 'f,
+        Self: 'f,
+    {
         // Validate everything before the first write: a bad item changes nothing.
-        let ttl = self.valid(Ttl::from_option(ttl))?;
+        let ttl = valid!(self, Ttl::from_option(ttl));
         for (key, value) in &items {
-            self.valid(Key::new(key))?;
-            self.valid(self.check_value(value))?;
+            valid!(self, Key::new(key));
+            valid!(self, self.check_value(value));
         }
         if items.is_empty() {
-            return Ok(());
+            return Box::pin(std::future::ready(Ok(())));
         }
         let items = items.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect();
-        let reply = self.run(Request::SetMany { items, ttl }).await?;
-        expect!(Op::SetMany, reply, Reply::Done => ())
+        boxed(
+            Op::SetMany,
+            self.store.call(Request::SetMany { items, ttl }),
+            |reply| match reply {
+                Reply::Done => Ok(()),
+                other => Err(other),
+            },
+        )
     }
 
-    async fn delete_many(&self, keys: &[String]) -> Result<u64> {
-        let keys = self.valid(batch_keys(keys))?;
+    fn delete_many<'a, 'k, 'f>(&'a self, keys: &'k [String]) -> Call<'f, u64>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let keys = valid!(self, batch_keys(keys));
         if keys.is_empty() {
-            return Ok(0);
+            return Box::pin(std::future::ready(Ok(0)));
         }
-        let reply = self.run(Request::DeleteMany { keys }).await?;
-        expect!(Op::DeleteMany, reply, Reply::Count(n) => n)
+        boxed(
+            Op::DeleteMany,
+            self.store.call(Request::DeleteMany { keys }),
+            count,
+        )
+    }
+
+    fn ttl<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, TtlState>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        boxed(
+            Op::Ttl,
+            self.store.call(Request::Ttl { key }),
+            |reply| match reply {
+                Reply::Ttl(t) => Ok(t),
+                other => Err(other),
+            },
+        )
+    }
+
+    fn expire<'a, 'k, 'f>(&'a self, key: &'k str, ttl: Duration) -> Call<'f, bool>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        let ttl = valid!(self, Ttl::new(ttl));
+        boxed(
+            Op::Expire,
+            self.store.call(Request::Expire { key, ttl }),
+            flag,
+        )
+    }
+
+    fn set_if_absent<'a, 'k, 'f>(
+        &'a self,
+        key: &'k str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Call<'f, bool>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        let ttl = valid!(self, Ttl::from_option(ttl));
+        valid!(self, self.check_value(&value));
+        let request = Request::SetIfAbsent { key, value, ttl };
+        boxed(Op::SetIfAbsent, self.store.call(request), flag)
+    }
+
+    fn incr<'a, 'k, 'f>(
+        &'a self,
+        key: &'k str,
+        delta: i64,
+        ttl_if_created: Option<Duration>,
+    ) -> Call<'f, i64>
+    where
+        'a: 'f,
+        'k: 'f,
+        Self: 'f,
+    {
+        let key = valid!(self, self::key(key));
+        let ttl_if_created = valid!(self, Ttl::from_option(ttl_if_created));
+        let request = Request::Incr {
+            key,
+            delta,
+            ttl_if_created,
+        };
+        boxed(Op::Incr, self.store.call(request), |reply| match reply {
+            Reply::Int(n) => Ok(n),
+            other => Err(other),
+        })
     }
 
     async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
@@ -196,7 +379,7 @@ impl<S: Store> Cache for Front<S> {
             scope: Cow::Borrowed(""),
             pattern: &pattern,
         };
-        expect!(Op::DeletePattern, self.run(request).await?, Reply::Count(n) => n)
+        expect!(Op::DeletePattern, self.store.call(request).await?, Reply::Count(n) => n)
     }
 
     async fn keys(&self, pattern: &str) -> Result<Vec<String>> {
@@ -205,7 +388,7 @@ impl<S: Store> Cache for Front<S> {
             scope: Cow::Borrowed(""),
             pattern: &pattern,
         };
-        let mut keys = expect!(Op::Keys, self.run(request).await?, Reply::Keys(k) => k)?;
+        let mut keys = expect!(Op::Keys, self.store.call(request).await?, Reply::Keys(k) => k)?;
         // Every key listed must be one this view can `get`: a store key equal
         // to the namespace prefix (`ns:` lists as "") or longer than the key
         // limit is not addressable through the port, so it is not listed.
@@ -213,57 +396,24 @@ impl<S: Store> Cache for Front<S> {
         Ok(keys)
     }
 
-    async fn ttl(&self, key: &str) -> Result<TtlState> {
-        let request = Request::Ttl {
-            key: self.valid(self::key(key))?,
-        };
-        expect!(Op::Ttl, self.run(request).await?, Reply::Ttl(t) => t)
-    }
-
-    async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let key = self.valid(self::key(key))?;
-        let ttl = self.valid(Ttl::new(ttl))?;
-        let reply = self.run(Request::Expire { key, ttl }).await?;
-        expect!(Op::Expire, reply, Reply::Flag(f) => f)
-    }
-
-    async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool> {
-        let key = self.valid(self::key(key))?;
-        let ttl = self.valid(Ttl::from_option(ttl))?;
-        self.valid(self.check_value(&value))?;
-        let reply = self.run(Request::SetIfAbsent { key, value, ttl }).await?;
-        expect!(Op::SetIfAbsent, reply, Reply::Flag(f) => f)
-    }
-
-    async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64> {
-        let key = self.valid(self::key(key))?;
-        let ttl_if_created = self.valid(Ttl::from_option(ttl_if_created))?;
-        let request = Request::Incr {
-            key,
-            delta,
-            ttl_if_created,
-        };
-        expect!(Op::Incr, self.run(request).await?, Reply::Int(n) => n)
-    }
-
     async fn clear(&self) -> Result<()> {
         let request = Request::Clear {
             scope: Cow::Borrowed(""),
         };
-        expect!(Op::Clear, self.run(request).await?, Reply::Done => ())
+        expect!(Op::Clear, self.store.call(request).await?, Reply::Done => ())
     }
 
     async fn stats(&self) -> Result<Stats> {
         let request = Request::Stats {
             scope: Cow::Borrowed(""),
         };
-        let mut stats = expect!(Op::Stats, self.run(request).await?, Reply::Stats(s) => s)?;
+        let mut stats = expect!(Op::Stats, self.store.call(request).await?, Reply::Stats(s) => *s)?;
         stats.errors += self.refused.load(Relaxed);
         Ok(stats)
     }
 
     async fn ping(&self) -> Result<Duration> {
-        expect!(Op::Ping, self.run(Request::Ping).await?, Reply::Pong(d) => d)
+        expect!(Op::Ping, self.store.call(Request::Ping).await?, Reply::Pong(d) => d)
     }
 
     fn max_value_len(&self) -> usize {

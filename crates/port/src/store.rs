@@ -162,8 +162,9 @@ pub enum Reply {
     Ttl(TtlState),
     /// `Incr`: the new value.
     Int(i64),
-    /// `Stats`.
-    Stats(Stats),
+    /// `Stats` (boxed: it is rare and large, and every reply is as large as
+    /// its largest variant).
+    Stats(Box<Stats>),
     /// `Ping`: the round trip.
     Pong(Duration),
 }
@@ -311,6 +312,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 impl<S: Store> Store for std::sync::Arc<S> {
+    #[inline]
     fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
         (**self).call(request)
     }

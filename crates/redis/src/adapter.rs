@@ -504,7 +504,7 @@ impl Store for RedisStore {
                 self.clear(&scope).await?;
                 Reply::Done
             }
-            Request::Stats { scope } => Reply::Stats(self.stats(&scope).await?),
+            Request::Stats { scope } => Reply::Stats(Box::new(self.stats(&scope).await?)),
             Request::Ping => Reply::Pong(self.ping().await?),
         })
     }

@@ -119,7 +119,7 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
             cache.delete_pattern(&scoped(&scope, &everything)?).await?;
             Reply::Done
         }
-        Request::Stats { .. } => Reply::Stats(cache.stats().await?),
+        Request::Stats { .. } => Reply::Stats(Box::new(cache.stats().await?)),
         Request::Ping => Reply::Pong(cache.ping().await?),
     })
 }

@@ -107,6 +107,7 @@ impl<S> Namespaced<S> {
 }
 
 impl<S: Store> Store for Namespaced<S> {
+    #[inline]
     fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
         let request = match &self.namespace {
             None => request,
