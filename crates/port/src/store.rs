@@ -243,7 +243,7 @@ impl fmt::Display for Op {
     }
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// Which operation this is.
     pub fn op(&self) -> Op {
         match self {
@@ -263,6 +263,63 @@ impl Request<'_> {
             Request::Clear { .. } => Op::Clear,
             Request::Stats { .. } => Op::Stats,
             Request::Ping => Op::Ping,
+        }
+    }
+
+    /// The same request with every key and scope passed through `f` (how
+    /// a namespace layer prefixes them). It lives beside the enum so that a
+    /// new operation is mapped where it is declared, and no layer that
+    /// rewrites keys needs to learn about it.
+    pub fn map_keys<'b>(self, mut f: impl FnMut(StoreKey<'a>) -> StoreKey<'b>) -> Request<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Request::Get { key } => Request::Get { key: f(key) },
+            Request::Set { key, value, ttl } => Request::Set {
+                key: f(key),
+                value,
+                ttl,
+            },
+            Request::Delete { key } => Request::Delete { key: f(key) },
+            Request::Exists { key } => Request::Exists { key: f(key) },
+            Request::GetMany { keys } => Request::GetMany {
+                keys: keys.into_iter().map(f).collect(),
+            },
+            Request::SetMany { items, ttl } => Request::SetMany {
+                items: items.into_iter().map(|(k, v)| (f(k), v)).collect(),
+                ttl,
+            },
+            Request::DeleteMany { keys } => Request::DeleteMany {
+                keys: keys.into_iter().map(f).collect(),
+            },
+            Request::DeletePattern { scope, pattern } => Request::DeletePattern {
+                scope: f(scope),
+                pattern,
+            },
+            Request::Keys { scope, pattern } => Request::Keys {
+                scope: f(scope),
+                pattern,
+            },
+            Request::Ttl { key } => Request::Ttl { key: f(key) },
+            Request::Expire { key, ttl } => Request::Expire { key: f(key), ttl },
+            Request::SetIfAbsent { key, value, ttl } => Request::SetIfAbsent {
+                key: f(key),
+                value,
+                ttl,
+            },
+            Request::Incr {
+                key,
+                delta,
+                ttl_if_created,
+            } => Request::Incr {
+                key: f(key),
+                delta,
+                ttl_if_created,
+            },
+            Request::Clear { scope } => Request::Clear { scope: f(scope) },
+            Request::Stats { scope } => Request::Stats { scope: f(scope) },
+            Request::Ping => Request::Ping,
         }
     }
 

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use crate::namespace::Namespace;
-use crate::store::{Reply, Request, Store, StoreKey};
+use crate::store::{Reply, Request, Store};
 use crate::Result;
 
 /// Confines a store to a [`Namespace`]: key `k` is stored as `ns:k`, and
@@ -49,61 +49,6 @@ impl<S> Namespaced<S> {
     pub fn inner(&self) -> &S {
         &self.inner
     }
-
-    fn key<'a>(prefix: &str, key: StoreKey<'a>) -> StoreKey<'a> {
-        Cow::Owned([prefix, &key].concat())
-    }
-
-    fn prefixed<'a>(prefix: &str, request: Request<'a>) -> Request<'a> {
-        let k = |key| Self::key(prefix, key);
-        match request {
-            Request::Get { key } => Request::Get { key: k(key) },
-            Request::Set { key, value, ttl } => Request::Set {
-                key: k(key),
-                value,
-                ttl,
-            },
-            Request::Delete { key } => Request::Delete { key: k(key) },
-            Request::Exists { key } => Request::Exists { key: k(key) },
-            Request::GetMany { keys } => Request::GetMany {
-                keys: keys.into_iter().map(k).collect(),
-            },
-            Request::SetMany { items, ttl } => Request::SetMany {
-                items: items.into_iter().map(|(key, v)| (k(key), v)).collect(),
-                ttl,
-            },
-            Request::DeleteMany { keys } => Request::DeleteMany {
-                keys: keys.into_iter().map(k).collect(),
-            },
-            Request::DeletePattern { scope, pattern } => Request::DeletePattern {
-                scope: k(scope),
-                pattern,
-            },
-            Request::Keys { scope, pattern } => Request::Keys {
-                scope: k(scope),
-                pattern,
-            },
-            Request::Ttl { key } => Request::Ttl { key: k(key) },
-            Request::Expire { key, ttl } => Request::Expire { key: k(key), ttl },
-            Request::SetIfAbsent { key, value, ttl } => Request::SetIfAbsent {
-                key: k(key),
-                value,
-                ttl,
-            },
-            Request::Incr {
-                key,
-                delta,
-                ttl_if_created,
-            } => Request::Incr {
-                key: k(key),
-                delta,
-                ttl_if_created,
-            },
-            Request::Clear { scope } => Request::Clear { scope: k(scope) },
-            Request::Stats { scope } => Request::Stats { scope: k(scope) },
-            Request::Ping => Request::Ping,
-        }
-    }
 }
 
 impl<S: Store> Store for Namespaced<S> {
@@ -111,7 +56,10 @@ impl<S: Store> Store for Namespaced<S> {
     fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
         let request = match &self.namespace {
             None => request,
-            Some(ns) => Self::prefixed(ns.prefix(), request),
+            Some(ns) => {
+                let prefix = ns.prefix();
+                request.map_keys(|key| Cow::Owned([prefix, &key].concat()))
+            }
         };
         self.inner.call(request)
     }
