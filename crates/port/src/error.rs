@@ -83,6 +83,30 @@ pub enum CacheError {
         #[source]
         source: Option<BoxError>,
     },
+    /// A write that is not idempotent (`incr`, `set_if_absent`) was sent,
+    /// or may have been, and then timed out or lost its connection: it may
+    /// or may not have been applied. Not retryable: a blind retry could
+    /// apply it twice (count a rate-limit hit twice, take a lock twice).
+    /// Read the key to find out, or retry only if a double is harmless.
+    #[error("{operation}: the outcome is unknown (it may or may not have been applied): {source}")]
+    OutcomeUnknown {
+        /// The port operation.
+        operation: &'static str,
+        /// The timeout or connection error, as the adapter reported it.
+        #[source]
+        source: Box<CacheError>,
+    },
+    /// The backend is full and refuses writes (Redis `maxmemory` with the
+    /// `noeviction` policy answers OOM). Retryable: space may free up as
+    /// entries expire or are deleted.
+    #[error("cache backend is full: {message}")]
+    Full {
+        /// The server's message.
+        message: String,
+        /// The client's error.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The backend refused our credentials.
     #[error("authentication failed: {message}")]
     Auth {
@@ -138,6 +162,10 @@ pub enum ErrorKind {
     Timeout,
     /// See [`CacheError::Unavailable`].
     Unavailable,
+    /// See [`CacheError::OutcomeUnknown`].
+    OutcomeUnknown,
+    /// See [`CacheError::Full`].
+    Full,
     /// See [`CacheError::Auth`].
     Auth,
     /// See [`CacheError::Backend`].
@@ -161,6 +189,8 @@ impl CacheError {
             Self::Codec { .. } => ErrorKind::Codec,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
+            Self::Full { .. } => ErrorKind::Full,
             Self::Auth { .. } => ErrorKind::Auth,
             Self::Backend { .. } => ErrorKind::Backend,
             Self::Config { .. } => ErrorKind::Config,
@@ -170,8 +200,11 @@ impl CacheError {
 
     /// Whether trying the same call again later can succeed.
     ///
-    /// True for timeouts and an unreachable backend; false for bad input,
-    /// codec failures, refused credentials, configuration and server errors.
+    /// True for timeouts, an unreachable backend and a full one; false for
+    /// bad input, codec failures, refused credentials, configuration and
+    /// server errors, and for a non-idempotent write whose outcome is
+    /// unknown ([`ErrorKind::OutcomeUnknown`]): retrying it blindly could
+    /// apply it twice.
     pub fn is_retryable(&self) -> bool {
         self.kind().is_retryable()
     }
@@ -187,6 +220,21 @@ impl CacheError {
         )
     }
 
+    /// `self` for a call of `op`: a transport failure (timeout, lost
+    /// connection) of an operation that is not idempotent becomes
+    /// [`CacheError::OutcomeUnknown`]; anything else is kept.
+    pub fn for_operation(self, op: crate::Op) -> Self {
+        let transport = matches!(self.kind(), ErrorKind::Timeout | ErrorKind::Unavailable);
+        if transport && !op.is_idempotent() {
+            Self::OutcomeUnknown {
+                operation: op.name(),
+                source: Box::new(self),
+            }
+        } else {
+            self
+        }
+    }
+
     /// A codec error around `source`.
     pub fn codec(source: impl Into<BoxError>) -> Self {
         Self::Codec {
@@ -198,6 +246,9 @@ impl CacheError {
 impl ErrorKind {
     /// Whether an error of this kind can go away by itself.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorKind::Timeout | ErrorKind::Unavailable)
+        matches!(
+            self,
+            ErrorKind::Timeout | ErrorKind::Unavailable | ErrorKind::Full
+        )
     }
 }

@@ -146,8 +146,9 @@ where
     F: Future<Output = Result<Reply>> + Send + 'a,
     R: FnOnce(Reply) -> std::result::Result<T, Reply> + Send + 'a,
 {
-    Box::pin(call.map(move |result| {
-        result.and_then(|reply| read(reply).map_err(|other| unexpected_reply(op, &other)))
+    Box::pin(call.map(move |result| match result {
+        Ok(reply) => read(reply).map_err(|other| unexpected_reply(op, &other)),
+        Err(error) => Err(error.for_operation(op)),
     }))
 }
 
@@ -418,5 +419,56 @@ impl<S: Store> Cache for Front<S> {
 
     fn max_value_len(&self) -> usize {
         self.store.max_value_len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ErrorKind;
+
+    /// Every call times out.
+    struct Hanging;
+
+    impl Store for Hanging {
+        async fn call(&self, request: Request<'_>) -> Result<Reply> {
+            Err(CacheError::Timeout {
+                operation: request.op().name(),
+                after: Duration::from_millis(1),
+                source: None,
+            })
+        }
+        fn max_value_len(&self) -> usize {
+            8
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transport_failure_of_a_non_idempotent_write_has_an_unknown_outcome() {
+        let cache = Front::new(Hanging);
+        let err = cache.incr("n", 1, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string().starts_with("incr: the outcome is unknown"),
+            "{err}"
+        );
+        let err = cache
+            .set_if_absent("lock", Bytes::new(), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+        // Idempotent operations keep their retryable kind.
+        for err in [
+            cache.get("k").await.unwrap_err(),
+            cache.set("k", Bytes::new(), None).await.unwrap_err(),
+            cache.delete("k").await.unwrap_err(),
+            cache.expire("k", Duration::from_secs(1)).await.unwrap_err(),
+        ] {
+            assert_eq!(err.kind(), ErrorKind::Timeout);
+            assert!(err.is_retryable());
+        }
     }
 }

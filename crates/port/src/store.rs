@@ -230,8 +230,9 @@ impl Op {
         }
     }
 
-    /// Whether running it twice can differ from running it once: a caller
-    /// must not retry one of these blindly when its outcome is unknown.
+    /// Whether running it twice leaves the same result as running it once.
+    /// `incr` and `set_if_absent` do not: when their outcome is unknown, the
+    /// front reports [`CacheError::OutcomeUnknown`], which is not retryable.
     pub fn is_idempotent(self) -> bool {
         !matches!(self, Op::Incr | Op::SetIfAbsent)
     }

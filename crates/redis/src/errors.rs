@@ -91,6 +91,12 @@ impl ErrorContext {
                 message: format!("{operation}: {details}"),
                 source: source(),
             },
+            // maxmemory with noeviction: "OOM command not allowed when used
+            // memory > 'maxmemory'".
+            _ if details.starts_with("OOM") || details.contains(" OOM ") => CacheError::Full {
+                message: format!("{operation}: {details}"),
+                source: source(),
+            },
             _ if details.contains("value is not an integer or out of range") => {
                 CacheError::NotAnInteger
             }

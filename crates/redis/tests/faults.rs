@@ -105,12 +105,25 @@ async fn paused_server_times_out_and_recovers_when_resumed() {
     server.pause();
     let kind = assert_fails_fast("get on a paused server", cache.get("k")).await;
     assert_eq!(kind, ErrorKind::Timeout);
+    // A timed-out incr may still run when the server resumes: its outcome
+    // is unknown, and it does not invite a blind retry (issue 11, item 6).
     let err = cache.incr("n", 1, None).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+    assert!(!err.is_retryable());
     assert!(
-        err.to_string().contains("incr timed out after 500ms"),
+        err.to_string().contains("incr timed out after 500ms")
+            && err.to_string().contains("outcome is unknown"),
         "{err}"
     );
+    let err = cache
+        .set_if_absent("lock", Bytes::new(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+    // Idempotent calls stay retryable.
+    // (A timed-out set may land once the server resumes: another key.)
+    let err = cache.set("probe", Bytes::new(), None).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
     assert!(
         err.source().is_some(),
         "the client's error is kept as the source"
@@ -222,4 +235,29 @@ fn futures_are_send() {
     let config = RedisConfig::from_url("redis://127.0.0.1:1").unwrap();
     is_send(&RedisConfig::connect(&config));
     is_send(&cache_redis::connect_url("redis://127.0.0.1:1"));
+}
+
+/// Issue 11, item 7: a full server (maxmemory with noeviction answers OOM)
+/// is its own kind, retryable, with the server's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_is_a_retryable_full_error() {
+    let server = RedisServer::start();
+    let cache = adapter(&server.url()).await;
+    server.command("CONFIG SET maxmemory-policy noeviction");
+    server.command("CONFIG SET maxmemory 2mb");
+    let value = Bytes::from(vec![b'x'; 64 * 1024]);
+    let mut full = None;
+    for i in 0..200 {
+        if let Err(e) = cache.set(&format!("fill:{i}"), value.clone(), None).await {
+            full = Some(e);
+            break;
+        }
+    }
+    let err = full.expect("a 2 MB server took 12 MB");
+    assert_eq!(err.kind(), ErrorKind::Full, "{err}");
+    assert!(err.is_retryable());
+    assert!(err.to_string().contains("OOM"), "{err}");
+    // Deleting frees space: the same write then succeeds.
+    cache.delete_pattern("fill:*").await.unwrap();
+    cache.set("fill:again", value, None).await.unwrap();
 }
