@@ -141,6 +141,29 @@ fn bad_and_unreachable_urls_fail_clearly() {
     assert_eq!(code(&down), 3);
     let err = String::from_utf8_lossy(&down.stderr);
     assert!(!err.contains("pw-never-shown"), "{err}");
+    // Issue 11, items 4 and 11: malformed URLs are configuration errors
+    // (exit 2) that never repeat the password, and messages are words, not
+    // Rust's Debug text.
+    for url in [
+        "redis:/u:S3cret@127.0.0.1:6379".to_owned(),
+        "redis:u:S3cret@127.0.0.1:6379".to_owned(),
+        "u:S3cret@127.0.0.1:6379".to_owned(),
+        "S3cret@redis://127.0.0.1".to_owned(),
+        format!("redis://u:S3cret@127.0.0.1:{port}/notanumber"),
+        format!("redis://u:S3cret@127.0.0.1:{port}?command_timeout_ms=18446744073709551615"),
+        format!("redis-sentinel://127.0.0.1:{port}/0?sentinelServiceName=m&sentinelPassword=S3cret&bogus=1"),
+    ] {
+        let out = cachectl(&["--url", &url, "get", "k"], None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{url}: {err}");
+        assert!(!err.contains("S3cret"), "{url}: {err}");
+    }
+    let refused = cachectl(&["--url", &format!("redis://127.0.0.1:{port}?connect_timeout_ms=500"), "ping"], None);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!err.contains("Os {") && !err.contains("kind:"), "{err}");
+    // The scheme is case-insensitive in every parser alike.
+    let upper = cachectl(&["--url", &format!("REDIS://127.0.0.1:{port}?connect_timeout_ms=500"), "ping"], None);
+    assert_eq!(code(&upper), 3, "{}", String::from_utf8_lossy(&upper.stderr));
 }
 
 #[test]

@@ -97,7 +97,8 @@ impl CacheConfig {
         let (namespace, fail_open) = take_common_options(&mut parsed)?;
         let adapter = match parsed.scheme() {
             "memory" | "moka" => AdapterConfig::Memory(memory_from_url(&parsed)?),
-            s if is_redis_scheme(s) => redis_from_url(parsed.as_str())?,
+            // The Redis adapter checks the exact scheme against its one list.
+            s if s.starts_with("redis") => redis_from_url(parsed.as_str())?,
             other => {
                 return Err(config_error(format!(
                     "unknown cache scheme {other:?}: expected memory://, moka://, redis://, rediss://, redis-cluster:// or redis-sentinel://"
@@ -182,19 +183,6 @@ impl CacheConfig {
     }
 }
 
-/// The schemes of Redis URLs, whether or not this build has the adapter.
-fn is_redis_scheme(scheme: &str) -> bool {
-    matches!(
-        scheme,
-        "redis"
-            | "rediss"
-            | "redis-cluster"
-            | "rediss-cluster"
-            | "redis-sentinel"
-            | "rediss-sentinel"
-    )
-}
-
 /// Removes `namespace` and `fail_open` from the query, for every adapter.
 fn take_common_options(url: &mut Url) -> Result<(Option<Namespace>, bool)> {
     let mut namespace = None;
@@ -237,7 +225,8 @@ fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {
             ),
             other => {
                 return Err(config_error(format!(
-                    "unknown option {other:?} for {}://; known: capacity, max_value_len, namespace, fail_open",
+                    "unknown option {} for {}://; known: capacity, max_value_len, namespace, fail_open",
+                    cache_port::shown_parameter_name(other),
                     parsed.scheme()
                 )))
             }

@@ -9,6 +9,20 @@ use url::Url;
 /// Redis's own limit on a bulk string (`proto-max-bulk-len`): 512 MiB.
 pub const REDIS_MAX_VALUE_LEN: usize = 512 * 1024 * 1024;
 
+/// The URL schemes of Redis deployments, the one list every parser uses.
+pub const REDIS_SCHEMES: &[&str] = &[
+    "redis",
+    "rediss",
+    "redis-cluster",
+    "rediss-cluster",
+    "redis-sentinel",
+    "rediss-sentinel",
+];
+
+/// The longest command or connect timeout accepted: longer is no timeout
+/// in practice, and a caller would wait that long on a paused server.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Query parameters fred reads itself (cluster nodes, sentinel).
 const FRED_PARAMS: &[&str] = &[
     "node",
@@ -62,15 +76,32 @@ pub struct RedisConfig {
 impl RedisConfig {
     /// Reads a URL and its query parameters (see the table above).
     pub fn from_url(url: &str) -> Result<Self> {
-        let mut parsed =
-            Url::parse(url).map_err(|e| config_error(format!("invalid Redis URL: {e}")))?;
-        match parsed.scheme() {
-            "redis" | "rediss" | "redis-cluster" | "rediss-cluster" | "redis-sentinel"
-            | "rediss-sentinel" => {}
-            other => {
-                return Err(config_error(format!(
-                    "unsupported scheme {other:?} for Redis"
-                )))
+        // No message here repeats the URL: it may hold a password. The URL
+        // parser lowercases the scheme, so `REDIS://` is `redis://` here as
+        // in every other parser of this workspace.
+        let mut parsed = Url::parse(url).map_err(|e| {
+            config_error(format!(
+                "invalid Redis URL ({e}); expected redis://[user[:password]@]host[:port][/db]"
+            ))
+        })?;
+        if !REDIS_SCHEMES.contains(&parsed.scheme()) {
+            return Err(config_error(format!(
+                "unsupported scheme for Redis; expected one of {}",
+                REDIS_SCHEMES.join(", ")
+            )));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(config_error(
+                "a Redis URL needs a host: redis://[user[:password]@]host[:port][/db]".into(),
+            ));
+        }
+        match parsed.path().trim_start_matches('/') {
+            "" => {}
+            db if db.parse::<u16>().is_ok() => {}
+            _ => {
+                return Err(config_error(
+                    "the database in a Redis URL is a number (redis://host:6379/2)".into(),
+                ))
             }
         }
         if parsed.scheme().starts_with("rediss") && !cfg!(feature = "tls") {
@@ -106,7 +137,8 @@ impl RedisConfig {
                 known if FRED_PARAMS.contains(&known) => passthrough.push((name, value)),
                 unknown => {
                     return Err(config_error(format!(
-                        "unknown Redis URL parameter {unknown:?}"
+                        "unknown Redis URL parameter {}",
+                        cache_port::shown_parameter_name(unknown)
                     )))
                 }
             }
@@ -200,10 +232,15 @@ impl RedisConfig {
                 self.pool_size
             )));
         }
-        if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
-            return Err(config_error(
-                "timeouts must be at least 1 ms (zero would mean none)".into(),
-            ));
+        for (name, timeout) in [
+            ("command_timeout", self.command_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ] {
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err(config_error(format!(
+                    "{name} must be 1 ms to 1 hour (zero would mean none), not {timeout:?}"
+                )));
+            }
         }
         if self.reconnect_delay.is_zero() || self.reconnect_delay > Duration::from_secs(60) {
             return Err(config_error("reconnect_delay must be 1 ms to 60 s".into()));
@@ -214,8 +251,8 @@ impl RedisConfig {
                 self.max_value_len
             )));
         }
-        if self.scan_count == 0 {
-            return Err(config_error("scan_count must be at least 1".into()));
+        if self.scan_count == 0 || self.scan_count > 1_000_000 {
+            return Err(config_error("scan_count must be 1 to 1000000".into()));
         }
         Ok(())
     }
@@ -228,7 +265,7 @@ impl RedisConfig {
         let mut secrets: Vec<String> = url.password().map(str::to_owned).into_iter().collect();
         secrets.extend(
             url.query_pairs()
-                .filter(|(k, _)| k == "sentinelPassword")
+                .filter(|(k, _)| cache_port::is_secret_parameter(k))
                 .map(|(_, v)| v.into_owned()),
         );
         // Percent-decoded forms too: that is what a server would echo.
@@ -267,35 +304,18 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// `url` with its password and any `sentinelPassword` replaced by `***`.
+/// `url` with its userinfo and every secret-named query parameter replaced
+/// by `***`: the port's one redactor, [`cache_port::redact_url`].
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = Url::parse(url) else {
-        return "<unparsable URL>".into();
-    };
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("***"));
-    }
-    if parsed.query_pairs().any(|(k, _)| k == "sentinelPassword") {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "sentinelPassword" {
-                    "***".to_owned()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    parsed.into()
+    cache_port::redact_url(url)
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| config_error(format!("{name} must be a whole number, not {value:?}")))
+    value.parse().map_err(|_| {
+        config_error(format!(
+            "{name} must be a whole number in its range, not {value:?}"
+        ))
+    })
 }
 
 fn config_error(message: String) -> CacheError {

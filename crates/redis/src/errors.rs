@@ -58,7 +58,7 @@ impl ErrorContext {
 
     /// Maps fred's error for `operation` into the port's kinds.
     pub(crate) fn map(&self, operation: &'static str, error: FredError) -> CacheError {
-        let details = self.scrub(error.details());
+        let details = self.scrub(&humanize(error.details()));
         let source = || -> Option<cache_port::BoxError> {
             Some(Box::new(RedisClientError {
                 kind: error.kind().clone(),
@@ -109,6 +109,49 @@ impl ErrorContext {
     }
 }
 
+/// fred's details with Rust's `Debug` text of an I/O error
+/// (`Os { code: 104, kind: ConnectionReset, message: "Connection reset by
+/// peer" }`) turned into words (`Connection reset by peer (os error 104)`).
+fn humanize(details: &str) -> String {
+    let Some(start) = details.find("Os { code: ") else {
+        return custom_io(details);
+    };
+    let rest = &details[start + "Os { code: ".len()..];
+    let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let message = rest
+        .split_once("message: \"")
+        .and_then(|(_, m)| m.split_once('"'))
+        .map(|(m, _)| m);
+    let Some(end) = rest.find('}') else {
+        return details.to_owned();
+    };
+    let words = match message {
+        Some(m) => format!("{m} (os error {code})"),
+        None => format!("os error {code}"),
+    };
+    format!("{}{words}{}", &details[..start], &rest[end + 1..])
+}
+
+/// `Custom { kind: K, error: "words" }` as `words`.
+fn custom_io(details: &str) -> String {
+    match details.find("Custom { kind: ") {
+        Some(start) => {
+            let rest = &details[start..];
+            let words = rest
+                .split_once("error: \"")
+                .and_then(|(_, m)| m.split_once('"'))
+                .map(|(m, _)| m.to_owned());
+            match (words, rest.find('}')) {
+                (Some(words), Some(end)) => {
+                    format!("{}{words}{}", &details[..start], &rest[end + 1..])
+                }
+                _ => details.to_owned(),
+            }
+        }
+        None => details.to_owned(),
+    }
+}
+
 /// fred's words for a command that could not reach a server.
 fn is_connection_loss(details: &str) -> bool {
     const SIGNS: &[&str] = &[
@@ -120,4 +163,26 @@ fn is_connection_loss(details: &str) -> bool {
         "Canceled",
     ];
     SIGNS.iter().any(|sign| details.contains(sign))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humanize;
+
+    #[test]
+    fn io_errors_read_as_words() {
+        assert_eq!(
+            humanize(r#"Os { code: 104, kind: ConnectionReset, message: "Connection reset by peer" }"#),
+            "Connection reset by peer (os error 104)"
+        );
+        assert_eq!(
+            humanize(r#"IO: Os { code: 111, kind: ConnectionRefused, message: "Connection refused" } at x"#),
+            "IO: Connection refused (os error 111) at x"
+        );
+        assert_eq!(
+            humanize(r#"Custom { kind: InvalidData, error: "bad frame" }"#),
+            "bad frame"
+        );
+        assert_eq!(humanize("plain words"), "plain words");
+    }
 }
