@@ -158,12 +158,31 @@ fn bad_and_unreachable_urls_fail_clearly() {
         assert_eq!(code(&out), 2, "{url}: {err}");
         assert!(!err.contains("S3cret"), "{url}: {err}");
     }
-    let refused = cachectl(&["--url", &format!("redis://127.0.0.1:{port}?connect_timeout_ms=500"), "ping"], None);
+    let refused = cachectl(
+        &[
+            "--url",
+            &format!("redis://127.0.0.1:{port}?connect_timeout_ms=500"),
+            "ping",
+        ],
+        None,
+    );
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!err.contains("Os {") && !err.contains("kind:"), "{err}");
     // The scheme is case-insensitive in every parser alike.
-    let upper = cachectl(&["--url", &format!("REDIS://127.0.0.1:{port}?connect_timeout_ms=500"), "ping"], None);
-    assert_eq!(code(&upper), 3, "{}", String::from_utf8_lossy(&upper.stderr));
+    let upper = cachectl(
+        &[
+            "--url",
+            &format!("REDIS://127.0.0.1:{port}?connect_timeout_ms=500"),
+            "ping",
+        ],
+        None,
+    );
+    assert_eq!(
+        code(&upper),
+        3,
+        "{}",
+        String::from_utf8_lossy(&upper.stderr)
+    );
 }
 
 #[test]

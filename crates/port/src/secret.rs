@@ -96,7 +96,11 @@ fn percent_decoded(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied(), bytes.get(i + 2).copied()) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
             (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
                 out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
                 i += 3;
@@ -127,9 +131,15 @@ mod tests {
             ("redis:u:pw@h:1", "redis:***@h:1"),
             ("u:pw@h", "***@h"),
             ("redis://u:p@ss@h", "redis://***@h"),
-            ("redis://h?token=t&namespace=n", "redis://h?token=***&namespace=n"),
+            (
+                "redis://h?token=t&namespace=n",
+                "redis://h?token=***&namespace=n",
+            ),
             ("redis://h?apiKey=k&x", "redis://h?apiKey=***&x"),
-            ("redis://h?sentinel%50assword=p", "redis://h?sentinel%50assword=***"),
+            (
+                "redis://h?sentinel%50assword=p",
+                "redis://h?sentinel%50assword=***",
+            ),
             ("redis://h?password", "redis://h?***"),
             ("redis://h#frag:pw", "redis://h"),
             ("", ""),

@@ -1,7 +1,8 @@
 //! `RedisStore`: the store of the port on a fred connection pool.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,12 +55,59 @@ impl RedisConfig {
     }
 }
 
+/// Whether the pool has connected once (always, unless `lazy_connect`).
+#[derive(Default)]
+struct Connected {
+    up: AtomicBool,
+    /// Why the last background attempt failed, scrubbed.
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Connects `pool` in the background until it is up or the store is gone.
+fn connect_in_background(pool: Pool, connected: Weak<Connected>, config: &RedisConfig) {
+    let errors = ErrorContext {
+        command_timeout: config.command_timeout,
+        secrets: config.secrets(),
+    };
+    let delay = config.reconnect_delay;
+    let _connection_task = pool.connect();
+    tokio::spawn(async move {
+        loop {
+            let outcome = pool.wait_for_connect().await;
+            let Some(state) = connected.upgrade() else {
+                let _ = pool.quit().await;
+                return;
+            };
+            match outcome {
+                Ok(()) => {
+                    state.up.store(true, Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    let message = errors.map("connect", e).to_string();
+                    *state.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+                }
+            }
+            drop(state);
+            tokio::time::sleep(delay).await;
+        }
+    });
+}
+
+/// Stops a pool that failed to start, without waiting for it.
+fn stop(pool: Pool) {
+    tokio::spawn(async move {
+        let _ = pool.quit().await;
+    });
+}
+
 /// What every namespace view of one connection pool shares.
 struct Shared {
     pool: Pool,
     config: RedisConfig,
     errors: ErrorContext,
     incr_script: Script,
+    connected: Arc<Connected>,
 }
 
 /// The Redis store: fred's connection pool to a standalone server, a
@@ -126,23 +174,32 @@ impl RedisStore {
         let pool = builder
             .build_pool(config.pool_size)
             .map_err(|e| errors.map("connect", e))?;
-        match tokio::time::timeout(config.connect_timeout, pool.init()).await {
-            Ok(Ok(_connection_task)) => {}
-            Ok(Err(e)) => {
-                let _ = pool.quit().await;
-                return Err(errors.map("connect", e));
+        let connected = Arc::new(Connected::default());
+        if config.lazy_connect {
+            connect_in_background(pool.clone(), Arc::downgrade(&connected), &config);
+        } else {
+            match tokio::time::timeout(config.connect_timeout, pool.init()).await {
+                Ok(Ok(_connection_task)) => {}
+                Ok(Err(e)) => {
+                    stop(pool);
+                    return Err(errors.map("connect", e));
+                }
+                Err(_) => {
+                    // The configured bound is the bound: the pool is stopped
+                    // in the background (its QUIT would wait a command
+                    // timeout on a server that does not answer).
+                    stop(pool);
+                    return Err(CacheError::Unavailable {
+                        message: format!(
+                            "could not connect to {} within {:?}",
+                            config.redacted_url(),
+                            config.connect_timeout
+                        ),
+                        source: None,
+                    });
+                }
             }
-            Err(_) => {
-                let _ = pool.quit().await;
-                return Err(CacheError::Unavailable {
-                    message: format!(
-                        "could not connect to {} within {:?}",
-                        config.redacted_url(),
-                        config.connect_timeout
-                    ),
-                    source: None,
-                });
-            }
+            connected.up.store(true, Relaxed);
         }
         Ok(Self {
             shared: Arc::new(Shared {
@@ -150,6 +207,7 @@ impl RedisStore {
                 config,
                 errors,
                 incr_script: Script::from_lua(INCR_WITH_TTL),
+                connected,
             }),
         })
     }
@@ -466,8 +524,32 @@ fn info_field(info: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+impl RedisStore {
+    /// `Unavailable` at once while a lazily started store has never
+    /// connected.
+    fn not_connected_yet(&self) -> CacheError {
+        let last = self
+            .shared
+            .connected
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        CacheError::Unavailable {
+            message: match last {
+                Some(error) => format!("not connected yet (lazy_connect); last attempt: {error}"),
+                None => "not connected yet (lazy_connect)".into(),
+            },
+            source: None,
+        }
+    }
+}
+
 impl Store for RedisStore {
     async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        if !self.shared.connected.up.load(Relaxed) {
+            return Err(self.not_connected_yet());
+        }
         Ok(match request {
             Request::Get { key } => Reply::Value(self.get(key).await?),
             Request::Set { key, value, ttl } => {

@@ -47,6 +47,7 @@ const FRED_PARAMS: &[&str] = &[
 /// | `max_value_len` | 512 MiB | largest value accepted |
 /// | `scan_count` | 1000 | `COUNT` of each `SCAN` batch |
 /// | `allow_flushdb` | false | let `clear` without a namespace run `FLUSHDB` |
+/// | `lazy_connect` | false | start without waiting for Redis: connect in the background; until the first connection, calls fail at once with `Unavailable` |
 ///
 /// fred's own defaults (no command timeout, no reconnection) are not kept:
 /// with them a paused server blocks callers forever and a restarted one is
@@ -71,6 +72,7 @@ pub struct RedisConfig {
     pub(crate) max_value_len: usize,
     pub(crate) scan_count: u32,
     pub(crate) allow_flushdb: bool,
+    pub(crate) lazy_connect: bool,
 }
 
 impl RedisConfig {
@@ -127,13 +129,8 @@ impl RedisConfig {
                 }
                 "max_value_len" => config.max_value_len = parse_number(&name, &value)?,
                 "scan_count" => config.scan_count = parse_number(&name, &value)?,
-                "allow_flushdb" => {
-                    config.allow_flushdb = value.parse().map_err(|_| {
-                        config_error(format!(
-                            "allow_flushdb must be true or false, not {value:?}"
-                        ))
-                    })?
-                }
+                "allow_flushdb" => config.allow_flushdb = parse_flag(&name, &value)?,
+                "lazy_connect" => config.lazy_connect = parse_flag(&name, &value)?,
                 known if FRED_PARAMS.contains(&known) => passthrough.push((name, value)),
                 unknown => {
                     return Err(config_error(format!(
@@ -164,6 +161,7 @@ impl RedisConfig {
             max_value_len: REDIS_MAX_VALUE_LEN,
             scan_count: 1000,
             allow_flushdb: false,
+            lazy_connect: false,
         }
     }
 
@@ -212,6 +210,16 @@ impl RedisConfig {
     /// Lets `clear` without a namespace empty the whole database (`FLUSHDB`).
     pub fn allow_flushdb(mut self, allow: bool) -> Self {
         self.allow_flushdb = allow;
+        self
+    }
+
+    /// Starts without waiting for Redis: the connection is made in the
+    /// background (and retried every `reconnect_delay`), and until it is up
+    /// every call fails at once with `Unavailable`. For services that must
+    /// start while Redis is down; with `fail_open` their reads are misses
+    /// meanwhile.
+    pub fn lazy_connect(mut self, lazy: bool) -> Self {
+        self.lazy_connect = lazy;
         self
     }
 
@@ -300,6 +308,7 @@ impl fmt::Debug for RedisConfig {
             .field("max_value_len", &self.max_value_len)
             .field("scan_count", &self.scan_count)
             .field("allow_flushdb", &self.allow_flushdb)
+            .field("lazy_connect", &self.lazy_connect)
             .finish()
     }
 }
@@ -308,6 +317,12 @@ impl fmt::Debug for RedisConfig {
 /// by `***`: the port's one redactor, [`cache_port::redact_url`].
 pub fn redact_url(url: &str) -> String {
     cache_port::redact_url(url)
+}
+
+fn parse_flag(name: &str, value: &str) -> Result<bool> {
+    value
+        .parse()
+        .map_err(|_| config_error(format!("{name} must be true or false, not {value:?}")))
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {

@@ -172,11 +172,15 @@ mod tests {
     #[test]
     fn io_errors_read_as_words() {
         assert_eq!(
-            humanize(r#"Os { code: 104, kind: ConnectionReset, message: "Connection reset by peer" }"#),
+            humanize(
+                r#"Os { code: 104, kind: ConnectionReset, message: "Connection reset by peer" }"#
+            ),
             "Connection reset by peer (os error 104)"
         );
         assert_eq!(
-            humanize(r#"IO: Os { code: 111, kind: ConnectionRefused, message: "Connection refused" } at x"#),
+            humanize(
+                r#"IO: Os { code: 111, kind: ConnectionRefused, message: "Connection refused" } at x"#
+            ),
             "IO: Connection refused (os error 111) at x"
         );
         assert_eq!(

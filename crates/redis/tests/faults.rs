@@ -261,3 +261,79 @@ async fn a_full_server_is_a_retryable_full_error() {
     cache.delete_pattern("fill:*").await.unwrap();
     cache.set("fill:again", value, None).await.unwrap();
 }
+
+/// Issue 11, item 8: a server that accepts connections and never answers
+/// fails the start within the configured connect timeout (it used to take
+/// the timeout plus a command timeout, for a QUIT nobody answered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_start_within_the_connect_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accept every connection and hold it open without a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let connect_timeout = Duration::from_millis(500);
+    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .connect_timeout(connect_timeout)
+        .command_timeout(Duration::from_secs(2));
+    let started = Instant::now();
+    let err = RedisConfig::connect(&config).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        took < connect_timeout + Duration::from_millis(250),
+        "the start failed after {took:?}, past the {connect_timeout:?} bound"
+    );
+}
+
+/// Issue 11, item 8: with `lazy_connect`, a service starts while Redis does
+/// not answer; calls fail at once with `Unavailable` until the connection
+/// is up, then work, with no restart of the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lazy_connect_starts_without_redis_and_serves_once_it_answers() {
+    let server = RedisServer::start();
+    server.pause();
+    let url = format!("{}?lazy_connect=true&namespace=lazy", server.url());
+    let config = RedisConfig::from_url(&url)
+        .unwrap()
+        .command_timeout(COMMAND_TIMEOUT)
+        .reconnect_delay(Duration::from_millis(100));
+    let started = Instant::now();
+    let cache = RedisConfig::connect(&config).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "the start waited for Redis"
+    );
+    let before = Instant::now();
+    let err = cache.get("k").await.unwrap_err();
+    assert!(
+        before.elapsed() < Duration::from_millis(50),
+        "a call waited: {:?}",
+        before.elapsed()
+    );
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("not connected yet"), "{err}");
+    server.resume();
+    let resumed = Instant::now();
+    loop {
+        match cache.set("k", Bytes::from_static(b"v"), None).await {
+            Ok(()) => break,
+            Err(e) => {
+                assert!(
+                    resumed.elapsed() < Duration::from_secs(10),
+                    "never came up: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        Some(Bytes::from_static(b"v"))
+    );
+}
