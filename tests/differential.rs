@@ -760,3 +760,146 @@ fn run_job(
     }
     Ok(())
 }
+
+// ------------------------------------- clear, then every operation; races
+
+/// Both adapters over their own stores: moka private, Redis on a server of
+/// its own whose `clear` without a namespace may run FLUSHDB.
+async fn fresh_pair(server: &RedisServer, namespace: Option<&str>) -> Pair {
+    let moka = cache_moka::MokaConfig::default().build_store().unwrap();
+    let redis = cache_redis::RedisStore::connect(
+        &RedisConfig::from_url(&server.url())
+            .unwrap()
+            .allow_flushdb(true)
+            .command_timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    Pair {
+        moka: stack(moka, namespace),
+        redis: stack(redis, namespace),
+    }
+}
+
+/// The counted stack over `store`, in `namespace` if any.
+fn stack<S: cache_port::Store>(store: S, namespace: Option<&str>) -> Arc<dyn Cache> {
+    let builder = cache_port::CacheBuilder::new(store);
+    match namespace {
+        Some(ns) => builder.namespace(ns).unwrap().build(),
+        None => builder.in_namespace(None).build(),
+    }
+}
+
+/// Issue 11, item 1: after `clear`, with and without a namespace, every
+/// operation answers on moka as on Redis (moka's lazy `invalidate_all` once
+/// let a cleared key count as deleted).
+#[test]
+fn clear_then_every_operation_answers_alike() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    rt.block_on(async {
+        for namespace in [None, Some("cleared")] {
+            let pair = fresh_pair(&server, namespace).await;
+            let keys: Vec<String> = ["a", "b", "c", "d:1"]
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect();
+            let seed = [
+                Op::Incr(0, 188, TtlIn::None),
+                Op::Set(1, Val::Text("v"), TtlIn::Long),
+                Op::Set(3, Val::Text("w"), TtlIn::None),
+                Op::Clear,
+            ];
+            let after = [
+                Op::Get(1),
+                Op::Exists(0),
+                Op::Ttl(1),
+                Op::Delete(1),
+                Op::DeleteMany(vec![0, 1, 2, 3]),
+                Op::GetMany(vec![0, 1, 3]),
+                Op::Keys("*".into()),
+                Op::DeletePattern("*".into()),
+                Op::Expire(0, TtlIn::Long),
+                Op::SetIfAbsent(1, Val::Text("new"), TtlIn::None),
+                Op::Incr(0, 1, TtlIn::None),
+                Op::Get(1),
+                Op::Clear,
+                Op::Exists(1),
+            ];
+            for op in seed.iter().chain(after.iter()) {
+                let (a, b, _, _) = both(&pair, op, &keys).await;
+                assert!(
+                    same(&a, &b, Duration::from_millis(50)),
+                    "namespace {namespace:?}: {:?}: moka {a:?}, redis {b:?}",
+                    Shown(op, &keys)
+                );
+            }
+            let (m, r) = (
+                pair.moka.stats().await.unwrap(),
+                pair.redis.stats().await.unwrap(),
+            );
+            assert_eq!(
+                (m.deletes, m.sets),
+                (r.deletes, r.sets),
+                "namespace {namespace:?}"
+            );
+        }
+    });
+}
+
+/// Mixed concurrent writes on one key, on both adapters: the outcomes
+/// that do not depend on the interleaving agree (every increment counted
+/// once, exactly one `set_if_absent` winner per round, the final value).
+#[test]
+fn concurrent_writes_on_one_key_end_alike() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    rt.block_on(async {
+        let pair = fresh_pair(&server, Some("race")).await;
+        let mut ends = Vec::new();
+        for cache in [&pair.moka, &pair.redis] {
+            cache
+                .set("n", Bytes::from_static(b"1000"), None)
+                .await
+                .unwrap();
+            let mut tasks = Vec::new();
+            for t in 0..16 {
+                let cache = Arc::clone(cache);
+                tasks.push(tokio::spawn(async move {
+                    let mut wins = 0;
+                    for i in 0..25 {
+                        cache.incr("n", 1, None).await.unwrap();
+                        if t % 4 == 0 {
+                            cache.expire("n", Duration::from_secs(600)).await.unwrap();
+                        }
+                        if cache
+                            .set_if_absent(&format!("lock:{i}"), Bytes::from(t.to_string()), None)
+                            .await
+                            .unwrap()
+                        {
+                            wins += 1;
+                        }
+                    }
+                    wins
+                }));
+            }
+            let mut wins = 0;
+            for task in tasks {
+                wins += task.await.unwrap();
+            }
+            let value = cache.get("n").await.unwrap();
+            ends.push((value, wins, cache.ttl("n").await.unwrap().exists()));
+        }
+        assert_eq!(ends[0], ends[1], "moka and redis end differently");
+        assert_eq!(ends[0].0, Some(Bytes::from_static(b"1400")));
+        assert_eq!(ends[0].1, 25, "one set_if_absent winner per lock");
+    });
+}

@@ -223,11 +223,13 @@ fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {
                 usize::try_from(parse_size(&name, &value)?)
                     .map_err(|_| config_error(format!("{name} is too large")))?,
             ),
-            other => return Err(config_error(format!(
+            other => {
+                return Err(config_error(format!(
                 "unknown option {} for {}://; known: capacity, max_value_len, namespace, fail_open",
                 cache_port::shown_parameter_name(other),
                 parsed.scheme()
-            ))),
+            )))
+            }
         };
     }
     Ok(config)
