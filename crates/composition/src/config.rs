@@ -24,6 +24,7 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 /// |---|---|---|
 /// | `namespace` | none | keys under `namespace:` (see `cache_port::Namespace`) |
 /// | `fail_open` | `false` | an outage reads as a counted, logged miss (`cache_port::layer::FailOpen`) |
+/// | `keys_limit` | 100000 | the most keys `keys` collects; past it, `TooManyKeys` |
 ///
 /// ```
 /// use cache_composition::CacheConfig;
@@ -35,11 +36,19 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 /// assert!(CacheConfig::from_url("memcached://localhost").is_err());
 /// assert!(CacheConfig::from_url("memory://?namespace=shop:").is_err()); // an empty segment
 /// ```
-#[derive(Clone, PartialEq, Default)]
+#[derive(Clone, PartialEq)]
 pub struct CacheConfig {
     adapter: AdapterConfig,
     namespace: Option<Namespace>,
     fail_open: bool,
+    keys_limit: usize,
+}
+
+impl Default for CacheConfig {
+    /// The embedded default: moka, no namespace, no fail-open.
+    fn default() -> Self {
+        Self::new(AdapterConfig::default())
+    }
 }
 
 /// The adapter [`CacheConfig`] names, with its own settings.
@@ -71,6 +80,7 @@ impl fmt::Debug for CacheConfig {
         };
         s.field("namespace", &self.namespace)
             .field("fail_open", &self.fail_open)
+            .field("keys_limit", &self.keys_limit)
             .finish()
     }
 }
@@ -94,7 +104,7 @@ impl CacheConfig {
                 "invalid cache URL ({e}): expected memory://, moka:// or redis://…"
             ))
         })?;
-        let (namespace, fail_open) = take_common_options(&mut parsed)?;
+        let common = take_common_options(&mut parsed)?;
         let adapter = match parsed.scheme() {
             "memory" | "moka" => AdapterConfig::Memory(memory_from_url(&parsed)?),
             // The Redis adapter checks the exact scheme against its one list.
@@ -107,8 +117,9 @@ impl CacheConfig {
         };
         Ok(Self {
             adapter,
-            namespace,
-            fail_open,
+            namespace: common.namespace,
+            fail_open: common.fail_open,
+            keys_limit: common.keys_limit,
         })
     }
 
@@ -131,6 +142,7 @@ impl CacheConfig {
             adapter,
             namespace: None,
             fail_open: false,
+            keys_limit: cache_port::DEFAULT_KEYS_LIMIT,
         }
     }
 
@@ -181,20 +193,45 @@ impl CacheConfig {
     pub fn fail_open(&self) -> bool {
         self.fail_open
     }
+
+    /// The most keys `keys` collects.
+    pub fn keys_limit(&self) -> usize {
+        self.keys_limit
+    }
 }
 
-/// Removes `namespace` and `fail_open` from the query, for every adapter.
-fn take_common_options(url: &mut Url) -> Result<(Option<Namespace>, bool)> {
-    let mut namespace = None;
-    let mut fail_open = false;
+/// The options every URL takes.
+struct CommonOptions {
+    namespace: Option<Namespace>,
+    fail_open: bool,
+    keys_limit: usize,
+}
+
+/// Removes `namespace`, `fail_open` and `keys_limit` from the query, for
+/// every adapter.
+fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
+    let mut options = CommonOptions {
+        namespace: None,
+        fail_open: false,
+        keys_limit: cache_port::DEFAULT_KEYS_LIMIT,
+    };
     let mut rest: Vec<(String, String)> = Vec::new();
     for (name, value) in url.query_pairs() {
         match name.as_ref() {
-            "namespace" => namespace = Some(Namespace::new(&value)?),
+            "namespace" => options.namespace = Some(Namespace::new(&value)?),
             "fail_open" => {
-                fail_open = value.parse().map_err(|_| {
+                options.fail_open = value.parse().map_err(|_| {
                     config_error(format!("fail_open must be true or false, not {value:?}"))
                 })?
+            }
+            "keys_limit" => {
+                options.keys_limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=100_000_000).contains(n))
+                    .ok_or_else(|| {
+                        config_error(format!("keys_limit must be 1 to 100000000, not {value:?}"))
+                    })?
             }
             _ => rest.push((name.into_owned(), value.into_owned())),
         }
@@ -204,7 +241,7 @@ fn take_common_options(url: &mut Url) -> Result<(Option<Namespace>, bool)> {
     } else {
         url.query_pairs_mut().clear().extend_pairs(rest);
     }
-    Ok((namespace, fail_open))
+    Ok(options)
 }
 
 fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {

@@ -56,7 +56,7 @@ pub use generated::CacheModule;
 
 /// Builds (and, for Redis, connects) the configured cache: the adapter's
 /// store, the namespace layer, fail-open when asked for, the stats layer and
-/// the front, boxed once.
+/// the front (with the keys limit), boxed once.
 ///
 /// Connecting is async and happens here, before any module is built:
 /// shaku's `build` is synchronous.
@@ -72,7 +72,9 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
 /// innermost, then fail-open, then the stats counters (added by `build`), so
 /// that a failed-open read is counted as the miss it answered.
 fn stack<S: Store>(store: S, config: &CacheConfig) -> Arc<dyn Cache> {
-    let builder = CacheBuilder::new(store).in_namespace(config.namespace_ref().cloned());
+    let builder = CacheBuilder::new(store)
+        .keys_limit(config.keys_limit())
+        .in_namespace(config.namespace_ref().cloned());
     if config.fail_open() {
         builder.layer(FailOpenLayer::new()).build()
     } else {

@@ -292,12 +292,26 @@ impl MokaStore {
             Request::DeletePattern { scope, pattern } => {
                 Reply::Count(self.delete_matching(&scope, pattern))
             }
-            Request::Keys { scope, pattern } => Reply::Keys(
-                self.matching(&scope, pattern)
-                    .iter()
-                    .map(|k| k[scope.len()..].to_owned())
-                    .collect(),
-            ),
+            Request::Keys {
+                scope,
+                pattern,
+                limit,
+            } => {
+                let now = Instant::now();
+                let mut keys = Vec::new();
+                for (key, entry) in self.cache().iter() {
+                    match key.strip_prefix(&*scope) {
+                        Some(rest) if entry.is_live(now) && pattern.matches(rest) => {
+                            if keys.len() == limit {
+                                return Err(CacheError::TooManyKeys { limit });
+                            }
+                            keys.push(rest.to_owned());
+                        }
+                        _ => {}
+                    }
+                }
+                Reply::Keys(keys)
+            }
             Request::Ttl { key } => Reply::Ttl(self.ttl(&key)),
             Request::Expire { key, ttl } => Reply::Flag(self.expire(key, ttl)),
             Request::SetIfAbsent { key, value, ttl } => {

@@ -238,3 +238,28 @@ async fn an_entry_that_could_never_fit_is_refused_not_dropped() {
     cache.set(&key, value(named), None).await.unwrap();
     assert_eq!(cache.get(&key).await.unwrap().map(|v| v.len()), Some(named));
 }
+
+/// Issue 11, item 12: `keys` states its limit: past it the call fails with
+/// `TooManyKeys` instead of collecting without bound.
+#[tokio::test]
+async fn keys_refuses_past_its_limit() {
+    let store = MokaConfig::default().build_store().unwrap();
+    let cache = cache_port::CacheBuilder::new(store)
+        .keys_limit(10)
+        .namespace("limited")
+        .unwrap()
+        .build();
+    for i in 0..10 {
+        cache.set(&format!("k{i}"), value(1), None).await.unwrap();
+    }
+    assert_eq!(cache.keys("*").await.unwrap().len(), 10);
+    cache.set("k10", value(1), None).await.unwrap();
+    let err = cache.keys("*").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooManyKeys, "{err}");
+    assert!(err.to_string().contains("more than 10 keys"), "{err}");
+    assert_eq!(
+        cache.keys("k1*").await.unwrap().len(),
+        2,
+        "a narrower pattern works"
+    );
+}

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::front::Front;
+use crate::front::{Front, DEFAULT_KEYS_LIMIT};
 use crate::layer::{Counted, Layer, Namespaced};
 use crate::namespace::Namespace;
 use crate::stats::Stats;
@@ -40,12 +40,24 @@ use crate::Cache;
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct CacheBuilder<S> {
     store: S,
+    keys_limit: usize,
 }
 
 impl<S: Store> CacheBuilder<S> {
     /// Starts from an adapter's store.
     pub fn new(store: S) -> Self {
-        Self { store }
+        Self {
+            store,
+            keys_limit: DEFAULT_KEYS_LIMIT,
+        }
+    }
+
+    /// The most keys `keys` collects before it answers
+    /// [`TooManyKeys`](crate::CacheError::TooManyKeys) (default
+    /// [`DEFAULT_KEYS_LIMIT`]; at least 1).
+    pub fn keys_limit(mut self, limit: usize) -> Self {
+        self.keys_limit = limit;
+        self
     }
 
     /// Puts every key under `namespace` (validated: see [`Namespace`]).
@@ -59,6 +71,7 @@ impl<S: Store> CacheBuilder<S> {
     pub fn in_namespace(self, namespace: Option<Namespace>) -> CacheBuilder<Namespaced<S>> {
         CacheBuilder {
             store: Namespaced::new(self.store, namespace),
+            keys_limit: self.keys_limit,
         }
     }
 
@@ -66,6 +79,7 @@ impl<S: Store> CacheBuilder<S> {
     pub fn layer<L: Layer<S>>(self, layer: L) -> CacheBuilder<L::Store> {
         CacheBuilder {
             store: layer.layer(self.store),
+            keys_limit: self.keys_limit,
         }
     }
 
@@ -77,7 +91,7 @@ impl<S: Store> CacheBuilder<S> {
     /// The counted stack behind a front, unboxed: for callers that keep the
     /// concrete type (a generic service, a shaku component).
     pub fn build_front(self) -> Front<Counted<S>> {
-        Front::new(Counted::new(self.store))
+        Front::new(Counted::new(self.store)).with_keys_limit(self.keys_limit)
     }
 
     /// The counted stack behind a front, as the port.

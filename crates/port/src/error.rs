@@ -107,6 +107,15 @@ pub enum CacheError {
         #[source]
         source: Option<BoxError>,
     },
+    /// `keys` found more matching keys than the configured limit, and
+    /// stopped collecting rather than hold them all in memory.
+    #[error(
+        "more than {limit} keys match; narrow the pattern, or raise the keys limit (keys_limit)"
+    )]
+    TooManyKeys {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The backend refused our credentials.
     #[error("authentication failed: {message}")]
     Auth {
@@ -166,6 +175,8 @@ pub enum ErrorKind {
     OutcomeUnknown,
     /// See [`CacheError::Full`].
     Full,
+    /// See [`CacheError::TooManyKeys`].
+    TooManyKeys,
     /// See [`CacheError::Auth`].
     Auth,
     /// See [`CacheError::Backend`].
@@ -191,6 +202,7 @@ impl CacheError {
             Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::OutcomeUnknown { .. } => ErrorKind::OutcomeUnknown,
             Self::Full { .. } => ErrorKind::Full,
+            Self::TooManyKeys { .. } => ErrorKind::TooManyKeys,
             Self::Auth { .. } => ErrorKind::Auth,
             Self::Backend { .. } => ErrorKind::Backend,
             Self::Config { .. } => ErrorKind::Config,

@@ -55,7 +55,13 @@ pub struct Front<S> {
     /// Calls refused for bad input: they reach no store, but `stats()`
     /// counts them as errors, as it counts every failed call.
     refused: AtomicU64,
+    /// The most keys `keys` collects.
+    keys_limit: usize,
 }
+
+/// How many keys `keys` collects at most unless configured otherwise:
+/// about 10 MB of short keys.
+pub const DEFAULT_KEYS_LIMIT: usize = 100_000;
 
 impl<S: Store> Front<S> {
     /// The port over `store`.
@@ -63,7 +69,15 @@ impl<S: Store> Front<S> {
         Self {
             store,
             refused: AtomicU64::new(0),
+            keys_limit: DEFAULT_KEYS_LIMIT,
         }
+    }
+
+    /// Sets the most keys `keys` collects (at least 1); past it, `keys`
+    /// answers [`CacheError::TooManyKeys`].
+    pub fn with_keys_limit(mut self, limit: usize) -> Self {
+        self.keys_limit = limit.max(1);
+        self
     }
 
     /// The store behind the front.
@@ -388,6 +402,7 @@ impl<S: Store> Cache for Front<S> {
         let request = Request::Keys {
             scope: Cow::Borrowed(""),
             pattern: &pattern,
+            limit: self.keys_limit,
         };
         let mut keys = expect!(Op::Keys, self.store.call(request).await?, Reply::Keys(k) => k)?;
         // Every key listed must be one this view can `get`: a store key equal

@@ -67,7 +67,7 @@ pub use cache::Cache;
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
 pub use error::{BoxError, CacheError, ErrorKind, Result};
-pub use front::Front;
+pub use front::{Front, DEFAULT_KEYS_LIMIT};
 pub use key::{validate_keys, Key, MAX_KEY_LEN};
 pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};

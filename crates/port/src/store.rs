@@ -95,6 +95,9 @@ pub enum Request<'a> {
         scope: StoreKey<'a>,
         /// Matched against the key without the scope.
         pattern: &'a Pattern,
+        /// The most keys to collect: past it the store stops and answers
+        /// [`CacheError::TooManyKeys`], so memory stays bounded.
+        limit: usize,
     },
     /// `ttl`.
     Ttl {
@@ -298,9 +301,14 @@ impl<'a> Request<'a> {
                 scope: f(scope),
                 pattern,
             },
-            Request::Keys { scope, pattern } => Request::Keys {
+            Request::Keys {
+                scope,
+                pattern,
+                limit,
+            } => Request::Keys {
                 scope: f(scope),
                 pattern,
+                limit,
             },
             Request::Ttl { key } => Request::Ttl { key: f(key) },
             Request::Expire { key, ttl } => Request::Expire { key: f(key), ttl },

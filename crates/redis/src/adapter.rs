@@ -365,7 +365,7 @@ impl RedisStore {
         Ok(removed)
     }
 
-    async fn keys(&self, scope: &str, pattern: &Pattern) -> Result<Vec<String>> {
+    async fn keys(&self, scope: &str, pattern: &Pattern, limit: usize) -> Result<Vec<String>> {
         let mut pages = std::pin::pin!(self.scan_pages(scope, pattern));
         let mut found = Vec::new();
         while let Some(keys) = self.next_page(&mut pages, "keys").await? {
@@ -373,6 +373,15 @@ impl RedisStore {
                 keys.iter()
                     .filter_map(|k| k.as_str()?.strip_prefix(scope).map(str::to_owned)),
             );
+            // SCAN may repeat a key, so a page can only overshoot: dedup
+            // before deciding, and stop holding pages past the limit.
+            if found.len() > limit {
+                found.sort_unstable();
+                found.dedup();
+                if found.len() > limit {
+                    return Err(CacheError::TooManyKeys { limit });
+                }
+            }
         }
         // SCAN may return a key twice (when the table is resized under it).
         found.sort_unstable();
@@ -571,7 +580,11 @@ impl Store for RedisStore {
                 self.delete_pattern(&scope, pattern, "delete_pattern")
                     .await?,
             ),
-            Request::Keys { scope, pattern } => Reply::Keys(self.keys(&scope, pattern).await?),
+            Request::Keys {
+                scope,
+                pattern,
+                limit,
+            } => Reply::Keys(self.keys(&scope, pattern, limit).await?),
             Request::Ttl { key } => Reply::Ttl(self.ttl(key).await?),
             Request::Expire { key, ttl } => Reply::Flag(self.expire(key, ttl).await?),
             Request::SetIfAbsent { key, value, ttl } => {

@@ -140,3 +140,33 @@ async fn delete_pattern_over_200k_keys_counts_right_in_bounded_memory() {
     );
     assert!(took < Duration::from_secs(60));
 }
+
+/// Issue 11, item 12: `keys` on Redis stops past its limit with
+/// `TooManyKeys` (it used to hold every match: +55 MiB for 1M keys).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_refuses_past_its_limit() {
+    let server = RedisServer::start();
+    let store = cache_redis::RedisStore::connect(
+        &RedisConfig::from_url(&server.url())
+            .unwrap()
+            .scan_count(100),
+    )
+    .await
+    .unwrap();
+    let cache = cache_port::CacheBuilder::new(store)
+        .keys_limit(1000)
+        .namespace("limited")
+        .unwrap()
+        .build();
+    let items: Vec<(String, bytes::Bytes)> = (0..1000)
+        .map(|i| (format!("k{i}"), bytes::Bytes::from_static(b"v")))
+        .collect();
+    cache.set_many(items, None).await.unwrap();
+    assert_eq!(cache.keys("*").await.unwrap().len(), 1000);
+    cache
+        .set("one-more", bytes::Bytes::from_static(b"v"), None)
+        .await
+        .unwrap();
+    let err = cache.keys("*").await.unwrap_err();
+    assert_eq!(err.kind(), cache_port::ErrorKind::TooManyKeys, "{err}");
+}

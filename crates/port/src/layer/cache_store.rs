@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::store::{Reply, Request, Store};
-use crate::{Cache, Result};
+use crate::{Cache, CacheError, Result};
 
 /// Runs store requests through a port [`Cache`]: a `MockCache` in a unit
 /// test, or an `Arc<dyn Cache>` built elsewhere, so that any layer
@@ -86,8 +86,15 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
         Request::DeletePattern { scope, pattern } => {
             Reply::Count(cache.delete_pattern(&scoped(&scope, pattern)?).await?)
         }
-        Request::Keys { scope, pattern } => {
+        Request::Keys {
+            scope,
+            pattern,
+            limit,
+        } => {
             let keys = cache.keys(&scoped(&scope, pattern)?).await?;
+            if keys.len() > limit {
+                return Err(CacheError::TooManyKeys { limit });
+            }
             Reply::Keys(
                 keys.into_iter()
                     .filter_map(|k| k.strip_prefix(&*scope).map(str::to_owned))

@@ -137,6 +137,7 @@ mod tests {
             .call(Request::Keys {
                 scope: Cow::Borrowed(""),
                 pattern: &pattern,
+                limit: 10,
             })
             .await
             .unwrap();
