@@ -167,6 +167,7 @@ behaviours![
     patterns::keys_lists_matching_keys_without_namespace,
     patterns::delete_pattern_removes_and_counts_matches,
     patterns::hash_tags_match_literally,
+    patterns::keys_stream_lists_what_keys_lists,
     vectors::keys_answers_as_redis_on_every_vector,
     vectors::delete_pattern_answers_as_redis_on_every_vector,
     namespaces::clear_empties_the_namespace,

@@ -68,3 +68,38 @@ pub async fn hash_tags_match_literally(cx: Ctx) {
         vec!["user:1:cart", "{user:2}:cart"]
     );
 }
+
+/// `keys_stream` lists what `keys` lists, a page at a time (a key may
+/// repeat, as with Redis SCAN; none is missing), and refuses a bad pattern
+/// as its one item.
+pub async fn keys_stream_lists_what_keys_lists(cx: Ctx) {
+    use futures::StreamExt;
+    let items: Vec<(String, bytes::Bytes)> = (0..2500)
+        .map(|i| (format!("s:{i}"), crate::util::b("v")))
+        .collect();
+    cx.cache.set_many(items, None).await.unwrap();
+    cx.cache
+        .set("other", crate::util::b("v"), None)
+        .await
+        .unwrap();
+    for pattern in ["*", "s:1*", "nothing*"] {
+        let mut streamed = Vec::new();
+        let mut pages = cx.cache.keys_stream(pattern);
+        while let Some(page) = pages.next().await {
+            streamed.extend(page.unwrap());
+        }
+        streamed.sort();
+        streamed.dedup();
+        let mut listed = cx.cache.keys(pattern).await.unwrap();
+        listed.sort();
+        assert_eq!(streamed.len(), listed.len(), "{pattern}");
+        assert_eq!(streamed, listed, "{pattern}");
+    }
+    let mut bad = cx.cache.keys_stream("[");
+    let first = bad.next().await.expect("one item");
+    assert_eq!(
+        first.unwrap_err().kind(),
+        cache_port::ErrorKind::InvalidPattern
+    );
+    assert!(bad.next().await.is_none());
+}

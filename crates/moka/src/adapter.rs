@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use cache_port::{
-    CacheError, Pattern, Reply, Request, Result, Stats, Store, StoreKey, Ttl, TtlState, View,
+    CacheError, KeyPages, Pattern, Reply, Request, Result, Stats, Store, StoreKey, Ttl, TtlState,
+    View,
 };
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
@@ -358,5 +359,19 @@ impl Store for MokaStore {
 
     fn max_value_len(&self) -> usize {
         self.shared.max_value_len
+    }
+
+    /// Matches are found at once and held as pointers to the store's own
+    /// keys (8 bytes each, not copies); each page copies out 1,000 of them.
+    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+        const PAGE: usize = 1000;
+        let mut matches = self.matching(&scope, &pattern).into_iter();
+        let chunks = std::iter::from_fn(move || {
+            let chunk: Vec<Arc<String>> = matches.by_ref().take(PAGE).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
+        Box::pin(futures::stream::iter(chunks.map(move |chunk| {
+            Ok(chunk.iter().map(|k| k[scope.len()..].to_owned()).collect())
+        })))
     }
 }

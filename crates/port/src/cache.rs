@@ -83,4 +83,12 @@ pub trait Cache: Send + Sync {
 
     /// The largest value, in bytes, this adapter accepts.
     fn max_value_len(&self) -> usize;
+
+    /// Every key matching the Redis glob `pattern`, a page at a time, in
+    /// bounded memory: the streaming form of [`keys`](Cache::keys) for key
+    /// spaces past its limit. A key present throughout the walk is listed at
+    /// least once, and may be listed twice (Redis `SCAN`'s guarantee); keys
+    /// written or deleted meanwhile may or may not be. A bad pattern is the
+    /// stream's one item, an `InvalidPattern` error.
+    fn keys_stream(&self, pattern: &str) -> crate::KeyPages;
 }

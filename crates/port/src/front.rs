@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::error::{CacheError, Result};
 use crate::key::{Key, MAX_KEY_LEN};
 use crate::pattern::Pattern;
 use crate::stats::Stats;
-use crate::store::{unexpected_reply, Op, Reply, Request, Store};
+use crate::store::{unexpected_reply, KeyPages, Op, Reply, Request, Store};
 use crate::ttl::{Ttl, TtlState};
 use crate::Cache;
 
@@ -434,6 +434,20 @@ impl<S: Store> Cache for Front<S> {
 
     fn max_value_len(&self) -> usize {
         self.store.max_value_len()
+    }
+
+    fn keys_stream(&self, pattern: &str) -> KeyPages {
+        let pattern = match self.valid(Pattern::new(pattern)) {
+            Ok(pattern) => pattern,
+            Err(error) => return Box::pin(futures::stream::once(std::future::ready(Err(error)))),
+        };
+        // Only keys this view can `get`, as in `keys`.
+        Box::pin(self.store.scan(String::new(), pattern).map(|page| {
+            page.map(|mut keys| {
+                keys.retain(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN);
+                keys
+            })
+        }))
     }
 }
 

@@ -73,6 +73,6 @@ pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
 pub use secret::{is_secret_parameter, redact_url, shown_parameter_name};
 pub use stats::{Stats, StatsCounters};
-pub use store::{unexpected_reply, Op, Reply, Request, Store, StoreKey};
+pub use store::{unexpected_reply, KeyPages, Op, Reply, Request, Store, StoreKey};
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;

@@ -375,7 +375,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// The largest value, in bytes, this store accepts.
     fn max_value_len(&self) -> usize;
+
+    /// The keys under `scope` whose rest matches `pattern`, without the
+    /// scope, a page at a time, holding about one page in memory (`keys`
+    /// without its limit, for large key spaces). A key written or deleted
+    /// during the walk may or may not be listed; a key present throughout is
+    /// listed at least once (Redis `SCAN`'s guarantee: a key may repeat).
+    ///
+    /// Layers must forward it (with their own change to the scope, if any).
+    /// The default, for stores that cannot walk their keys, is a stream of
+    /// one `NotAllowed` error.
+    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+        let _ = (scope, pattern);
+        Box::pin(futures::stream::once(std::future::ready(Err(
+            CacheError::NotAllowed {
+                message: "this store cannot stream its keys; use keys".into(),
+            },
+        ))))
+    }
 }
+
+/// Pages of keys, as [`Store::scan`] and [`Cache::keys_stream`](crate::Cache::keys_stream)
+/// give them: owned, so a caller can hold it across awaits and tasks.
+pub type KeyPages = futures::stream::BoxStream<'static, Result<Vec<String>>>;
 
 impl<S: Store> Store for std::sync::Arc<S> {
     #[inline]
@@ -385,5 +407,9 @@ impl<S: Store> Store for std::sync::Arc<S> {
 
     fn max_value_len(&self) -> usize {
         (**self).max_value_len()
+    }
+
+    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+        (**self).scan(scope, pattern)
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_port::{
-    escape_glob, CacheError, Namespace, Pattern, Reply, Request, Result, Stats, Store, StoreKey,
-    Ttl, TtlState, View,
+    escape_glob, CacheError, KeyPages, Namespace, Pattern, Reply, Request, Result, Stats, Store,
+    StoreKey, Ttl, TtlState, View,
 };
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, Expiration, Key as FredKey, KeysInterface,
@@ -606,5 +606,41 @@ impl Store for RedisStore {
 
     fn max_value_len(&self) -> usize {
         self.shared.config.max_value_len
+    }
+
+    /// `SCAN MATCH … COUNT` pages (every primary of a cluster), each within
+    /// the command timeout, as they come: one page in memory at a time.
+    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+        if !self.shared.connected.up.load(Relaxed) {
+            return Box::pin(futures::stream::once(std::future::ready(Err(
+                self.not_connected_yet()
+            ))));
+        }
+        let pages = Box::pin(self.scan_pages(&scope, &pattern));
+        let errors = self.shared.errors.clone();
+        let after = self.shared.config.command_timeout;
+        Box::pin(futures::stream::unfold(Some(pages), move |pages| {
+            let (errors, scope) = (errors.clone(), scope.clone());
+            async move {
+                let mut pages = pages?;
+                let failed = |error| Some((Err(error), None));
+                match tokio::time::timeout(after, pages.next()).await {
+                    Ok(None) => None,
+                    Ok(Some(Ok(keys))) => {
+                        let keys = keys
+                            .iter()
+                            .filter_map(|k| k.as_str()?.strip_prefix(&*scope).map(str::to_owned))
+                            .collect();
+                        Some((Ok(keys), Some(pages)))
+                    }
+                    Ok(Some(Err(e))) => failed(errors.map("keys_stream", e)),
+                    Err(_) => failed(CacheError::Timeout {
+                        operation: "keys_stream",
+                        after,
+                        source: None,
+                    }),
+                }
+            }
+        }))
     }
 }

@@ -120,6 +120,24 @@ async fn delete_pattern_over_200k_keys_counts_right_in_bounded_memory() {
         .unwrap();
     server.command("SET item:outside v");
 
+    // keys_stream walks the same 200k keys a page at a time (issue 11,
+    // item 12): count them with the heap's high-water mark watched.
+    let before = HEAP.current_usage();
+    HEAP.reset_peak_usage();
+    let mut streamed = 0usize;
+    let mut pages = cache.keys_stream("item:*");
+    while let Some(page) = futures::StreamExt::next(&mut pages).await {
+        streamed += page.unwrap().len();
+    }
+    drop(pages);
+    let stream_grew_kib = HEAP.peak_usage().saturating_sub(before) / 1024;
+    println!("keys_stream: {streamed} keys, peak heap grew {stream_grew_kib} KiB");
+    assert!(streamed >= KEYS, "SCAN lists every key present throughout");
+    assert!(
+        stream_grew_kib < 2 * 1024,
+        "keys_stream grew the heap by {stream_grew_kib} KiB: keys were held in memory"
+    );
+
     // Watch the heap's high-water mark during the deletion.
     let before = HEAP.current_usage();
     HEAP.reset_peak_usage();

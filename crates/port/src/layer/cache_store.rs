@@ -49,6 +49,10 @@ impl<C: Cache + 'static> Store for CacheStore<C> {
     fn max_value_len(&self) -> usize {
         self.0.max_value_len()
     }
+
+    fn scan(&self, scope: String, pattern: crate::Pattern) -> crate::KeyPages {
+        scan_through(&self.0, scope, &pattern)
+    }
 }
 
 impl Store for CacheStore<Arc<dyn Cache>> {
@@ -58,6 +62,10 @@ impl Store for CacheStore<Arc<dyn Cache>> {
 
     fn max_value_len(&self) -> usize {
         self.0.max_value_len()
+    }
+
+    fn scan(&self, scope: String, pattern: crate::Pattern) -> crate::KeyPages {
+        scan_through(&*self.0, scope, &pattern)
     }
 }
 
@@ -129,6 +137,26 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
         Request::Stats { .. } => Reply::Stats(Box::new(cache.stats().await?)),
         Request::Ping => Reply::Pong(cache.ping().await?),
     })
+}
+
+/// `keys_stream` of the port, scoped: the scope escaped into the pattern and
+/// stripped from the keys listed.
+fn scan_through<C: Cache + ?Sized>(
+    cache: &C,
+    scope: String,
+    pattern: &crate::Pattern,
+) -> crate::KeyPages {
+    use futures::StreamExt;
+    match scoped(&scope, pattern) {
+        Ok(scoped) => Box::pin(cache.keys_stream(&scoped).map(move |page| {
+            page.map(|keys| {
+                keys.into_iter()
+                    .filter_map(|k| k.strip_prefix(&*scope).map(str::to_owned))
+                    .collect()
+            })
+        })),
+        Err(error) => Box::pin(futures::stream::once(std::future::ready(Err(error)))),
+    }
 }
 
 /// The port pattern for `pattern` within `scope`: the scope escaped, then

@@ -93,6 +93,10 @@ impl<S: Store> Store for Counted<S> {
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }
+
+    fn scan(&self, scope: String, pattern: crate::Pattern) -> crate::KeyPages {
+        self.inner.scan(scope, pattern)
+    }
 }
 
 impl<S> Counted<S> {

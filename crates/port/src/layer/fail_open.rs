@@ -97,6 +97,10 @@ impl<S: Store> Store for FailOpen<S> {
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }
+
+    fn scan(&self, scope: String, pattern: crate::Pattern) -> crate::KeyPages {
+        self.inner.scan(scope, pattern)
+    }
 }
 
 /// Builds [`FailOpen`]; its [`handle`](FailOpenLayer::handle) reads the count.

@@ -67,6 +67,13 @@ impl<S: Store> Store for Namespaced<S> {
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }
+
+    fn scan(&self, scope: String, pattern: crate::Pattern) -> crate::KeyPages {
+        match &self.namespace {
+            None => self.inner.scan(scope, pattern),
+            Some(ns) => self.inner.scan([ns.prefix(), &scope].concat(), pattern),
+        }
+    }
 }
 
 /// Builds [`Namespaced`]; see [`CacheBuilder::namespace`](crate::CacheBuilder::namespace).
