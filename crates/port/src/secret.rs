@@ -38,7 +38,7 @@ pub fn shown_parameter_name(name: &str) -> String {
 /// use cache_port::redact_url;
 ///
 /// assert_eq!(redact_url("redis://app:s3cret@h:6379/0?namespace=shop"), "redis://***@h:6379/0?namespace=shop");
-/// assert_eq!(redact_url("redis:/u:s3cret@h:6379"), "redis:***@h:6379");
+/// assert_eq!(redact_url("redis:/u:s3cret@h:6379"), "***@h:6379");
 /// assert_eq!(redact_url("pw@redis://h"), "***@redis://h");
 /// assert_eq!(redact_url("redis-sentinel://h?sentinelPassword=s3cret"), "redis-sentinel://h?sentinelPassword=***");
 /// ```
@@ -52,16 +52,19 @@ pub fn redact_url(url: &str) -> String {
     match base.rfind('@') {
         None => out.push_str(base),
         Some(at) => {
-            // Keep a clean `scheme:` or `scheme://` before the userinfo.
+            // Keep a clean `scheme://` before the userinfo; without the
+            // `//` (`u:pw@h`, `redis:u:pw@h`) a "scheme" may be a user name,
+            // so everything before the `@` goes.
             let scheme_end = base
-                .find(':')
+                .find("://")
                 .filter(|&i| {
-                    i < at
+                    i + 3 <= at
+                        && !base[..i].is_empty()
                         && base[..i]
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
                 })
-                .map(|i| i + 1 + base[i + 1..at].bytes().take_while(|&b| b == b'/').count());
+                .map(|i| i + 3);
             if let Some(end) = scheme_end {
                 out.push_str(&base[..end]);
             }
@@ -128,7 +131,8 @@ mod tests {
             ("redis://h:6379", "redis://h:6379"),
             ("redis://u:pw@h", "redis://***@h"),
             ("redis://pw@h", "redis://***@h"),
-            ("redis:u:pw@h:1", "redis:***@h:1"),
+            ("redis:u:pw@h:1", "***@h:1"),
+            ("redis:/u:pw@h:1", "***@h:1"),
             ("u:pw@h", "***@h"),
             ("redis://u:p@ss@h", "redis://***@h"),
             (
