@@ -64,7 +64,10 @@ fn main() {
         raw_same,
     );
     row("cache-moka", ours);
-    println!("(the adapter's weigher charges key + value + 304 bytes of overhead per entry)");
+    println!(
+        "(the adapter's weigher charges key + value + {} bytes of overhead per entry)",
+        cache_moka::ENTRY_OVERHEAD
+    );
 }
 
 async fn measure<F, Fut>(build: F) -> f64

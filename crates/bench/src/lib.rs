@@ -173,7 +173,9 @@ pub fn raw_moka_as_the_adapter_needs(
 ) -> moka::sync::Cache<String, bytes::Bytes> {
     moka::sync::Cache::builder()
         .max_capacity(capacity_bytes)
-        .weigher(|k: &String, v: &bytes::Bytes| (k.len() + v.len() + 304) as u32)
+        .weigher(|k: &String, v: &bytes::Bytes| {
+            (k.len() + v.len() + cache_moka::ENTRY_OVERHEAD) as u32
+        })
         .eviction_policy(moka::policy::EvictionPolicy::lru())
         .expire_after(NoExpiry)
         .eviction_listener(|_, _, _| {})

@@ -5,7 +5,8 @@ use cache_port::{CacheError, Namespace, Result, MAX_KEY_LEN};
 use crate::entry::ENTRY_OVERHEAD;
 
 /// The default capacity: 64 MiB, enough for a small service's hot set
-/// (≈ 250k entries of 100-byte values).
+/// (≈ 120k entries of 100-byte values with short keys: each is charged
+/// the resident memory it costs, see `ENTRY_OVERHEAD`).
 pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How a [`MokaCache`](crate::MokaCache) is built.

@@ -39,3 +39,4 @@ mod incr;
 
 pub use adapter::{MokaCache, MokaStore};
 pub use config::{MokaConfig, DEFAULT_CAPACITY_BYTES};
+pub use entry::ENTRY_OVERHEAD;
