@@ -263,3 +263,21 @@ async fn keys_refuses_past_its_limit() {
         "a narrower pattern works"
     );
 }
+
+/// Issue 11, item 3: every key `keys` lists can be read back through the
+/// same view. A root view over a store holding `n:` + a 4,096-byte key (a
+/// longest key written under a namespace) does not list it: it is longer
+/// than any key the root view can `get`.
+#[tokio::test]
+async fn a_root_view_does_not_list_keys_it_cannot_read() {
+    let root = MokaConfig::default().build().unwrap();
+    let child = root.namespaced("n").unwrap();
+    let longest = "k".repeat(cache_port::MAX_KEY_LEN);
+    child.set(&longest, value(1), None).await.unwrap();
+    child.set("short", value(1), None).await.unwrap();
+    let listed = root.keys("*").await.unwrap();
+    assert_eq!(listed, vec!["n:short".to_owned()]);
+    for key in &listed {
+        assert!(root.get(key).await.unwrap().is_some());
+    }
+}
