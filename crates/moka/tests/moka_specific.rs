@@ -281,3 +281,20 @@ async fn a_root_view_does_not_list_keys_it_cannot_read() {
         assert!(root.get(key).await.unwrap().is_some());
     }
 }
+
+/// `namespaced(child)` nests (issue 11: pick one and test it): `a` →
+/// `a:x`, whose keys are `a`'s keys under `x:`, and `a`'s clear clears it.
+#[tokio::test]
+async fn namespaced_views_nest() {
+    let root = MokaConfig::default().build().unwrap();
+    let a = root.namespaced("a").unwrap();
+    let ax = a.namespaced("x").unwrap();
+    assert_eq!(ax.namespace(), Some("a:x"));
+    ax.set("k", value(1), None).await.unwrap();
+    assert!(a.exists("x:k").await.unwrap());
+    assert!(root.exists("a:x:k").await.unwrap());
+    assert_eq!(a.namespaced("").unwrap_err().kind(), ErrorKind::Config);
+    assert_eq!(a.namespaced(":x").unwrap_err().kind(), ErrorKind::Config);
+    a.clear().await.unwrap();
+    assert!(!ax.exists("k").await.unwrap());
+}
