@@ -171,6 +171,20 @@ fn refused<'a, T: Send + 'a>(error: CacheError) -> Call<'a, T> {
     Box::pin(std::future::ready(Err(error)))
 }
 
+/// A hot port method, written as `#[async_trait]` would generate it (the
+/// lifetimes of `&self` and of the borrowed argument outlive the future),
+/// without its `async` block.
+macro_rules! port_call {
+    (fn $name:ident(&$this:ident, $($arg:ident: $ty:ty),*) -> $out:ty $body:block) => {
+        fn $name<'a, 'k, 'f>(&'a $this, $($arg: $ty),*) -> Call<'f, $out>
+        where
+            'a: 'f,
+            'k: 'f,
+            Self: 'f,
+        $body
+    };
+}
+
 /// The validated value of `$checked`, or the call answers with its error.
 macro_rules! valid {
     ($front:expr, $checked:expr) => {
@@ -188,12 +202,7 @@ macro_rules! valid {
 // `async fn`.
 #[async_trait]
 impl<S: Store> Cache for Front<S> {
-    fn get<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, Option<Bytes>>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn get(&self, key: &'k str) -> Option<Bytes> {
         let key = valid!(self, self::key(key));
         boxed(
             Op::Get,
@@ -203,14 +212,9 @@ impl<S: Store> Cache for Front<S> {
                 other => Err(other),
             },
         )
-    }
+    }}
 
-    fn set<'a, 'k, 'f>(&'a self, key: &'k str, value: Bytes, ttl: Option<Duration>) -> Call<'f, ()>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn set(&self, key: &'k str, value: Bytes, ttl: Option<Duration>) -> () {
         let key = valid!(self, self::key(key));
         let ttl = valid!(self, Ttl::from_option(ttl));
         valid!(self, self.check_value(&value));
@@ -222,34 +226,19 @@ impl<S: Store> Cache for Front<S> {
                 other => Err(other),
             },
         )
-    }
+    }}
 
-    fn delete<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, bool>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn delete(&self, key: &'k str) -> bool {
         let key = valid!(self, self::key(key));
         boxed(Op::Delete, self.store.call(Request::Delete { key }), flag)
-    }
+    }}
 
-    fn exists<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, bool>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn exists(&self, key: &'k str) -> bool {
         let key = valid!(self, self::key(key));
         boxed(Op::Exists, self.store.call(Request::Exists { key }), flag)
-    }
+    }}
 
-    fn get_many<'a, 'k, 'f>(&'a self, keys: &'k [String]) -> Call<'f, Vec<Option<Bytes>>>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn get_many(&self, keys: &'k [String]) -> Vec<Option<Bytes>> {
         let keys = valid!(self, batch_keys(keys));
         if keys.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
@@ -266,7 +255,7 @@ impl<S: Store> Cache for Front<S> {
             }
             Ok(values)
         }))
-    }
+    }}
 
     fn set_many<'a, 'f>(
         &'a self,
@@ -297,12 +286,7 @@ impl<S: Store> Cache for Front<S> {
         )
     }
 
-    fn delete_many<'a, 'k, 'f>(&'a self, keys: &'k [String]) -> Call<'f, u64>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn delete_many(&self, keys: &'k [String]) -> u64 {
         let keys = valid!(self, batch_keys(keys));
         if keys.is_empty() {
             return Box::pin(std::future::ready(Ok(0)));
@@ -312,14 +296,9 @@ impl<S: Store> Cache for Front<S> {
             self.store.call(Request::DeleteMany { keys }),
             count,
         )
-    }
+    }}
 
-    fn ttl<'a, 'k, 'f>(&'a self, key: &'k str) -> Call<'f, TtlState>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn ttl(&self, key: &'k str) -> TtlState {
         let key = valid!(self, self::key(key));
         boxed(
             Op::Ttl,
@@ -329,14 +308,9 @@ impl<S: Store> Cache for Front<S> {
                 other => Err(other),
             },
         )
-    }
+    }}
 
-    fn expire<'a, 'k, 'f>(&'a self, key: &'k str, ttl: Duration) -> Call<'f, bool>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn expire(&self, key: &'k str, ttl: Duration) -> bool {
         let key = valid!(self, self::key(key));
         let ttl = valid!(self, Ttl::new(ttl));
         boxed(
@@ -344,37 +318,17 @@ impl<S: Store> Cache for Front<S> {
             self.store.call(Request::Expire { key, ttl }),
             flag,
         )
-    }
+    }}
 
-    fn set_if_absent<'a, 'k, 'f>(
-        &'a self,
-        key: &'k str,
-        value: Bytes,
-        ttl: Option<Duration>,
-    ) -> Call<'f, bool>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn set_if_absent(&self, key: &'k str, value: Bytes, ttl: Option<Duration>) -> bool {
         let key = valid!(self, self::key(key));
         let ttl = valid!(self, Ttl::from_option(ttl));
         valid!(self, self.check_value(&value));
         let request = Request::SetIfAbsent { key, value, ttl };
         boxed(Op::SetIfAbsent, self.store.call(request), flag)
-    }
+    }}
 
-    fn incr<'a, 'k, 'f>(
-        &'a self,
-        key: &'k str,
-        delta: i64,
-        ttl_if_created: Option<Duration>,
-    ) -> Call<'f, i64>
-    where
-        'a: 'f,
-        'k: 'f,
-        Self: 'f,
-    {
+    port_call! { fn incr(&self, key: &'k str, delta: i64, ttl_if_created: Option<Duration>) -> i64 {
         let key = valid!(self, self::key(key));
         let ttl_if_created = valid!(self, Ttl::from_option(ttl_if_created));
         let request = Request::Incr {
@@ -386,7 +340,7 @@ impl<S: Store> Cache for Front<S> {
             Reply::Int(n) => Ok(n),
             other => Err(other),
         })
-    }
+    }}
 
     async fn delete_pattern(&self, pattern: &str) -> Result<u64> {
         let pattern = self.valid(Pattern::new(pattern))?;
