@@ -44,6 +44,7 @@ mod batch;
 mod concurrency;
 mod incr;
 mod invalid;
+mod loading;
 mod namespaces;
 mod patterns;
 mod stats;
@@ -185,6 +186,10 @@ behaviours![
     concurrency::exactly_one_set_if_absent_wins,
     concurrency::concurrent_sets_leave_one_of_the_values,
     concurrency::mixed_writes_on_one_key_are_serialisable,
+    loading::five_hundred_callers_of_a_cold_key_make_one_loader_call,
+    loading::a_failed_load_is_shared_and_not_remembered,
+    loading::a_slow_key_does_not_hold_up_another,
+    loading::an_abandoned_flight_does_not_wedge_the_key,
     stats::stats_count_hits_misses_and_writes,
     stats::stats_count_errors,
 ];

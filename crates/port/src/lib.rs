@@ -44,6 +44,8 @@
 //!   one Redis-glob validator and matcher every adapter uses.
 //! - [`CacheError`], the one error type, with [`ErrorKind`] to match on and
 //!   [`CacheError::is_retryable`].
+//! - [`loading::Loader`]: single-flight cache-aside (of concurrent callers
+//!   that miss a key, one loads).
 //! - `MockCache` (feature `mock`), a mockall mock of the port.
 //!
 //! This crate depends on no adapter and on no dependency-injection framework.
@@ -54,6 +56,7 @@ mod error;
 mod front;
 mod key;
 pub mod layer;
+pub mod loading;
 mod namespace;
 mod pattern;
 mod secret;

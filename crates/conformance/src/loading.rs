@@ -1,0 +1,133 @@
+//! Single-flight loading (issue 12, item 1) on every adapter: of
+//! concurrent callers that miss a key, one loads.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_port::loading::{LoadError, Loader};
+
+use crate::Ctx;
+
+fn loader(cx: &Ctx) -> Loader<std::io::Error> {
+    Loader::new(Arc::clone(&cx.cache))
+}
+
+/// 500 callers of one cold key, the loader taking 50 ms: one loader call,
+/// 500 answers (the port's plain `get_or_load` made 500 calls).
+pub async fn five_hundred_callers_of_a_cold_key_make_one_loader_call(cx: Ctx) {
+    let loader = loader(&cx);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..500)
+        .map(|_| {
+            let (loader, calls) = (loader.clone(), Arc::clone(&calls));
+            tokio::spawn(async move {
+                loader
+                    .get_or_load("hot", Some(Duration::from_secs(60)), move || async move {
+                        calls.fetch_add(1, SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok(vec![1u32, 2, 3])
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), vec![1, 2, 3]);
+    }
+    assert_eq!(calls.load(SeqCst), 1);
+    // The value was stored once, with its TTL.
+    assert!(loader
+        .cache()
+        .ttl("hot")
+        .await
+        .unwrap()
+        .remaining()
+        .is_some());
+}
+
+/// A failing loader fails every waiter with the same error, once; the next
+/// miss tries again (no failure is cached).
+pub async fn a_failed_load_is_shared_and_not_remembered(cx: Ctx) {
+    let loader = loader(&cx);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let attempt = |loader: Loader<std::io::Error>, calls: Arc<AtomicUsize>| async move {
+        loader
+            .get_or_load("flaky", None, move || async move {
+                let n = calls.fetch_add(1, SeqCst);
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if n == 0 {
+                    Err(std::io::Error::other("database down"))
+                } else {
+                    Ok("fresh".to_owned())
+                }
+            })
+            .await
+    };
+    let first: Vec<_> =
+        futures::future::join_all((0..50).map(|_| attempt(loader.clone(), Arc::clone(&calls))))
+            .await;
+    assert_eq!(calls.load(SeqCst), 1);
+    for answer in &first {
+        match answer {
+            Err(LoadError::Load(e)) => assert_eq!(e.to_string(), "database down"),
+            other => panic!("expected the loader's error, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        attempt(loader.clone(), Arc::clone(&calls)).await.unwrap(),
+        "fresh"
+    );
+    assert_eq!(calls.load(SeqCst), 2);
+}
+
+/// Flights of different keys never wait for each other: a load stuck on
+/// one key leaves another key's load free to finish.
+pub async fn a_slow_key_does_not_hold_up_another(cx: Ctx) {
+    let loader = loader(&cx);
+    let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    let slow = {
+        let loader = loader.clone();
+        tokio::spawn(async move {
+            loader
+                .get_or_load("slow", None, move || async move {
+                    let _ = wait.await;
+                    Ok(1u8)
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let fast = tokio::time::timeout(
+        Duration::from_secs(2),
+        loader.get_or_load("fast", None, || async { Ok(2u8) }),
+    )
+    .await
+    .expect("the fast key waited for the slow one");
+    assert_eq!(fast.unwrap(), 2);
+    release.send(()).unwrap();
+    assert_eq!(slow.await.unwrap().unwrap(), 1);
+}
+
+/// Callers that give up (their futures dropped) leave no stuck flight: the
+/// next caller loads.
+pub async fn an_abandoned_flight_does_not_wedge_the_key(cx: Ctx) {
+    let loader = loader(&cx);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        loader.get_or_load("k", None, || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(0u8)
+        }),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        loader.get_or_load("k", None, || async { Ok(7u8) }),
+    )
+    .await
+    .expect("the key stayed wedged by the abandoned flight");
+    assert_eq!(answer.unwrap(), 7);
+}

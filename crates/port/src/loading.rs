@@ -1,0 +1,259 @@
+//! Resilient loading, first part: single-flight cache-aside.
+//!
+//! [`CacheExt::get_or_load`](crate::CacheExt::get_or_load) lets every caller
+//! that misses call the loader: 500 callers of one cold key make 500 calls
+//! to the database. A [`Loader`] makes them one: per key, within a process,
+//! the first caller that misses loads, and the others wait for its result
+//! (or its error). Flights of different keys never wait for each other.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::typed::{decode, encode};
+use crate::{Cache, CacheError};
+
+/// What a [`Loader`] call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError<E> {
+    /// The cache failed in a way that is not a miss (a fail-open layer turns
+    /// outages into misses), or the loaded value could not be encoded;
+    /// shared by every caller of the flight.
+    #[error(transparent)]
+    Cache(Arc<CacheError>),
+    /// The loader failed. Every caller that waited for this flight gets the
+    /// same error, shared.
+    #[error("the loader failed: {0}")]
+    Load(Arc<E>),
+}
+
+/// What a flight answers: the value's encoded bytes, or why there are none.
+type Outcome<E> = Result<Bytes, Failure<E>>;
+
+/// A flight's failure, cloneable so that every waiter gets it.
+enum Failure<E> {
+    Cache(Arc<CacheError>),
+    Load(Arc<E>),
+}
+
+impl<E> Clone for Failure<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Failure::Cache(e) => Failure::Cache(Arc::clone(e)),
+            Failure::Load(e) => Failure::Load(Arc::clone(e)),
+        }
+    }
+}
+
+type Flight<E> = Shared<BoxFuture<'static, Outcome<E>>>;
+
+/// Single-flight cache-aside over any cache.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use cache_port::layer::CacheStore;
+/// use cache_port::loading::Loader;
+/// use cache_port::{CacheBuilder, MockCache};
+///
+/// let mut store = MockCache::new(); // any adapter in production
+/// store.expect_max_value_len().return_const(1024usize);
+/// store.expect_get().returning(|_| Ok(None)); // always a miss
+/// store.expect_set().returning(|_, _, _| Ok(()));
+/// let loader = Loader::new(CacheBuilder::new(CacheStore::new(store)).build());
+///
+/// let calls = Arc::new(AtomicUsize::new(0));
+/// let callers = (0..100).map(|_| {
+///     let (loader, calls) = (loader.clone(), Arc::clone(&calls));
+///     async move {
+///         loader
+///             .get_or_load("product:7", None, move || async move {
+///                 calls.fetch_add(1, Ordering::SeqCst);
+///                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+///                 Ok::<_, std::io::Error>("lamp".to_owned())
+///             })
+///             .await
+///     }
+/// });
+/// let answers = futures::future::join_all(callers).await;
+/// assert!(answers.iter().all(|a| a.as_deref().ok() == Some("lamp")));
+/// assert_eq!(calls.load(Ordering::SeqCst), 1); // one loader call, 100 answers
+/// # });
+/// ```
+pub struct Loader<E = Box<dyn std::error::Error + Send + Sync>> {
+    inner: Arc<Inner<E>>,
+}
+
+struct Inner<E> {
+    cache: Arc<dyn Cache>,
+    /// In-flight loads by key. The lock is held only to find, add or remove
+    /// a flight, never while loading.
+    flights: Mutex<HashMap<String, Flight<E>>>,
+}
+
+impl<E> Clone for Loader<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<E: Send + Sync + 'static> Loader<E> {
+    /// Single-flight loading over `cache`. Clones share the flights: make
+    /// one per process (or per cache) and hand out clones.
+    pub fn new(cache: Arc<dyn Cache>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cache,
+                flights: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The cache it loads through.
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.inner.cache
+    }
+
+    /// The cached value of `key`, or else `load()`'s, stored with `ttl`;
+    /// of concurrent callers that miss, one runs `load` and the others get
+    /// its value (or its error).
+    ///
+    /// As with `CacheExt::get_or_load`: a stored value that no longer
+    /// decodes is a miss; a failed write-back is logged and the value still
+    /// returned. A cache error that is not a miss is returned as
+    /// [`LoadError::Cache`] without loading (add the fail-open layer to load
+    /// through an outage).
+    pub async fn get_or_load<T, F, Fut>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        load: F,
+    ) -> Result<T, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        // The fast path: a hit takes no lock and joins no flight.
+        let cache_error = |e| LoadError::Cache(Arc::new(e));
+        if let Some(value) = hit::<T>(&*self.inner.cache, key)
+            .await
+            .map_err(cache_error)?
+        {
+            return Ok(value);
+        }
+        // Declared before the flight, so dropped after it: if this caller
+        // gives up (its future is dropped) and was the last one waiting, the
+        // flight is grounded instead of left for the next caller to resume.
+        let _last_one_out = Grounder {
+            inner: &self.inner,
+            key,
+        };
+        let flight = self.flight(key, ttl, load);
+        match flight.await {
+            Ok(bytes) => decode(&bytes).map_err(cache_error),
+            Err(Failure::Load(e)) => Err(LoadError::Load(e)),
+            Err(Failure::Cache(e)) => Err(LoadError::Cache(e)),
+        }
+    }
+
+    /// The flight for `key`: the one in the air, or a new one.
+    fn flight<T, F, Fut>(&self, key: &str, ttl: Option<Duration>, load: F) -> Flight<E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(flight) = flights.get(key) {
+            return flight.clone();
+        }
+        // (A flight nobody waits for any more was grounded by its last
+        // caller's `Grounder`, so this key has none.)
+        let inner = Arc::clone(&self.inner);
+        let owned_key = key.to_owned();
+        let flight: Flight<E> = async move {
+            let outcome = fly(&*inner.cache, &owned_key, ttl, load).await;
+            // Landed: the next miss starts a new flight (after this one's
+            // write-back, so it finds the value in the cache).
+            inner
+                .flights
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&owned_key);
+            outcome
+        }
+        .boxed()
+        .shared();
+        flights.insert(key.to_owned(), flight.clone());
+        flight
+    }
+}
+
+/// Removes the flight of `key` when nobody waits for it any more (only the
+/// map still holds it), dropping, and so cancelling, its load.
+struct Grounder<'a, E> {
+    inner: &'a Inner<E>,
+    key: &'a str,
+}
+
+impl<E> Drop for Grounder<'_, E> {
+    fn drop(&mut self) {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        let abandoned = flights
+            .get(self.key)
+            .is_some_and(|flight| flight.strong_count() == Some(1));
+        let grounded = if abandoned {
+            flights.remove(self.key)
+        } else {
+            None
+        };
+        // The load is dropped (cancelled) outside the lock.
+        drop(flights);
+        drop(grounded);
+    }
+}
+
+/// The cached value, decoded; an undecodable one is a miss.
+async fn hit<T: DeserializeOwned>(cache: &dyn Cache, key: &str) -> Result<Option<T>, CacheError> {
+    match cache.get(key).await? {
+        Some(bytes) => Ok(decode(&bytes).ok()),
+        None => Ok(None),
+    }
+}
+
+/// One flight: look again (an earlier flight may just have landed), load,
+/// store, answer with the encoded value.
+async fn fly<T, E, F, Fut>(
+    cache: &dyn Cache,
+    key: &str,
+    ttl: Option<Duration>,
+    load: F,
+) -> Outcome<E>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let cache_failed = |e| Failure::Cache(Arc::new(e));
+    if let Some(bytes) = cache.get(key).await.map_err(cache_failed)? {
+        if decode::<T>(&bytes).is_ok() {
+            return Ok(bytes);
+        }
+    }
+    let value = load().await.map_err(|e| Failure::Load(Arc::new(e)))?;
+    let bytes = encode(&value).map_err(cache_failed)?;
+    if let Err(error) = cache.set(key, bytes.clone(), ttl).await {
+        tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
+    }
+    Ok(bytes)
+}
