@@ -190,6 +190,8 @@ behaviours![
     loading::a_failed_load_is_shared_and_not_remembered,
     loading::a_slow_key_does_not_hold_up_another,
     loading::an_abandoned_flight_does_not_wedge_the_key,
+    loading::ttl_jitter_spreads_expiries,
+    loading::not_found_is_remembered_only_for_the_negative_ttl,
     stats::stats_count_hits_misses_and_writes,
     stats::stats_count_errors,
 ];

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_port::loading::{LoadError, Loader};
+use cache_port::loading::{LoadError, LoadOptions, Loader};
 
 use crate::Ctx;
 
@@ -130,4 +130,97 @@ pub async fn an_abandoned_flight_does_not_wedge_the_key(cx: Ctx) {
     .await
     .expect("the key stayed wedged by the abandoned flight");
     assert_eq!(answer.unwrap(), 7);
+}
+
+/// TTL jitter (issue 12, item 6): 1,000 keys loaded together with a TTL of
+/// 60 s and a jitter of 10 s expire spread over 60–70 s, evenly.
+pub async fn ttl_jitter_spreads_expiries(cx: Ctx) {
+    let options = LoadOptions::ttl(Duration::from_secs(60)).jitter(Duration::from_secs(10));
+    let loader = loader(&cx);
+    let loads = (0..1000).map(|i| {
+        let loader = loader.clone();
+        async move {
+            loader
+                .get_or_load_with(&format!("j:{i}"), options, || async { Ok(1u8) })
+                .await
+                .unwrap()
+        }
+    });
+    futures::future::join_all(loads).await;
+    let ttls = futures::future::join_all((0..1000).map(|i| {
+        let cache = Arc::clone(&cx.cache);
+        async move {
+            cache
+                .ttl(&format!("j:{i}"))
+                .await
+                .unwrap()
+                .remaining()
+                .unwrap()
+        }
+    }))
+    .await;
+    let secs: Vec<f64> = ttls.iter().map(Duration::as_secs_f64).collect();
+    let (min, max) = secs
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
+    let mean = secs.iter().sum::<f64>() / secs.len() as f64;
+    // A few seconds of slack for the time the loads and reads took.
+    assert!(
+        min >= 55.0 && max <= 70.01,
+        "expiries {min:.1}–{max:.1} s outside 60–70 s"
+    );
+    assert!(
+        max - min >= 8.0,
+        "expiries spread over only {:.1} s",
+        max - min
+    );
+    assert!(
+        (62.0..=68.0).contains(&mean),
+        "mean expiry {mean:.1} s, not about 65 s"
+    );
+}
+
+/// Negative caching (issue 12, item 8): "not found" is remembered for the
+/// negative TTL, and only then; without one, every miss loads again.
+pub async fn not_found_is_remembered_only_for_the_negative_ttl(cx: Ctx) {
+    let loader = loader(&cx);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let lookup = |options: LoadOptions, key: &'static str| {
+        let (loader, calls) = (loader.clone(), Arc::clone(&calls));
+        async move {
+            loader
+                .get_or_load_optional(key, options, move || async move {
+                    calls.fetch_add(1, SeqCst);
+                    Ok::<Option<String>, std::io::Error>(None)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let remembered =
+        LoadOptions::ttl(Duration::from_secs(60)).negative_ttl(Duration::from_millis(300));
+    assert_eq!(lookup(remembered, "ghost").await, None);
+    assert_eq!(lookup(remembered, "ghost").await, None);
+    assert_eq!(
+        calls.load(SeqCst),
+        1,
+        "the second lookup was answered from the cache"
+    );
+    crate::util::sleep_ms(400).await;
+    assert_eq!(lookup(remembered, "ghost").await, None);
+    assert_eq!(
+        calls.load(SeqCst),
+        2,
+        "after the negative TTL the loader runs again"
+    );
+
+    let forgotten = LoadOptions::ttl(Duration::from_secs(60));
+    assert_eq!(lookup(forgotten, "phantom").await, None);
+    assert_eq!(lookup(forgotten, "phantom").await, None);
+    assert_eq!(
+        calls.load(SeqCst),
+        4,
+        "without a negative TTL every miss loads"
+    );
+    assert!(!cx.cache.exists("phantom").await.unwrap());
 }

@@ -33,6 +33,62 @@ pub enum LoadError<E> {
     Load(Arc<E>),
 }
 
+/// How a loaded value is stored: per call, over the [`Loader`]'s defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_port::loading::LoadOptions;
+///
+/// let options = LoadOptions::ttl(Duration::from_secs(300))
+///     .jitter(Duration::from_secs(30))                // expire within 300..=330 s
+///     .negative_ttl(Duration::from_secs(5));          // remember "not found" for 5 s
+/// assert_eq!(options.ttl, Some(Duration::from_secs(300)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LoadOptions {
+    /// Time to live of a loaded value (`None`: no expiry).
+    pub ttl: Option<Duration>,
+    /// A random extra of up to this much on each TTL (whole milliseconds,
+    /// uniform), so that keys loaded together do not expire together.
+    pub jitter: Duration,
+    /// How long a "not found" (`None` from the loader of
+    /// [`Loader::get_or_load_optional`]) is remembered; `None`: not at all,
+    /// every miss loads again.
+    pub negative_ttl: Option<Duration>,
+}
+
+impl LoadOptions {
+    /// Values live `ttl`; no jitter, no negative caching.
+    pub fn ttl(ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..Self::default()
+        }
+    }
+
+    /// Adds up to `jitter` to each TTL.
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Remembers "not found" for `ttl`.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// The TTL to store a value with: `ttl` plus its jitter.
+    fn jittered_ttl(&self) -> Option<Duration> {
+        let jitter_ms = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
+        self.ttl.map(|ttl| match jitter_ms {
+            0 => ttl,
+            max => ttl.saturating_add(Duration::from_millis(fastrand::u64(0..=max))),
+        })
+    }
+}
+
 /// What a flight answers: the value's encoded bytes, or why there are none.
 type Outcome<E> = Result<Bytes, Failure<E>>;
 
@@ -93,6 +149,7 @@ pub struct Loader<E = Box<dyn std::error::Error + Send + Sync>> {
 
 struct Inner<E> {
     cache: Arc<dyn Cache>,
+    defaults: LoadOptions,
     /// In-flight loads by key. The lock is held only to find, add or remove
     /// a flight, never while loading.
     flights: Mutex<HashMap<String, Flight<E>>>,
@@ -110,9 +167,15 @@ impl<E: Send + Sync + 'static> Loader<E> {
     /// Single-flight loading over `cache`. Clones share the flights: make
     /// one per process (or per cache) and hand out clones.
     pub fn new(cache: Arc<dyn Cache>) -> Self {
+        Self::with_defaults(cache, LoadOptions::default())
+    }
+
+    /// Like [`new`](Self::new), with options every call starts from.
+    pub fn with_defaults(cache: Arc<dyn Cache>, defaults: LoadOptions) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cache,
+                defaults,
                 flights: Mutex::new(HashMap::new()),
             }),
         }
@@ -123,9 +186,9 @@ impl<E: Send + Sync + 'static> Loader<E> {
         &self.inner.cache
     }
 
-    /// The cached value of `key`, or else `load()`'s, stored with `ttl`;
-    /// of concurrent callers that miss, one runs `load` and the others get
-    /// its value (or its error).
+    /// The cached value of `key`, or else `load()`'s, stored with `ttl`
+    /// (and the default jitter); of concurrent callers that miss, one runs
+    /// `load` and the others get its value (or its error).
     ///
     /// As with `CacheExt::get_or_load`: a stored value that no longer
     /// decodes is a miss; a failed write-back is logged and the value still
@@ -143,8 +206,62 @@ impl<E: Send + Sync + 'static> Loader<E> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        // The fast path: a hit takes no lock and joins no flight.
+        let options = LoadOptions {
+            ttl,
+            ..self.inner.defaults
+        };
+        self.load_with(key, options, load, |_| true).await
+    }
+
+    /// [`get_or_load`](Self::get_or_load) with `options` for this call.
+    pub async fn get_or_load_with<T, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        load: F,
+    ) -> Result<T, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.load_with(key, options, load, |_| true).await
+    }
+
+    /// Cache-aside for a loader that can answer "not found" (`None`): a
+    /// found value is stored with `options.ttl` (and jitter); "not found" is
+    /// stored for `options.negative_ttl` when there is one, so that a key
+    /// that does not exist stops reaching the database, and not at all
+    /// otherwise.
+    pub async fn get_or_load_optional<V, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        load: F,
+    ) -> Result<Option<V>, LoadError<E>>
+    where
+        V: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
+    {
+        self.load_with(key, options, load, |v: &Option<V>| v.is_some())
+            .await
+    }
+
+    async fn load_with<T, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        load: F,
+        found: fn(&T) -> bool,
+    ) -> Result<T, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
         let cache_error = |e| LoadError::Cache(Arc::new(e));
+        // The fast path: a hit takes no lock and joins no flight.
         if let Some(value) = hit::<T>(&*self.inner.cache, key)
             .await
             .map_err(cache_error)?
@@ -158,7 +275,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
             inner: &self.inner,
             key,
         };
-        let flight = self.flight(key, ttl, load);
+        let flight = self.flight(key, options, load, found);
         match flight.await {
             Ok(bytes) => decode(&bytes).map_err(cache_error),
             Err(Failure::Load(e)) => Err(LoadError::Load(e)),
@@ -167,7 +284,13 @@ impl<E: Send + Sync + 'static> Loader<E> {
     }
 
     /// The flight for `key`: the one in the air, or a new one.
-    fn flight<T, F, Fut>(&self, key: &str, ttl: Option<Duration>, load: F) -> Flight<E>
+    fn flight<T, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        load: F,
+        found: fn(&T) -> bool,
+    ) -> Flight<E>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -182,7 +305,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
         let inner = Arc::clone(&self.inner);
         let owned_key = key.to_owned();
         let flight: Flight<E> = async move {
-            let outcome = fly(&*inner.cache, &owned_key, ttl, load).await;
+            let outcome = fly(&*inner.cache, &owned_key, options, load, found).await;
             // Landed: the next miss starts a new flight (after this one's
             // write-back, so it finds the value in the cache).
             inner
@@ -236,8 +359,9 @@ async fn hit<T: DeserializeOwned>(cache: &dyn Cache, key: &str) -> Result<Option
 async fn fly<T, E, F, Fut>(
     cache: &dyn Cache,
     key: &str,
-    ttl: Option<Duration>,
+    options: LoadOptions,
     load: F,
+    found: fn(&T) -> bool,
 ) -> Outcome<E>
 where
     T: Serialize + DeserializeOwned,
@@ -252,8 +376,16 @@ where
     }
     let value = load().await.map_err(|e| Failure::Load(Arc::new(e)))?;
     let bytes = encode(&value).map_err(cache_failed)?;
-    if let Err(error) = cache.set(key, bytes.clone(), ttl).await {
-        tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
+    let ttl = if found(&value) {
+        Some(options.jittered_ttl())
+    } else {
+        // "Not found": remembered only for the negative TTL, if any.
+        options.negative_ttl.map(Some)
+    };
+    if let Some(ttl) = ttl {
+        if let Err(error) = cache.set(key, bytes.clone(), ttl).await {
+            tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
+        }
     }
     Ok(bytes)
 }
