@@ -192,6 +192,7 @@ behaviours![
     loading::an_abandoned_flight_does_not_wedge_the_key,
     loading::ttl_jitter_spreads_expiries,
     loading::not_found_is_remembered_only_for_the_negative_ttl,
+    loading::get_or_load_many_reads_once_loads_once_writes_once,
     stats::stats_count_hits_misses_and_writes,
     stats::stats_count_errors,
 ];

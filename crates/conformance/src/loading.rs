@@ -224,3 +224,109 @@ pub async fn not_found_is_remembered_only_for_the_negative_ttl(cx: Ctx) {
     );
     assert!(!cx.cache.exists("phantom").await.unwrap());
 }
+
+/// Counts the port calls that reach the adapter.
+#[derive(Clone, Default)]
+struct Calls(Arc<std::sync::Mutex<std::collections::HashMap<&'static str, usize>>>);
+
+/// A store over the behaviour's adapter that counts what goes through it.
+struct Counting {
+    inner: cache_port::layer::CacheStore<Arc<dyn cache_port::Cache>>,
+    calls: Calls,
+}
+
+impl cache_port::Store for Counting {
+    async fn call(
+        &self,
+        request: cache_port::Request<'_>,
+    ) -> cache_port::Result<cache_port::Reply> {
+        *self
+            .calls
+            .0
+            .lock()
+            .unwrap()
+            .entry(request.op().name())
+            .or_default() += 1;
+        self.inner.call(request).await
+    }
+    fn max_value_len(&self) -> usize {
+        self.inner.max_value_len()
+    }
+}
+
+/// Batch loading (issue 12, item 7): 100 keys with 10 missing take one
+/// `get_many`, one loader call with exactly the 10, and one `set_many`; a
+/// caller of one of the 10 meanwhile waits for the batch instead of loading.
+pub async fn get_or_load_many_reads_once_loads_once_writes_once(cx: Ctx) {
+    let keys: Vec<String> = (0..100).map(|i| format!("m:{i:03}")).collect();
+    let present: Vec<(String, bytes::Bytes)> = keys
+        .iter()
+        .filter(|k| !k.ends_with('7'))
+        .map(|k| {
+            (
+                k.clone(),
+                cache_port::typed::encode(&format!("cached {k}")).unwrap(),
+            )
+        })
+        .collect();
+    cx.cache.set_many(present, None).await.unwrap();
+    let calls = Calls::default();
+    let counted = cache_port::CacheBuilder::new(Counting {
+        inner: cache_port::layer::CacheStore::new(Arc::clone(&cx.cache)),
+        calls: calls.clone(),
+    })
+    .build();
+    let loader: Loader<std::io::Error> = Loader::new(counted);
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let batch = {
+        let (loader, keys, asked) = (loader.clone(), keys.clone(), Arc::clone(&asked));
+        tokio::spawn(async move {
+            loader
+                .get_or_load_many(
+                    &keys,
+                    LoadOptions::ttl(Duration::from_secs(60)),
+                    move |missing| async move {
+                        asked.lock().unwrap().extend(missing.iter().cloned());
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok(missing
+                            .into_iter()
+                            .map(|k| (k.clone(), format!("loaded {k}")))
+                            .collect())
+                    },
+                )
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let single: String = loader
+        .get_or_load("m:017", None, || async { panic!("m:017 was loaded twice") })
+        .await
+        .unwrap();
+    assert_eq!(single, "loaded m:017");
+    let values = batch.await.unwrap();
+    let mut asked = asked.lock().unwrap().clone();
+    asked.sort();
+    let want: Vec<String> = keys.iter().filter(|k| k.ends_with('7')).cloned().collect();
+    assert_eq!(
+        asked, want,
+        "the loader gets exactly the missing keys, once"
+    );
+    for (key, value) in keys.iter().zip(&values) {
+        let want = if key.ends_with('7') {
+            format!("loaded {key}")
+        } else {
+            format!("cached {key}")
+        };
+        assert_eq!(value.as_deref(), Some(want.as_str()), "{key}");
+    }
+    let calls = calls.0.lock().unwrap().clone();
+    // The single caller's own read (one get, a miss) is the only other call.
+    assert_eq!(calls.get("get_many"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("set_many"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("set"), None, "{calls:?}");
+    assert_eq!(calls.get("get"), Some(&1), "{calls:?}");
+    for key in &want {
+        assert!(cx.cache.exists(key).await.unwrap(), "{key} was not stored");
+    }
+}

@@ -90,7 +90,8 @@ impl LoadOptions {
 }
 
 /// What a flight answers: the value's encoded bytes, or why there are none.
-type Outcome<E> = Result<Bytes, Failure<E>>;
+/// `Ok(None)`: a batch flight's loader did not return this key.
+type Outcome<E> = Result<Option<Bytes>, Failure<E>>;
 
 /// A flight's failure, cloneable so that every waiter gets it.
 enum Failure<E> {
@@ -275,12 +276,140 @@ impl<E: Send + Sync + 'static> Loader<E> {
             inner: &self.inner,
             key,
         };
-        let flight = self.flight(key, options, load, found);
-        match flight.await {
-            Ok(bytes) => decode(&bytes).map_err(cache_error),
+        let (flight, load) = self.flight(key, options, load, found);
+        let outcome = match load {
+            // This key's flight belongs to a batch whose loader did not
+            // return it: load it alone.
+            Some(load) => match flight.await {
+                Ok(None) => fly(&*self.inner.cache, key, options, load, found).await,
+                other => other,
+            },
+            None => flight.await,
+        };
+        match outcome {
+            Ok(Some(bytes)) => decode(&bytes).map_err(cache_error),
+            Ok(None) => Err(cache_error(CacheError::Backend {
+                message: format!("load of {key:?}: the flight answered nothing"),
+                source: None,
+            })),
             Err(Failure::Load(e)) => Err(LoadError::Load(e)),
             Err(Failure::Cache(e)) => Err(LoadError::Cache(e)),
         }
+    }
+
+    /// Batch cache-aside: the values of `keys` (in order, duplicates kept,
+    /// `None` where the loader has none), read with one `get_many`; the
+    /// loader is called once, with exactly the keys that missed and are not
+    /// already being loaded by another caller, and what it returns is stored
+    /// with one `set_many` (one TTL draw for the batch: keys loaded in one
+    /// batch share their jitter). Keys another caller is loading are waited
+    /// for, as with [`get_or_load`](Self::get_or_load); callers of those keys
+    /// wait for this batch likewise. "Not found" is not cached by a batch.
+    pub async fn get_or_load_many<T, F, Fut>(
+        &self,
+        keys: &[String],
+        options: LoadOptions,
+        load: F,
+    ) -> Result<Vec<Option<T>>, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(Vec<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<HashMap<String, T>, E>> + Send + 'static,
+    {
+        let cache_error = |e| LoadError::Cache(Arc::new(e));
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cached = self.inner.cache.get_many(keys).await.map_err(cache_error)?;
+        let mut values: Vec<Option<T>> = cached
+            .iter()
+            .map(|b| b.as_ref().and_then(|b| decode(b).ok()))
+            .collect();
+        let mut missing: Vec<&str> = keys
+            .iter()
+            .zip(&values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(values);
+        }
+        let _last_ones_out: Vec<Grounder<'_, E>> = missing
+            .iter()
+            .map(|key| Grounder {
+                inner: &self.inner,
+                key,
+            })
+            .collect();
+        let flights = self.batch_flights(&missing, options, load);
+        let landed = futures::future::join_all(
+            flights
+                .into_iter()
+                .map(|(key, flight)| async move { (key, flight.await) }),
+        )
+        .await;
+        let mut found: HashMap<&str, Bytes> = HashMap::new();
+        for (key, outcome) in landed {
+            match outcome {
+                Ok(Some(bytes)) => {
+                    found.insert(key, bytes);
+                }
+                Ok(None) => {}
+                Err(Failure::Load(e)) => return Err(LoadError::Load(e)),
+                Err(Failure::Cache(e)) => return Err(LoadError::Cache(e)),
+            }
+        }
+        for (key, value) in keys.iter().zip(values.iter_mut()) {
+            if value.is_none() {
+                if let Some(bytes) = found.get(key.as_str()) {
+                    *value = Some(decode(bytes).map_err(cache_error)?);
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// The flights of `keys`: those in the air joined, one new batch flight
+    /// for the rest, registered under each of its keys.
+    fn batch_flights<'k, T, F, Fut>(
+        &self,
+        keys: &[&'k str],
+        options: LoadOptions,
+        load: F,
+    ) -> Vec<(&'k str, Flight<E>)>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(Vec<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<HashMap<String, T>, E>> + Send + 'static,
+    {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        let mut joined = Vec::with_capacity(keys.len());
+        let mut fresh: Vec<&'k str> = Vec::new();
+        for key in keys {
+            match flights.get(*key) {
+                Some(flight) => joined.push((*key, flight.clone())),
+                None => fresh.push(key),
+            }
+        }
+        if fresh.is_empty() {
+            return joined;
+        }
+        let cache = Arc::clone(&self.inner.cache);
+        let owned: Vec<String> = fresh.iter().map(|k| (*k).to_owned()).collect();
+        let batch = async move { fly_batch(&*cache, owned, options, load).await }
+            .boxed()
+            .shared();
+        for key in fresh {
+            let (batch, owned_key) = (batch.clone(), key.to_owned());
+            let flight = landing(&self.inner, key, async move {
+                batch.await.map(|found| found.get(&owned_key).cloned())
+            });
+            flights.insert(key.to_owned(), flight.clone());
+            joined.push((key, flight));
+        }
+        joined
     }
 
     /// The flight for `key`: the one in the air, or a new one.
@@ -290,7 +419,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
         options: LoadOptions,
         load: F,
         found: fn(&T) -> bool,
-    ) -> Flight<E>
+    ) -> (Flight<E>, Option<F>)
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         F: FnOnce() -> Fut + Send + 'static,
@@ -298,28 +427,39 @@ impl<E: Send + Sync + 'static> Loader<E> {
     {
         let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(flight) = flights.get(key) {
-            return flight.clone();
+            return (flight.clone(), Some(load));
         }
         // (A flight nobody waits for any more was grounded by its last
         // caller's `Grounder`, so this key has none.)
-        let inner = Arc::clone(&self.inner);
-        let owned_key = key.to_owned();
-        let flight: Flight<E> = async move {
-            let outcome = fly(&*inner.cache, &owned_key, options, load, found).await;
-            // Landed: the next miss starts a new flight (after this one's
-            // write-back, so it finds the value in the cache).
-            inner
-                .flights
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&owned_key);
-            outcome
-        }
-        .boxed()
-        .shared();
+        let (cache, owned_key) = (Arc::clone(&self.inner.cache), key.to_owned());
+        let flight = landing(&self.inner, key, async move {
+            fly(&*cache, &owned_key, options, load, found).await
+        });
         flights.insert(key.to_owned(), flight.clone());
-        flight
+        (flight, None)
     }
+}
+
+/// The flight of `key` that answers with `outcome` and then leaves the map:
+/// the next miss starts a new flight (after this one's write-back, so it
+/// finds the value in the cache).
+fn landing<E: Send + Sync + 'static>(
+    inner: &Arc<Inner<E>>,
+    key: &str,
+    outcome: impl Future<Output = Outcome<E>> + Send + 'static,
+) -> Flight<E> {
+    let (inner, key) = (Arc::clone(inner), key.to_owned());
+    async move {
+        let outcome = outcome.await;
+        inner
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        outcome
+    }
+    .boxed()
+    .shared()
 }
 
 /// Removes the flight of `key` when nobody waits for it any more (only the
@@ -371,7 +511,7 @@ where
     let cache_failed = |e| Failure::Cache(Arc::new(e));
     if let Some(bytes) = cache.get(key).await.map_err(cache_failed)? {
         if decode::<T>(&bytes).is_ok() {
-            return Ok(bytes);
+            return Ok(Some(bytes));
         }
     }
     let value = load().await.map_err(|e| Failure::Load(Arc::new(e)))?;
@@ -387,5 +527,33 @@ where
             tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
         }
     }
-    Ok(bytes)
+    Ok(Some(bytes))
+}
+
+/// One batch flight: load the keys, store what came back in one
+/// `set_many`, answer with each key's encoded value.
+async fn fly_batch<T, E, F, Fut>(
+    cache: &dyn Cache,
+    keys: Vec<String>,
+    options: LoadOptions,
+    load: F,
+) -> Result<HashMap<String, Bytes>, Failure<E>>
+where
+    T: Serialize,
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<HashMap<String, T>, E>>,
+{
+    let loaded = load(keys).await.map_err(|e| Failure::Load(Arc::new(e)))?;
+    let mut found = HashMap::with_capacity(loaded.len());
+    for (key, value) in loaded {
+        let bytes = encode(&value).map_err(|e| Failure::Cache(Arc::new(e)))?;
+        found.insert(key, bytes);
+    }
+    if !found.is_empty() {
+        let items = found.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Err(error) = cache.set_many(items, options.jittered_ttl()).await {
+            tracing::warn!(%error, "loaded values could not be cached; returning them anyway");
+        }
+    }
+    Ok(found)
 }
