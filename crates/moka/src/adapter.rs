@@ -163,12 +163,17 @@ impl MokaStore {
 
     fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
         self.check_fits(&key, &value)?;
+        self.write(key, value, ttl);
+        Ok(())
+    }
+
+    /// Stores an entry that was checked to fit.
+    fn write(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) {
         let entry = Entry::now(value, ttl);
         // Under the key's lock, like every other write, so that a `set`
         // racing an `incr` is ordered before or after it, never inside it.
         let _write = self.lock(&key);
         self.cache().insert(key.into_owned(), entry);
-        Ok(())
     }
 
     /// Removes `key` under its lock; says whether a live entry was there.
@@ -283,7 +288,7 @@ impl MokaStore {
                     self.check_fits(key, value)?;
                 }
                 for (key, value) in items {
-                    self.set(key, value, ttl)?;
+                    self.write(key, value, ttl);
                 }
                 Reply::Done
             }
