@@ -29,6 +29,13 @@
 mod config;
 mod module;
 
+/// Guides from `docs/`, included here so that every example in them is
+/// compiled and run as a doctest.
+pub mod guides {
+    #[doc = include_str!("../../../docs/LOADING.md")]
+    pub mod loading {}
+}
+
 pub use config::{AdapterConfig, CacheConfig, CACHE_URL_VAR};
 pub use module::{
     build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheModule,

@@ -213,3 +213,45 @@ pub async fn mixed_writes_on_one_key_are_serialisable(cx: Ctx) {
         "delete found the counter exactly when some increments came before it"
     );
 }
+
+/// A lock taken with `set_if_absent` and a token and released with
+/// `delete_if_equals` excludes: 64 tasks each take it 5 times, and no two
+/// ever hold it at once.
+pub async fn a_token_lock_excludes(cx: Ctx) {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let holders = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let (cache, holders, overlaps) = (
+                Arc::clone(&cx.cache),
+                Arc::clone(&holders),
+                Arc::clone(&overlaps),
+            );
+            tokio::spawn(async move {
+                let ttl = Some(std::time::Duration::from_secs(30));
+                for round in 0..5 {
+                    let token = Bytes::from(format!("{i}:{round}"));
+                    while !cache
+                        .set_if_absent("lock", token.clone(), ttl)
+                        .await
+                        .unwrap()
+                    {
+                        tokio::task::yield_now().await;
+                    }
+                    if holders.fetch_add(1, SeqCst) != 0 {
+                        overlaps.fetch_add(1, SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                    holders.fetch_sub(1, SeqCst);
+                    assert!(cache.delete_if_equals("lock", token).await.unwrap());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(overlaps.load(SeqCst), 0);
+    assert!(!cx.cache.exists("lock").await.unwrap());
+}

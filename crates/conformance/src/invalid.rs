@@ -34,6 +34,11 @@ pub async fn bad_keys_are_refused_by_every_operation(cx: Ctx) {
             &what("set_if_absent"),
         );
         assert_kind(
+            c.delete_if_equals(bad, b("v")).await,
+            ErrorKind::InvalidKey,
+            &what("delete_if_equals"),
+        );
+        assert_kind(
             c.incr(bad, 1, None).await,
             ErrorKind::InvalidKey,
             &what("incr"),

@@ -47,6 +47,7 @@ mod invalid;
 mod loading;
 mod namespaces;
 mod patterns;
+mod resilience;
 mod stats;
 mod ttl;
 mod vectors;
@@ -158,6 +159,8 @@ behaviours![
     ttl::expire_on_a_missing_key_creates_nothing,
     ttl::set_if_absent_writes_only_a_missing_key,
     ttl::set_if_absent_wins_over_an_expired_key,
+    ttl::delete_if_equals_removes_only_the_expected_value,
+    ttl::delete_if_equals_ignores_an_expired_key,
     incr::incr_creates_a_counter_from_zero,
     incr::incr_adds_positive_and_negative_deltas,
     incr::incr_reads_a_decimal_value_set_by_set,
@@ -186,6 +189,7 @@ behaviours![
     concurrency::exactly_one_set_if_absent_wins,
     concurrency::concurrent_sets_leave_one_of_the_values,
     concurrency::mixed_writes_on_one_key_are_serialisable,
+    concurrency::a_token_lock_excludes,
     loading::five_hundred_callers_of_a_cold_key_make_one_loader_call,
     loading::a_failed_load_is_shared_and_not_remembered,
     loading::a_slow_key_does_not_hold_up_another,
@@ -193,6 +197,13 @@ behaviours![
     loading::ttl_jitter_spreads_expiries,
     loading::not_found_is_remembered_only_for_the_negative_ttl,
     loading::get_or_load_many_reads_once_loads_once_writes_once,
+    resilience::stampede_lock_makes_one_load_per_expiry_across_loaders,
+    resilience::fail_safe_serves_stale_while_the_loader_fails,
+    resilience::fail_safe_ends_after_max_stale,
+    resilience::loader_and_plain_values_read_each_other,
+    resilience::soft_timeout_answers_stale_and_the_load_lands,
+    resilience::hard_timeout_abandons_the_load,
+    resilience::eager_refresh_keeps_a_steady_reader_from_waiting,
     stats::stats_count_hits_misses_and_writes,
     stats::stats_count_errors,
 ];

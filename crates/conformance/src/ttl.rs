@@ -245,3 +245,34 @@ pub async fn set_if_absent_wins_over_an_expired_key(cx: Ctx) {
     assert_eq!(cx.cache.get("lock").await.unwrap(), Some(b("new")));
     assert_eq!(cx.cache.ttl("lock").await.unwrap(), TtlState::Persistent);
 }
+
+pub async fn delete_if_equals_removes_only_the_expected_value(cx: Ctx) {
+    let c = &cx.cache;
+    assert!(!c.delete_if_equals("lock", b("token-1")).await.unwrap());
+    c.set("lock", b("token-1"), Some(LONG)).await.unwrap();
+    assert!(!c.delete_if_equals("lock", b("token-2")).await.unwrap());
+    assert!(!c.delete_if_equals("lock", b("token-")).await.unwrap());
+    assert!(!c.delete_if_equals("lock", b("")).await.unwrap());
+    assert_eq!(c.get("lock").await.unwrap(), Some(b("token-1")));
+    assert!(c.delete_if_equals("lock", b("token-1")).await.unwrap());
+    assert_eq!(c.get("lock").await.unwrap(), None);
+    assert!(!c.delete_if_equals("lock", b("token-1")).await.unwrap());
+    // An empty value is a value like any other.
+    c.set("empty", b(""), None).await.unwrap();
+    assert!(c.delete_if_equals("empty", b("")).await.unwrap());
+    assert!(!c.exists("empty").await.unwrap());
+}
+
+pub async fn delete_if_equals_ignores_an_expired_key(cx: Ctx) {
+    let c = &cx.cache;
+    c.set("lock", b("mine"), Some(SHORT)).await.unwrap();
+    sleep_ms(120).await;
+    assert!(!c.delete_if_equals("lock", b("mine")).await.unwrap());
+    // The lock passed to someone else: the old owner cannot release it.
+    assert!(c
+        .set_if_absent("lock", b("theirs"), Some(LONG))
+        .await
+        .unwrap());
+    assert!(!c.delete_if_equals("lock", b("mine")).await.unwrap());
+    assert_eq!(c.get("lock").await.unwrap(), Some(b("theirs")));
+}

@@ -22,7 +22,7 @@
 //! let cache = CacheBuilder::new(CacheStore::new(cache)).layer(fail_open).build();
 //! let service = CatalogService::new(cache, repository.clone());
 //! assert_eq!(service.product(1).await.unwrap(), Some(lamp));
-//! assert_eq!(outages.failed_open(), 1);
+//! assert_eq!(outages.failed_open(), 2); // the look, and the loader's second look
 //! # });
 //! ```
 //!
@@ -34,5 +34,6 @@ mod service;
 
 pub use product::{Product, ProductRepository, RepositoryError, SlowRepository};
 pub use service::{
-    listing_key, listing_pattern, product_key, CatalogError, CatalogService, PAGE_SIZE, PRODUCT_TTL,
+    listing_key, listing_pattern, loading_options, product_key, CatalogError, CatalogService,
+    PAGE_SIZE, PRODUCT_TTL, PRODUCT_TTL_JITTER, STALE_FOR,
 };

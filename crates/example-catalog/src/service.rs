@@ -4,46 +4,98 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_port::{Cache, CacheError, CacheExt};
+use cache_port::loading::{FailSafe, LoadError, LoadOptions, Loader};
+use cache_port::{Cache, CacheError};
 
 use crate::product::{Product, ProductRepository, RepositoryError};
 
-/// How long a product or a listing page stays cached.
+/// How long a product or a listing page stays fresh (plus up to
+/// [`PRODUCT_TTL_JITTER`], so that pages cached together do not expire
+/// together).
 pub const PRODUCT_TTL: Duration = Duration::from_secs(300);
+
+/// The random extension of each [`PRODUCT_TTL`].
+pub const PRODUCT_TTL_JITTER: Duration = Duration::from_secs(30);
+
+/// How long past its TTL a product may still be served when the repository
+/// (or the cache) is down.
+pub const STALE_FOR: Duration = Duration::from_secs(3600);
 
 /// Products per listing page.
 pub const PAGE_SIZE: usize = 20;
 
+/// How the catalogue loads: single-flight always; jitter; fail-safe for an
+/// hour (the repository rests 10 s after a failure); a reader holding a
+/// stale value waits at most 250 ms for the repository, and no reader waits
+/// more than 3 s; an unknown product id is remembered for 30 s.
+pub fn loading_options() -> LoadOptions {
+    LoadOptions::ttl(PRODUCT_TTL)
+        .jitter(PRODUCT_TTL_JITTER)
+        .fail_safe(FailSafe::new(STALE_FOR).throttle(Duration::from_secs(10)))
+        .soft_timeout(Duration::from_millis(250))
+        .hard_timeout(Duration::from_secs(3))
+        .negative_ttl(Duration::from_secs(30))
+}
+
 /// What a catalogue read can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CatalogError {
-    /// The repository failed.
+    /// The repository failed, and fail-safe had nothing to serve instead.
     #[error(transparent)]
-    Repository(#[from] RepositoryError),
-    /// The cache failed in a way fail-open does not cover (bad input, a
-    /// server error, refused credentials): a bug or a misconfiguration to
-    /// see, not an outage to ride out.
+    Repository(Arc<RepositoryError>),
+    /// The cache failed in a way neither fail-safe nor fail-open covers (bad
+    /// input, a server error, refused credentials): a bug or a
+    /// misconfiguration to see, not an outage to ride out.
     #[error(transparent)]
-    Cache(#[from] CacheError),
+    Cache(Arc<CacheError>),
+    /// The repository did not answer in time, and there was nothing stale.
+    #[error("the repository did not answer within {after:?}")]
+    TimedOut {
+        /// The hard timeout.
+        after: Duration,
+    },
+}
+
+impl From<RepositoryError> for CatalogError {
+    fn from(e: RepositoryError) -> Self {
+        CatalogError::Repository(Arc::new(e))
+    }
+}
+
+impl From<LoadError<RepositoryError>> for CatalogError {
+    fn from(e: LoadError<RepositoryError>) -> Self {
+        match e {
+            LoadError::Load(e) => CatalogError::Repository(e),
+            LoadError::Cache(e) => CatalogError::Cache(e),
+            LoadError::Timeout { after } => CatalogError::TimedOut { after },
+            other => CatalogError::Cache(Arc::new(CacheError::Backend {
+                message: other.to_string(),
+                source: None,
+            })),
+        }
+    }
 }
 
 /// The catalogue. It depends on the cache port only, never on an adapter.
 ///
-/// Reads are cache-aside through [`CacheExt::get_or_load`]: `product:{id}`
-/// and `listing:{category}:page:{n}`. Writes go to the repository, then
-/// invalidate the product's key and, with `delete_pattern`, every cached
-/// page of its category (old and new).
+/// Reads are cache-aside through a [`Loader`] with [`loading_options`]:
+/// `product:{id}` and `listing:{category}:page:{n}`. 500 concurrent readers
+/// of a cold product make one repository query; while the repository is
+/// down, readers get the last known product for up to [`STALE_FOR`]. Writes
+/// go to the repository, then invalidate the product's key and, with
+/// `delete_pattern`, every cached page of its category (old and new).
 ///
-/// Graceful degradation is the wiring's job, not this code's: give it a
-/// cache built with fail-open (`CACHE_URL=…&fail_open=true`, or the
-/// `FailOpen` layer). Then during an outage a read is a miss, the value is
-/// loaded from the repository, the failed write-back is logged and counted
-/// by the port, and the caller gets the value. Failed invalidations (writes
-/// are never failed open) are logged and counted in
-/// [`CatalogService::invalidation_failures`]: the entries expire within
-/// [`PRODUCT_TTL`].
+/// Riding out a cache outage is the wiring's choice: with fail-safe alone,
+/// readers get what this process last saw (or the outage as an error); with
+/// a cache built fail-open as well (`CACHE_URL=…&fail_open=true`, or the
+/// `FailOpen` layer), an outage reads as a miss and products come from the
+/// repository. Failed invalidations (writes are never failed open) are
+/// logged and counted in [`CatalogService::invalidation_failures`]: the
+/// entries expire within their TTL.
 pub struct CatalogService {
     cache: Arc<dyn Cache>,
+    loader: Loader<RepositoryError>,
     repository: Arc<dyn ProductRepository>,
     invalidation_failures: AtomicU64,
 }
@@ -52,6 +104,7 @@ impl CatalogService {
     /// The service over `cache` and `repository`.
     pub fn new(cache: Arc<dyn Cache>, repository: Arc<dyn ProductRepository>) -> Self {
         Self {
+            loader: Loader::with_defaults(Arc::clone(&cache), loading_options()),
             cache,
             repository,
             invalidation_failures: AtomicU64::new(0),
@@ -65,26 +118,32 @@ impl CatalogService {
 
     /// The product `id`.
     pub async fn product(&self, id: u64) -> Result<Option<Product>, CatalogError> {
-        self.cache
-            .get_or_load(&product_key(id), Some(PRODUCT_TTL), || async {
-                Ok(self.repository.find(id).await?)
-            })
-            .await
+        let repository = Arc::clone(&self.repository);
+        Ok(self
+            .loader
+            .get_or_load_optional(
+                &product_key(id),
+                self.loader.defaults(),
+                move || async move { repository.find(id).await },
+            )
+            .await?)
     }
 
     /// Page `page` (from 0) of the listing of `category`.
     pub async fn listing(&self, category: &str, page: usize) -> Result<Vec<Product>, CatalogError> {
-        let key = listing_key(category, page);
-        self.cache
-            .get_or_load(&key, Some(PRODUCT_TTL), || async {
-                let all = self.repository.by_category(category).await?;
-                Ok(all
-                    .into_iter()
-                    .skip(page * PAGE_SIZE)
-                    .take(PAGE_SIZE)
-                    .collect())
-            })
-            .await
+        let (repository, owned) = (Arc::clone(&self.repository), category.to_owned());
+        let load = move || async move {
+            let all = repository.by_category(&owned).await?;
+            Ok(all
+                .into_iter()
+                .skip(page * PAGE_SIZE)
+                .take(PAGE_SIZE)
+                .collect())
+        };
+        Ok(self
+            .loader
+            .get_or_load_with(&listing_key(category, page), self.loader.defaults(), load)
+            .await?)
     }
 
     /// Saves `product` and invalidates what the cache holds about it.

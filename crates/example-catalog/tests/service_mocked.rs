@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_example_catalog::{CatalogError, CatalogService, Product, SlowRepository, PRODUCT_TTL};
+use cache_example_catalog::{
+    CatalogError, CatalogService, Product, SlowRepository, PRODUCT_TTL, PRODUCT_TTL_JITTER,
+    STALE_FOR,
+};
 use cache_port::layer::{CacheStore, FailOpenHandle, FailOpenLayer};
 use cache_port::{typed, Cache, CacheBuilder, CacheError, MockCache};
-use mockall::predicate::{always, eq};
+use mockall::predicate::{always, eq, function};
 
 /// The mock wired as production wires an adapter: fail-open reads.
 fn wired(mut mock: MockCache) -> (Arc<dyn Cache>, FailOpenHandle) {
@@ -18,6 +21,16 @@ fn wired(mut mock: MockCache) -> (Arc<dyn Cache>, FailOpenHandle) {
         .layer(fail_open)
         .build();
     (cache, handle)
+}
+
+/// The TTL a loaded product or page is stored with: fresh for the TTL and
+/// its jitter, kept for the fail-safe window beyond.
+fn kept_ttl() -> impl mockall::Predicate<Option<Duration>> {
+    function(|ttl: &Option<Duration>| {
+        ttl.is_some_and(|t| {
+            t >= PRODUCT_TTL + STALE_FOR && t <= PRODUCT_TTL + PRODUCT_TTL_JITTER + STALE_FOR
+        })
+    })
 }
 
 fn lamp() -> Product {
@@ -59,14 +72,16 @@ async fn a_hit_never_reaches_the_repository() {
 #[tokio::test]
 async fn a_miss_loads_once_and_caches_with_the_ttl() {
     let mut cache = MockCache::new();
+    // The look, and the flight's second look (another flight may just
+    // have landed).
     cache
         .expect_get()
         .with(eq("product:1"))
-        .times(1)
+        .times(2)
         .returning(|_| Ok(None));
     cache
         .expect_set()
-        .with(eq("product:1"), always(), eq(Some(PRODUCT_TTL)))
+        .with(eq("product:1"), always(), kept_ttl())
         .times(1)
         .returning(|_, value, _| {
             assert_eq!(typed::decode::<Product>(&value).unwrap(), lamp());
@@ -81,7 +96,8 @@ async fn a_miss_loads_once_and_caches_with_the_ttl() {
 #[tokio::test]
 async fn a_cache_outage_degrades_to_the_repository() {
     let mut cache = MockCache::new();
-    cache.expect_get().times(2).returning(|_| Err(down()));
+    // Two reads per product (the look and the flight's), each failed open.
+    cache.expect_get().times(4).returning(|_| Err(down()));
     // The write-back is tried, fails, and is counted, not returned.
     cache.expect_set().times(2).returning(|_, _, _| Err(down()));
     let before = cache_port::typed::write_back_failures();
@@ -90,7 +106,7 @@ async fn a_cache_outage_degrades_to_the_repository() {
     let service = CatalogService::new(cache, repo.clone());
     assert_eq!(service.product(1).await.unwrap(), Some(lamp()));
     assert_eq!(service.product(2).await.unwrap(), None);
-    assert_eq!(outages.failed_open(), 2);
+    assert_eq!(outages.failed_open(), 4);
     assert!(cache_port::typed::write_back_failures() >= before + 2);
     assert_eq!(repo.queries(), 2);
 }
@@ -137,7 +153,7 @@ async fn an_undecodable_entry_is_reloaded_and_replaced() {
         .returning(|_| Ok(Some("not msgpack".into())));
     cache
         .expect_set()
-        .with(eq("product:1"), always(), eq(Some(PRODUCT_TTL)))
+        .with(eq("product:1"), always(), kept_ttl())
         .times(1)
         .returning(|_, _, _| Ok(()));
     let before = cache_port::typed::decode_failures();
@@ -152,15 +168,11 @@ async fn listings_are_cached_per_page() {
     cache
         .expect_get()
         .with(eq("listing:lighting:page:0"))
-        .times(1)
+        .times(2)
         .returning(|_| Ok(None));
     cache
         .expect_set()
-        .with(
-            eq("listing:lighting:page:0"),
-            always(),
-            eq(Some(PRODUCT_TTL)),
-        )
+        .with(eq("listing:lighting:page:0"), always(), kept_ttl())
         .times(1)
         .returning(|_, _, _| Ok(()));
     let service = CatalogService::new(wired(cache).0, repository());

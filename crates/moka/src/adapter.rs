@@ -231,6 +231,17 @@ impl MokaStore {
         Ok(true)
     }
 
+    fn delete_if_equals(&self, key: &str, value: &[u8]) -> bool {
+        // Compare and remove under the key's lock, so no write slips between.
+        let _write = self.lock(key);
+        let now = Instant::now();
+        let holds = self
+            .cache()
+            .get(key)
+            .is_some_and(|e| e.is_live(now) && e.value == value);
+        holds && self.cache().remove(key).is_some()
+    }
+
     fn incr(&self, key: StoreKey<'_>, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
         let _write = self.lock(&key);
         let now = Instant::now();
@@ -322,6 +333,9 @@ impl MokaStore {
             Request::Expire { key, ttl } => Reply::Flag(self.expire(key, ttl)),
             Request::SetIfAbsent { key, value, ttl } => {
                 Reply::Flag(self.set_if_absent(key, value, ttl)?)
+            }
+            Request::DeleteIfEquals { key, value } => {
+                Reply::Flag(self.delete_if_equals(&key, &value))
             }
             Request::Incr {
                 key,

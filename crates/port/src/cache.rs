@@ -66,6 +66,13 @@ pub trait Cache: Send + Sync {
     /// whether it was written. Of concurrent callers exactly one wins.
     async fn set_if_absent(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<bool>;
 
+    /// Removes `key` only while it holds exactly `value`, in one atomic step
+    /// (a script on Redis); says whether it did. This is how the owner of a
+    /// lock taken with [`set_if_absent`](Cache::set_if_absent) and a random
+    /// token releases it without removing a lock that expired and was taken
+    /// by someone else meanwhile.
+    async fn delete_if_equals(&self, key: &str, value: Bytes) -> Result<bool>;
+
     /// Adds `delta` to the decimal integer stored at `key` (a missing key
     /// counts as 0) and returns the new value, as Redis `INCRBY` does. The
     /// TTL applies only when this call creates the counter; an existing

@@ -328,6 +328,12 @@ impl<S: Store> Cache for Front<S> {
         boxed(Op::SetIfAbsent, self.store.call(request), flag)
     }}
 
+    port_call! { fn delete_if_equals(&self, key: &'k str, value: Bytes) -> bool {
+        let key = valid!(self, self::key(key));
+        let request = Request::DeleteIfEquals { key, value };
+        boxed(Op::DeleteIfEquals, self.store.call(request), flag)
+    }}
+
     port_call! { fn incr(&self, key: &'k str, delta: i64, ttl_if_created: Option<Duration>) -> i64 {
         let key = valid!(self, self::key(key));
         let ttl_if_created = valid!(self, Ttl::from_option(ttl_if_created));

@@ -120,6 +120,13 @@ pub enum Request<'a> {
         /// `None`: no expiry.
         ttl: Option<Ttl>,
     },
+    /// `delete_if_equals`: removes the key only while it holds `value`.
+    DeleteIfEquals {
+        /// The key.
+        key: StoreKey<'a>,
+        /// The value the key must hold to be removed.
+        value: Bytes,
+    },
     /// `incr`.
     Incr {
         /// The key.
@@ -155,7 +162,7 @@ pub enum Reply {
     Values(Vec<Option<Bytes>>),
     /// `Set`, `SetMany`, `Clear`.
     Done,
-    /// `Delete`, `Exists`, `Expire`, `SetIfAbsent`.
+    /// `Delete`, `Exists`, `Expire`, `SetIfAbsent`, `DeleteIfEquals`.
     Flag(bool),
     /// `DeleteMany`, `DeletePattern`.
     Count(u64),
@@ -200,6 +207,8 @@ pub enum Op {
     Expire,
     /// See [`Request::SetIfAbsent`].
     SetIfAbsent,
+    /// See [`Request::DeleteIfEquals`].
+    DeleteIfEquals,
     /// See [`Request::Incr`].
     Incr,
     /// See [`Request::Clear`].
@@ -226,6 +235,7 @@ impl Op {
             Op::Ttl => "ttl",
             Op::Expire => "expire",
             Op::SetIfAbsent => "set_if_absent",
+            Op::DeleteIfEquals => "delete_if_equals",
             Op::Incr => "incr",
             Op::Clear => "clear",
             Op::Stats => "stats",
@@ -263,6 +273,7 @@ impl<'a> Request<'a> {
             Request::Ttl { .. } => Op::Ttl,
             Request::Expire { .. } => Op::Expire,
             Request::SetIfAbsent { .. } => Op::SetIfAbsent,
+            Request::DeleteIfEquals { .. } => Op::DeleteIfEquals,
             Request::Incr { .. } => Op::Incr,
             Request::Clear { .. } => Op::Clear,
             Request::Stats { .. } => Op::Stats,
@@ -317,6 +328,9 @@ impl<'a> Request<'a> {
                 value,
                 ttl,
             },
+            Request::DeleteIfEquals { key, value } => {
+                Request::DeleteIfEquals { key: f(key), value }
+            }
             Request::Incr {
                 key,
                 delta,

@@ -10,11 +10,12 @@ use serde::Serialize;
 
 use crate::{Cache, CacheError, Result};
 
-/// Stored values that no longer decoded and were replaced by `get_or_load`,
+/// Stored values that no longer decoded and were replaced by `get_or_load`
+/// (or a `Loader`),
 /// in this process since it started.
 static DECODE_FAILURES: AtomicU64 = AtomicU64::new(0);
 
-/// Values `get_or_load` loaded but could not store, in this process since
+/// Values `get_or_load` (or a `Loader`) loaded but could not store, in this process since
 /// it started.
 static WRITE_BACK_FAILURES: AtomicU64 = AtomicU64::new(0);
 
@@ -30,6 +31,16 @@ pub fn write_back_failures() -> u64 {
     WRITE_BACK_FAILURES.load(Relaxed)
 }
 
+/// Counts a stored value that no longer decoded (the loader's too).
+pub(crate) fn count_decode_failure() {
+    DECODE_FAILURES.fetch_add(1, Relaxed);
+}
+
+/// Counts a loaded value that could not be stored (the loader's too).
+pub(crate) fn count_write_back_failure() {
+    WRITE_BACK_FAILURES.fetch_add(1, Relaxed);
+}
+
 /// Encodes `value` as a MessagePack map with field names, so that adding a
 /// field with `#[serde(default)]` does not break reading old entries.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
@@ -38,9 +49,10 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
         .map_err(CacheError::codec)
 }
 
-/// Decodes a value written by [`encode`].
+/// Decodes a value written by [`encode`], or by a
+/// [`Loader`](crate::loading::Loader) (whose envelope it looks through).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(bytes).map_err(CacheError::codec)
+    rmp_serde::from_slice(crate::loading::envelope::payload(bytes)).map_err(CacheError::codec)
 }
 
 /// Typed conveniences over any [`Cache`], `dyn Cache` included.

@@ -32,6 +32,14 @@ redis.call('INCRBY', KEYS[1], ARGV[1])
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return redis.call('GET', KEYS[1])";
 
+/// `delete_if_equals`: compare and delete in one step, so a lock whose owner
+/// was too slow (it expired and someone else took it) is not removed by the
+/// old owner. (Redis 8.4's `DELEX IFEQ` does this natively; Debian's 7.0 has
+/// no such command.)
+const DELETE_IF_EQUALS: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
 /// The Redis cache: the port over a [`RedisStore`], counted, optionally
 /// namespaced. Connect one with [`RedisConfig::connect`] or [`connect_url`];
 /// `namespaced` gives views over the same connections.
@@ -107,6 +115,7 @@ struct Shared {
     config: RedisConfig,
     errors: ErrorContext,
     incr_script: Script,
+    delete_if_equals_script: Script,
     connected: Arc<Connected>,
 }
 
@@ -116,7 +125,8 @@ struct Shared {
 /// - Native commands: `GET`, `SET … PX`/`NX`, `MGET` (a pipeline of `GET`s on
 ///   a cluster, where keys span slots), a pipeline of `SET`s for `set_many`
 ///   (one round trip, not atomic across keys), `UNLINK`, `PTTL`, `PEXPIRE`,
-///   `INCRBY` (a script when the counter gets a TTL on creation), `PING`.
+///   `INCRBY` (a script when the counter gets a TTL on creation), `PING`, and
+///   a compare-and-delete script for `delete_if_equals`.
 /// - `keys`, `delete_pattern` and a scoped `clear` walk `SCAN MATCH … COUNT`
 ///   one batch at a time (every primary of a cluster) and `UNLINK` each batch:
 ///   never `KEYS`, and memory bounded by one batch. The scope (a namespace's
@@ -207,6 +217,7 @@ impl RedisStore {
                 config,
                 errors,
                 incr_script: Script::from_lua(INCR_WITH_TTL),
+                delete_if_equals_script: Script::from_lua(DELETE_IF_EQUALS),
                 connected,
             }),
         })
@@ -437,6 +448,16 @@ impl RedisStore {
         Ok(!reply.is_null())
     }
 
+    async fn delete_if_equals(&self, key: StoreKey<'_>, value: Bytes) -> Result<bool> {
+        let deleted: i64 = self
+            .shared
+            .delete_if_equals_script
+            .evalsha_with_reload(self.pool().next(), fred_key(key), vec![value])
+            .await
+            .map_err(self.err("delete_if_equals"))?;
+        Ok(deleted == 1)
+    }
+
     async fn incr(&self, key: StoreKey<'_>, delta: i64, ttl: Option<Ttl>) -> Result<i64> {
         match ttl {
             None => self
@@ -589,6 +610,9 @@ impl Store for RedisStore {
             Request::Expire { key, ttl } => Reply::Flag(self.expire(key, ttl).await?),
             Request::SetIfAbsent { key, value, ttl } => {
                 Reply::Flag(self.set_if_absent(key, value, ttl).await?)
+            }
+            Request::DeleteIfEquals { key, value } => {
+                Reply::Flag(self.delete_if_equals(key, value).await?)
             }
             Request::Incr {
                 key,

@@ -116,6 +116,9 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
                 .set_if_absent(&key, value, ttl.map(|t| t.as_duration()))
                 .await?,
         ),
+        Request::DeleteIfEquals { key, value } => {
+            Reply::Flag(cache.delete_if_equals(&key, value).await?)
+        }
         Request::Incr {
             key,
             delta,

@@ -68,7 +68,7 @@ impl<S> Counted<S> {
             }
             (Op::Set, Reply::Done) | (Op::SetIfAbsent, Reply::Flag(true)) => c.sets(1),
             (Op::SetMany, Reply::Done) => c.sets(batch),
-            (Op::Delete, Reply::Flag(true)) => c.deletes(1),
+            (Op::Delete | Op::DeleteIfEquals, Reply::Flag(true)) => c.deletes(1),
             (Op::DeleteMany | Op::DeletePattern, Reply::Count(n)) => c.deletes(*n),
             _ => {}
         }
