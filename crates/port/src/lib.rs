@@ -55,6 +55,7 @@ mod cache;
 mod error;
 mod front;
 mod key;
+pub mod backplane;
 pub mod layer;
 pub mod loading;
 mod namespace;

@@ -1,0 +1,158 @@
+//! Coherence: when the in-process tier (L1) may answer, and how a backfill
+//! racing an invalidation is kept out of it.
+//!
+//! Two rules:
+//! - **A backfill never outlives an invalidation.** Before reading L2 a
+//!   reader takes a [`Ticket`] (the invalidation counters of its key's slot
+//!   and of the whole cache); it inserts into L1 and then checks the ticket,
+//!   and takes its insert back if anything was invalidated meanwhile. An
+//!   invalidation bumps the counter first and drops the key second, so
+//!   either the reader sees the bump or the drop removes its insert. (The
+//!   placeholder the Redis client-side caching guide asks for, without a
+//!   placeholder.)
+//! - **L1 answers only while the backplane provably delivers.** The
+//!   backplane reports `Down`/`Up`, and each instance sends itself a
+//!   heartbeat: L1 serves only while the channel is up and the instance's
+//!   own last heartbeat came back within the bound. From the moment either
+//!   fails, reads go to L2 (and nothing is backfilled); when both hold
+//!   again, L1 is flushed before it answers again, since notices may have
+//!   been lost in between.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::Instant;
+
+/// How many counters keys are spread over.
+const SLOTS: usize = 1024;
+
+/// The invalidation counters a reader saw before it read L2.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    slot: usize,
+    slot_count: u64,
+    global: u64,
+}
+
+/// Shared between the store and its listener task.
+pub(crate) struct Coherence {
+    /// This instance's id on the backplane.
+    pub id: u64,
+    slots: Box<[AtomicU64]>,
+    global: AtomicU64,
+    serving: AtomicBool,
+    /// Milliseconds since `epoch` of the last own heartbeat received.
+    last_beat_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Coherence {
+    /// `serving` from the start (no backplane: one instance), or only once
+    /// the backplane has proved itself.
+    pub fn new(serving: bool) -> Self {
+        Self {
+            id: fastrand::u64(..),
+            slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            global: AtomicU64::new(0),
+            serving: AtomicBool::new(serving),
+            last_beat_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn slot(key: &str) -> usize {
+        // FNV-1a: cheap, and only spreads keys over counters.
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (hash % SLOTS as u64) as usize
+    }
+
+    /// Whether L1 may answer now.
+    pub fn serving(&self) -> bool {
+        self.serving.load(SeqCst)
+    }
+
+    /// Taken before reading L2 for a backfill.
+    pub fn ticket(&self, key: &str) -> Ticket {
+        let slot = Self::slot(key);
+        Ticket {
+            slot,
+            slot_count: self.slots[slot].load(SeqCst),
+            global: self.global.load(SeqCst),
+        }
+    }
+
+    /// Whether nothing that could concern the ticket's key was invalidated
+    /// since it was taken, and L1 still serves.
+    pub fn still_valid(&self, ticket: Ticket) -> bool {
+        self.serving()
+            && self.slots[ticket.slot].load(SeqCst) == ticket.slot_count
+            && self.global.load(SeqCst) == ticket.global
+    }
+
+    /// Called before `key` is dropped from L1.
+    pub fn invalidate_key(&self, key: &str) {
+        self.slots[Self::slot(key)].fetch_add(1, SeqCst);
+    }
+
+    /// Called before many keys (a pattern, a scope, everything) are dropped.
+    pub fn invalidate_all(&self) {
+        self.global.fetch_add(1, SeqCst);
+    }
+
+    /// L1 stops answering (and backfills stop landing).
+    pub fn stop_serving(&self) {
+        self.serving.store(false, SeqCst);
+        self.invalidate_all();
+    }
+
+    /// L1 answers again; call only after flushing it.
+    pub fn resume_serving(&self) {
+        self.invalidate_all();
+        self.serving.store(true, SeqCst);
+    }
+
+    /// Notes an own heartbeat.
+    pub fn beat(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_beat_ms.store(now.max(1), SeqCst);
+    }
+
+    /// Milliseconds since the last own heartbeat (`u64::MAX`: none yet).
+    pub fn since_last_beat_ms(&self) -> u64 {
+        match self.last_beat_ms.load(SeqCst) {
+            0 => u64::MAX,
+            at => (self.epoch.elapsed().as_millis() as u64).saturating_sub(at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_is_spoiled_by_its_key_everything_or_a_stop() {
+        let c = Coherence::new(true);
+        let t = c.ticket("k");
+        assert!(c.still_valid(t));
+        c.invalidate_key("k");
+        assert!(!c.still_valid(t));
+        let t = c.ticket("k");
+        c.invalidate_all();
+        assert!(!c.still_valid(t));
+        let t = c.ticket("k");
+        c.stop_serving();
+        assert!(!c.still_valid(t));
+        c.resume_serving();
+        assert!(!c.still_valid(t), "a ticket from before a stop stays spoiled");
+        assert!(c.still_valid(c.ticket("k")));
+    }
+
+    #[test]
+    fn heartbeats_are_timed() {
+        let c = Coherence::new(false);
+        assert_eq!(c.since_last_beat_ms(), u64::MAX);
+        c.beat();
+        assert!(c.since_last_beat_ms() < 1000);
+    }
+}

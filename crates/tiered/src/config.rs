@@ -1,0 +1,125 @@
+//! `TieredConfig`: how a tiered store is built.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_moka::MokaConfig;
+use cache_port::backplane::Backplane;
+use cache_port::{CacheError, Namespace, Result, Store};
+
+use crate::{TieredCache, TieredStore};
+
+/// The settings of a tiered store.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use cache_moka::MokaConfig;
+/// use cache_port::Cache;
+/// use cache_tiered::TieredConfig;
+///
+/// // L2 would be a RedisStore in production; a second moka store here.
+/// let l2 = MokaConfig::default().build_store().unwrap();
+/// let cache = TieredConfig::default()
+///     .l1(MokaConfig::default().capacity_bytes(64 << 20))
+///     .l1_max_ttl(Duration::from_secs(30))
+///     .build(l2, None)
+///     .unwrap();
+/// cache.set("k", "v".into(), None).await.unwrap();
+/// assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..])); // from L2, now in L1
+/// assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..])); // from L1
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct TieredConfig {
+    l1: MokaConfig,
+    l1_max_ttl: Duration,
+    heartbeat: Duration,
+    heartbeat_bound: Duration,
+    namespace: Option<String>,
+}
+
+impl Default for TieredConfig {
+    fn default() -> Self {
+        Self {
+            l1: MokaConfig::default(),
+            // Bounds how long an entry lives in L1 if every invalidation
+            // path failed silently at once: a backstop, not the mechanism.
+            l1_max_ttl: Duration::from_secs(60),
+            heartbeat: Duration::from_millis(200),
+            heartbeat_bound: Duration::from_millis(1000),
+            namespace: None,
+        }
+    }
+}
+
+impl TieredConfig {
+    /// L1's settings (capacity in bytes; its value limit and namespace are
+    /// not used: values are limited by L2, keys namespaced above the tiers).
+    pub fn l1(mut self, l1: MokaConfig) -> Self {
+        self.l1 = l1;
+        self
+    }
+
+    /// The longest an entry stays in L1 (default 60 s), whatever its L2 TTL.
+    pub fn l1_max_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_max_ttl = ttl;
+        self
+    }
+
+    /// How often an instance sends itself a heartbeat over the backplane
+    /// (default 200 ms), and how long without one it still lets L1 serve
+    /// (default 1 s): the bound on how long a silently broken backplane
+    /// can leave L1 stale.
+    pub fn heartbeat(mut self, every: Duration, bound: Duration) -> Self {
+        self.heartbeat = every;
+        self.heartbeat_bound = bound;
+        self
+    }
+
+    /// The namespace of the cache [`build`](Self::build) makes.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// A tiered store over `l2`, kept coherent with other instances through
+    /// `backplane` (`None`: a single instance). Must run inside a tokio
+    /// runtime when there is a backplane (the listener is spawned).
+    pub fn build_store<L2: Store>(
+        &self,
+        l2: L2,
+        backplane: Option<Arc<dyn Backplane>>,
+    ) -> Result<TieredStore<L2>> {
+        if self.l1_max_ttl.is_zero() || self.heartbeat.is_zero() || self.heartbeat_bound < self.heartbeat {
+            return Err(CacheError::Config {
+                message: format!(
+                    "tiered: l1_max_ttl ({:?}) and heartbeat ({:?}) must be above zero, and the heartbeat bound ({:?}) at least the heartbeat",
+                    self.l1_max_ttl, self.heartbeat, self.heartbeat_bound
+                ),
+            });
+        }
+        if backplane.is_some() && tokio::runtime::Handle::try_current().is_err() {
+            return Err(CacheError::Config {
+                message: "tiered: a backplane needs a tokio runtime to listen on".into(),
+            });
+        }
+        let l1 = self.l1.build_store()?;
+        Ok(TieredStore::new(
+            l1,
+            l2,
+            self.l1_max_ttl,
+            backplane.map(|b| (b, self.heartbeat, self.heartbeat_bound)),
+        ))
+    }
+
+    /// The port over a tiered store, in the configured namespace.
+    pub fn build<L2: Store>(
+        &self,
+        l2: L2,
+        backplane: Option<Arc<dyn Backplane>>,
+    ) -> Result<TieredCache<L2>> {
+        let namespace = self.namespace.as_deref().map(Namespace::new).transpose()?;
+        Ok(TieredCache::over(self.build_store(l2, backplane)?, namespace))
+    }
+}

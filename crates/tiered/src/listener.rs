@@ -1,0 +1,171 @@
+//! The listener: applies other instances' notices to L1, sends this
+//! instance's heartbeats, and decides when L1 may serve (see
+//! `coherence.rs`).
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_moka::MokaStore;
+use cache_port::backplane::{Backplane, BackplaneEvent, Invalidation, Notice};
+use cache_port::{Pattern, Request, Store};
+use futures::StreamExt;
+
+use crate::coherence::Coherence;
+
+/// Counters of the listener, read through `TieredStore::figures`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub received: AtomicU64,
+    pub flushes: AtomicU64,
+    pub publish_failures: AtomicU64,
+}
+
+/// What the listener runs with.
+pub(crate) struct Listener {
+    pub l1: MokaStore,
+    pub coherence: Arc<Coherence>,
+    pub backplane: Arc<dyn Backplane>,
+    pub heartbeat: Duration,
+    pub bound: Duration,
+    pub counters: Arc<Counters>,
+}
+
+impl Listener {
+    /// Runs until the backplane's stream ends (then L1 stops serving for
+    /// good) or the task is aborted (the store was dropped).
+    pub async fn run(self) {
+        let mut events = self.backplane.subscribe();
+        let mut ticks = tokio::time::interval(self.heartbeat);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut channel_up = true;
+        let mut beat = 0u64;
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(BackplaneEvent::Notice(notice)) => self.on_notice(notice),
+                    Some(BackplaneEvent::Down) => channel_up = false,
+                    Some(BackplaneEvent::Up) => {
+                        channel_up = true;
+                        // Notices may have been lost while it was down,
+                        // even if this instance never stopped serving.
+                        self.flush();
+                    }
+                    // Unreadable, or an event this version does not know:
+                    // what it invalidated is unknown, so drop everything.
+                    Some(_) => self.flush(),
+                    None => {
+                        tracing::warn!("tiered cache: the backplane ended; L1 no longer serves");
+                        self.coherence.stop_serving();
+                        return;
+                    }
+                },
+                _ = ticks.tick() => {
+                    beat += 1;
+                    let publish = self.backplane.publish(&Notice {
+                        sender: self.coherence.id,
+                        what: Invalidation::Heartbeat(beat),
+                    });
+                    let counters = Arc::clone(&self.counters);
+                    tokio::spawn(async move {
+                        if publish.await.is_err() {
+                            counters.publish_failures.fetch_add(1, Relaxed);
+                        }
+                    });
+                }
+            }
+            self.decide(channel_up);
+        }
+    }
+
+    /// Serve from L1 only while the channel is up and the last own
+    /// heartbeat is recent; flush on the way back.
+    fn decide(&self, channel_up: bool) {
+        let fresh = self.coherence.since_last_beat_ms() <= self.bound.as_millis() as u64;
+        match (channel_up && fresh, self.coherence.serving()) {
+            (false, true) => {
+                tracing::warn!(channel_up, "tiered cache: backplane silent; reading from L2 only");
+                self.coherence.stop_serving();
+            }
+            (true, false) => {
+                self.flush();
+                self.coherence.resume_serving();
+                tracing::info!("tiered cache: backplane delivering; L1 flushed and serving");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_notice(&self, notice: Notice) {
+        if notice.sender == self.coherence.id {
+            if let Invalidation::Heartbeat(_) = notice.what {
+                self.coherence.beat();
+            }
+            return;
+        }
+        self.counters.received.fetch_add(1, Relaxed);
+        apply(&self.l1, &self.coherence, &notice.what);
+    }
+
+    fn flush(&self) {
+        self.counters.flushes.fetch_add(1, Relaxed);
+        self.coherence.invalidate_all();
+        clear_l1(&self.l1, "");
+    }
+}
+
+/// Drops from L1 what `what` says changed.
+pub(crate) fn apply(l1: &MokaStore, coherence: &Coherence, what: &Invalidation) {
+    match what {
+        Invalidation::Keys(keys) => {
+            for key in keys {
+                coherence.invalidate_key(key);
+                drop_key(l1, key);
+            }
+        }
+        Invalidation::Pattern { scope, pattern } => {
+            coherence.invalidate_all();
+            match Pattern::new(pattern) {
+                Ok(pattern) => {
+                    let request = Request::DeletePattern {
+                        scope: Cow::Borrowed(scope),
+                        pattern: &pattern,
+                    };
+                    answer(l1.call(request));
+                }
+                // A pattern this version refuses: drop the whole scope.
+                Err(_) => clear_l1(l1, scope),
+            }
+        }
+        Invalidation::Clear { scope } => {
+            coherence.invalidate_all();
+            clear_l1(l1, scope);
+        }
+        Invalidation::Heartbeat(_) => {}
+        // A kind this version does not know: drop everything.
+        _ => {
+            coherence.invalidate_all();
+            clear_l1(l1, "");
+        }
+    }
+}
+
+/// Drops `key` from L1.
+pub(crate) fn drop_key(l1: &MokaStore, key: &str) {
+    answer(l1.call(Request::Delete {
+        key: Cow::Borrowed(key),
+    }));
+}
+
+fn clear_l1(l1: &MokaStore, scope: &str) {
+    answer(l1.call(Request::Clear {
+        scope: Cow::Borrowed(scope),
+    }));
+}
+
+/// Runs an L1 call to completion: the moka store answers at once (its
+/// futures are ready when made), and cannot fail on these requests.
+fn answer<F: std::future::Future>(future: F) {
+    let _ = futures::FutureExt::now_or_never(future);
+}

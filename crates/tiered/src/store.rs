@@ -1,0 +1,337 @@
+//! `TieredStore`: an in-process L1 (moka) over an L2 store, L2 the authority.
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_moka::MokaStore;
+use cache_port::backplane::{Backplane, Invalidation, Notice};
+use cache_port::{
+    KeyPages, Op, Pattern, Reply, Request, Result, Store, StoreKey, Ttl, TtlState,
+};
+
+use crate::coherence::{Coherence, Ticket};
+use crate::listener::{self, Counters, Listener};
+
+/// An in-process L1 over an L2 (any store; Redis in production).
+///
+/// - **Reads**: an L1 hit answers; a miss reads the value and its remaining
+///   TTL from L2 (two commands sent together) and backfills L1 with the
+///   lesser of that TTL (measured from when the read was sent, so L1 never
+///   outlives L2) and the configured L1 maximum. `get_many` answers L1 hits
+///   and reads every miss from L2 in one call (without backfilling).
+///   `exists` answers `true` from an L1 hit. `ttl`, `keys` and `stats` go
+///   to L2.
+/// - **Writes** (`set`, `set_many`, `delete*`, `expire`, `set_if_absent`,
+///   `incr`, `delete_if_equals`, `clear`) go to L2 first; then the keys are
+///   dropped from L1 (never updated: two concurrent writers could leave L1
+///   holding the loser) and the other instances are told through the
+///   backplane. A write that fails still drops and tells: it may have landed.
+///   Atomic operations never answer from L1.
+/// - **Coherence** (see `coherence.rs`): L1 answers only while the backplane
+///   delivers, proved by a heartbeat; when it may have lost a notice, L1 is
+///   flushed before it answers again.
+pub struct TieredStore<L2> {
+    shared: Arc<Shared<L2>>,
+}
+
+impl<L2> Clone for TieredStore<L2> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+struct Shared<L2> {
+    l1: MokaStore,
+    l2: L2,
+    l1_max_ttl: Duration,
+    coherence: Arc<Coherence>,
+    backplane: Option<Arc<dyn Backplane>>,
+    counters: Arc<Counters>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl<L2> Drop for Shared<L2> {
+    fn drop(&mut self) {
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
+    }
+}
+
+/// Figures of a tiered store's coherence machinery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TieredFigures {
+    /// Notices from other instances applied to L1.
+    pub notices_received: u64,
+    /// Times L1 was flushed because notices may have been lost.
+    pub flushes: u64,
+    /// Notices (heartbeats included) that could not be published.
+    pub publish_failures: u64,
+    /// Whether L1 answers now.
+    pub l1_serving: bool,
+}
+
+impl<L2: Store> TieredStore<L2> {
+    /// A tiered store; see [`TieredConfig`](crate::TieredConfig).
+    pub(crate) fn new(
+        l1: MokaStore,
+        l2: L2,
+        l1_max_ttl: Duration,
+        backplane: Option<(Arc<dyn Backplane>, Duration, Duration)>,
+    ) -> Self {
+        let coherence = Arc::new(Coherence::new(backplane.is_none()));
+        let counters = Arc::new(Counters::default());
+        let listener = backplane.as_ref().map(|(backplane, heartbeat, bound)| {
+            tokio::spawn(
+                Listener {
+                    l1: l1.clone(),
+                    coherence: Arc::clone(&coherence),
+                    backplane: Arc::clone(backplane),
+                    heartbeat: *heartbeat,
+                    bound: *bound,
+                    counters: Arc::clone(&counters),
+                }
+                .run(),
+            )
+        });
+        Self {
+            shared: Arc::new(Shared {
+                l1,
+                l2,
+                l1_max_ttl,
+                coherence,
+                backplane: backplane.map(|(b, _, _)| b),
+                counters,
+                listener,
+            }),
+        }
+    }
+
+    /// The L2 store.
+    pub fn l2(&self) -> &L2 {
+        &self.shared.l2
+    }
+
+    /// The coherence figures.
+    pub fn figures(&self) -> TieredFigures {
+        let c = &self.shared.counters;
+        TieredFigures {
+            notices_received: c.received.load(Relaxed),
+            flushes: c.flushes.load(Relaxed),
+            publish_failures: c.publish_failures.load(Relaxed),
+            l1_serving: self.shared.coherence.serving(),
+        }
+    }
+
+    /// L1's answer to `request`, if L1 serves (its futures are ready).
+    fn l1(&self, request: Request<'_>) -> Option<Reply> {
+        if !self.shared.coherence.serving() {
+            return None;
+        }
+        futures::FutureExt::now_or_never(self.shared.l1.call(request))?.ok()
+    }
+
+    async fn get(&self, key: StoreKey<'_>) -> Result<Reply> {
+        if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
+            key: Cow::Borrowed(&key),
+        }) {
+            return Ok(Reply::Value(Some(value)));
+        }
+        let ticket = self.shared.coherence.ticket(&key);
+        let sent = Instant::now();
+        let (value, ttl) = futures::join!(
+            self.shared.l2.call(Request::Get {
+                key: Cow::Borrowed(&key)
+            }),
+            self.shared.l2.call(Request::Ttl {
+                key: Cow::Borrowed(&key)
+            }),
+        );
+        if let (Ok(Reply::Value(Some(value))), Ok(Reply::Ttl(ttl))) = (&value, ttl) {
+            self.backfill(&key, value, ttl, sent, ticket);
+        }
+        value
+    }
+
+    /// Puts an L2 value into L1 for at most what is left of its L2 TTL and
+    /// the L1 maximum, unless an invalidation came in meanwhile.
+    fn backfill(&self, key: &str, value: &Bytes, ttl: TtlState, sent: Instant, ticket: Ticket) {
+        let coherence = &self.shared.coherence;
+        if !coherence.still_valid(ticket) {
+            return;
+        }
+        let left = match ttl {
+            TtlState::Persistent => self.shared.l1_max_ttl,
+            // L2 measured `left` after the read was sent: counting from the
+            // send, L1's entry expires no later than L2's.
+            TtlState::ExpiresIn(left) => match left.checked_sub(sent.elapsed()) {
+                Some(left) => left.min(self.shared.l1_max_ttl),
+                None => return,
+            },
+            _ => return,
+        };
+        let Ok(ttl) = Ttl::new(left) else { return };
+        // Ttl rounds up to whole milliseconds: never past L2's expiry by
+        // more than that rounding, which `left` (floored by Redis) absorbs.
+        let inserted = futures::FutureExt::now_or_never(self.shared.l1.call(Request::Set {
+            key: Cow::Borrowed(key),
+            value: value.clone(),
+            ttl: Some(ttl),
+        }));
+        if matches!(inserted, Some(Ok(_))) && !coherence.still_valid(ticket) {
+            // An invalidation raced the insert: take it back.
+            listener::drop_key(&self.shared.l1, key);
+        }
+    }
+
+    async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Reply> {
+        let mut values: Vec<Option<Bytes>> = match self.l1(Request::GetMany { keys: keys.clone() }) {
+            Some(Reply::Values(values)) if values.len() == keys.len() => values,
+            _ => vec![None; keys.len()],
+        };
+        let missing: Vec<usize> = (0..keys.len()).filter(|i| values[*i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(Reply::Values(values));
+        }
+        let request = Request::GetMany {
+            keys: missing.iter().map(|i| keys[*i].clone()).collect(),
+        };
+        match self.shared.l2.call(request).await? {
+            Reply::Values(found) if found.len() == missing.len() => {
+                for (i, value) in missing.into_iter().zip(found) {
+                    values[i] = value;
+                }
+                Ok(Reply::Values(values))
+            }
+            other => Err(cache_port::unexpected_reply(Op::GetMany, &other)),
+        }
+    }
+
+    /// Drops `keys` from L1 and tells the other instances.
+    async fn invalidate(&self, keys: Vec<String>) {
+        for key in &keys {
+            self.shared.coherence.invalidate_key(key);
+            listener::drop_key(&self.shared.l1, key);
+        }
+        self.tell(Invalidation::Keys(keys)).await;
+    }
+
+    /// Applies `what` to L1 and tells the other instances.
+    async fn invalidate_many(&self, what: Invalidation) {
+        listener::apply(&self.shared.l1, &self.shared.coherence, &what);
+        self.tell(what).await;
+    }
+
+    async fn tell(&self, what: Invalidation) {
+        if let Some(backplane) = &self.shared.backplane {
+            let notice = Notice {
+                sender: self.shared.coherence.id,
+                what,
+            };
+            if let Err(error) = backplane.publish(&notice).await {
+                self.shared.counters.publish_failures.fetch_add(1, Relaxed);
+                tracing::warn!(%error, "tiered cache: invalidation not published; other instances flush when their backplane reports the loss");
+            }
+        }
+    }
+}
+
+/// Whether a write's reply says nothing changed (so nobody need be told).
+fn changed_nothing(reply: &Result<Reply>) -> bool {
+    matches!(reply, Ok(Reply::Flag(false)) | Ok(Reply::Count(0)))
+}
+
+impl<L2: Store> Store for TieredStore<L2> {
+    async fn call(&self, request: Request<'_>) -> Result<Reply> {
+        let l2 = &self.shared.l2;
+        match request {
+            Request::Get { key } => self.get(key).await,
+            Request::GetMany { keys } => self.get_many(keys).await,
+            Request::Exists { key } => {
+                if let Some(Reply::Value(Some(_))) = self.l1(Request::Get {
+                    key: Cow::Borrowed(&key),
+                }) {
+                    return Ok(Reply::Flag(true));
+                }
+                l2.call(Request::Exists { key }).await
+            }
+            request @ (Request::Ttl { .. }
+            | Request::Keys { .. }
+            | Request::Stats { .. }
+            | Request::Ping) => l2.call(request).await,
+            Request::SetMany { items, ttl } => {
+                let keys: Vec<String> = items.iter().map(|(k, _)| k.to_string()).collect();
+                let reply = l2.call(Request::SetMany { items, ttl }).await;
+                self.invalidate(keys).await;
+                reply
+            }
+            Request::DeleteMany { keys } => {
+                let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                let reply = l2.call(Request::DeleteMany { keys }).await;
+                if !changed_nothing(&reply) {
+                    self.invalidate(owned).await;
+                }
+                reply
+            }
+            Request::DeletePattern { scope, pattern } => {
+                let what = Invalidation::Pattern {
+                    scope: scope.to_string(),
+                    pattern: pattern.as_str().to_owned(),
+                };
+                let reply = l2.call(Request::DeletePattern { scope, pattern }).await;
+                if !changed_nothing(&reply) {
+                    self.invalidate_many(what).await;
+                }
+                reply
+            }
+            Request::Clear { scope } => {
+                let what = Invalidation::Clear {
+                    scope: scope.to_string(),
+                };
+                let reply = l2.call(Request::Clear { scope }).await;
+                self.invalidate_many(what).await;
+                reply
+            }
+            // One-key writes: L2, then drop and tell (unless nothing changed).
+            request => {
+                let key = match &request {
+                    Request::Set { key, .. }
+                    | Request::Delete { key }
+                    | Request::Expire { key, .. }
+                    | Request::SetIfAbsent { key, .. }
+                    | Request::Incr { key, .. }
+                    | Request::DeleteIfEquals { key, .. } => key.to_string(),
+                    // Every other request was matched above; a new one
+                    // goes to L2 and drops all of L1 to be safe.
+                    _ => {
+                        let reply = l2.call(request).await;
+                        self.invalidate_many(Invalidation::Clear {
+                            scope: String::new(),
+                        })
+                        .await;
+                        return reply;
+                    }
+                };
+                let reply = l2.call(request).await;
+                if !changed_nothing(&reply) {
+                    self.invalidate(vec![key]).await;
+                }
+                reply
+            }
+        }
+    }
+
+    fn max_value_len(&self) -> usize {
+        self.shared.l2.max_value_len()
+    }
+
+    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+        self.shared.l2.scan(scope, pattern)
+    }
+}
