@@ -277,7 +277,12 @@ mod tests {
         let mut trailing = good.clone();
         trailing.extend_from_slice(b"1:x");
         assert_eq!(Notice::decode(&trailing), None);
-        for bad in [&b"2|0000000000000001|c|0:"[..], b"", b"1|zz|c|0:", b"1|0000000000000001|x|"] {
+        for bad in [
+            &b"2|0000000000000001|c|0:"[..],
+            b"",
+            b"1|zz|c|0:",
+            b"1|0000000000000001|x|",
+        ] {
             assert_eq!(Notice::decode(bad), None, "{bad:?}");
         }
     }
@@ -291,7 +296,10 @@ mod tests {
             what: Invalidation::Keys(vec!["k".into()]),
         };
         backplane.publish(&notice).await.unwrap();
-        assert_eq!(events.next().await, Some(BackplaneEvent::Notice(notice.clone())));
+        assert_eq!(
+            events.next().await,
+            Some(BackplaneEvent::Notice(notice.clone()))
+        );
         backplane.cut();
         backplane.publish(&notice).await.unwrap(); // lost
         backplane.restore();

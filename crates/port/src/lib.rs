@@ -50,12 +50,12 @@
 //!
 //! This crate depends on no adapter and on no dependency-injection framework.
 
+pub mod backplane;
 mod builder;
 mod cache;
 mod error;
 mod front;
 mod key;
-pub mod backplane;
 pub mod layer;
 pub mod loading;
 mod namespace;

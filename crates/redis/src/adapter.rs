@@ -63,6 +63,32 @@ impl RedisConfig {
     }
 }
 
+/// fred's builder configured as every connection of ours is (timeouts,
+/// one attempt per command, endless reconnection), and the error context.
+pub(crate) fn fred_builder(config: &RedisConfig) -> Result<(Builder, ErrorContext)> {
+    config.validate()?;
+    let errors = ErrorContext {
+        command_timeout: config.command_timeout,
+        secrets: config.secrets(),
+    };
+    let fred_config = Config::from_url(&config.server_url).map_err(|e| errors.map("connect", e))?;
+    let mut builder = Builder::from_config(fred_config);
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = config.connect_timeout;
+            c.internal_command_timeout = config.connect_timeout;
+            // A command whose connection dropped fails instead of being
+            // sent again after reconnecting: a retried INCRBY would count twice.
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| p.default_command_timeout = config.command_timeout)
+        .set_policy(ReconnectPolicy::new_constant(
+            0,
+            config.reconnect_delay.as_millis() as u32,
+        ));
+    Ok((builder, errors))
+}
+
 /// Whether the pool has connected once (always, unless `lazy_connect`).
 #[derive(Default)]
 struct Connected {
@@ -160,27 +186,7 @@ impl RedisStore {
     /// (see [`RedisConfig::connect`]).
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
         let config = config.clone();
-        config.validate()?;
-        let errors = ErrorContext {
-            command_timeout: config.command_timeout,
-            secrets: config.secrets(),
-        };
-        let fred_config =
-            Config::from_url(&config.server_url).map_err(|e| errors.map("connect", e))?;
-        let mut builder = Builder::from_config(fred_config);
-        builder
-            .with_connection_config(|c| {
-                c.connection_timeout = config.connect_timeout;
-                c.internal_command_timeout = config.connect_timeout;
-                // A command whose connection dropped fails instead of being
-                // sent again after reconnecting: a retried INCRBY would count twice.
-                c.max_command_attempts = 1;
-            })
-            .with_performance_config(|p| p.default_command_timeout = config.command_timeout)
-            .set_policy(ReconnectPolicy::new_constant(
-                0,
-                config.reconnect_delay.as_millis() as u32,
-            ));
+        let (builder, errors) = fred_builder(&config)?;
         let pool = builder
             .build_pool(config.pool_size)
             .map_err(|e| errors.map("connect", e))?;

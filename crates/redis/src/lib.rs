@@ -23,9 +23,11 @@
 //! fred's error (with secrets scrubbed) is kept as the source.
 
 mod adapter;
+mod backplane;
 mod config;
 mod errors;
 
 pub use adapter::{connect_url, RedisCache, RedisStore};
+pub use backplane::{RedisBackplane, DEFAULT_CHANNEL};
 pub use config::{redact_url, RedisConfig, REDIS_MAX_VALUE_LEN};
 pub use errors::RedisClientError;

@@ -144,7 +144,10 @@ mod tests {
         c.stop_serving();
         assert!(!c.still_valid(t));
         c.resume_serving();
-        assert!(!c.still_valid(t), "a ticket from before a stop stays spoiled");
+        assert!(
+            !c.still_valid(t),
+            "a ticket from before a stop stays spoiled"
+        );
         assert!(c.still_valid(c.ticket("k")));
     }
 

@@ -91,7 +91,10 @@ impl TieredConfig {
         l2: L2,
         backplane: Option<Arc<dyn Backplane>>,
     ) -> Result<TieredStore<L2>> {
-        if self.l1_max_ttl.is_zero() || self.heartbeat.is_zero() || self.heartbeat_bound < self.heartbeat {
+        if self.l1_max_ttl.is_zero()
+            || self.heartbeat.is_zero()
+            || self.heartbeat_bound < self.heartbeat
+        {
             return Err(CacheError::Config {
                 message: format!(
                     "tiered: l1_max_ttl ({:?}) and heartbeat ({:?}) must be above zero, and the heartbeat bound ({:?}) at least the heartbeat",
@@ -120,6 +123,9 @@ impl TieredConfig {
         backplane: Option<Arc<dyn Backplane>>,
     ) -> Result<TieredCache<L2>> {
         let namespace = self.namespace.as_deref().map(Namespace::new).transpose()?;
-        Ok(TieredCache::over(self.build_store(l2, backplane)?, namespace))
+        Ok(TieredCache::over(
+            self.build_store(l2, backplane)?,
+            namespace,
+        ))
     }
 }

@@ -85,7 +85,10 @@ impl Listener {
         let fresh = self.coherence.since_last_beat_ms() <= self.bound.as_millis() as u64;
         match (channel_up && fresh, self.coherence.serving()) {
             (false, true) => {
-                tracing::warn!(channel_up, "tiered cache: backplane silent; reading from L2 only");
+                tracing::warn!(
+                    channel_up,
+                    "tiered cache: backplane silent; reading from L2 only"
+                );
                 self.coherence.stop_serving();
             }
             (true, false) => {

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_moka::MokaStore;
 use cache_port::backplane::{Backplane, Invalidation, Notice};
-use cache_port::{
-    KeyPages, Op, Pattern, Reply, Request, Result, Store, StoreKey, Ttl, TtlState,
-};
+use cache_port::{KeyPages, Op, Pattern, Reply, Request, Result, Store, StoreKey, Ttl, TtlState};
 
 use crate::coherence::{Coherence, Ticket};
 use crate::listener::{self, Counters, Listener};
@@ -191,7 +189,8 @@ impl<L2: Store> TieredStore<L2> {
     }
 
     async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Reply> {
-        let mut values: Vec<Option<Bytes>> = match self.l1(Request::GetMany { keys: keys.clone() }) {
+        let mut values: Vec<Option<Bytes>> = match self.l1(Request::GetMany { keys: keys.clone() })
+        {
             Some(Reply::Values(values)) if values.len() == keys.len() => values,
             _ => vec![None; keys.len()],
         };

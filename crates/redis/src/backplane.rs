@@ -1,0 +1,188 @@
+//! `RedisBackplane`: the tiered cache's backplane on Redis pub/sub.
+//!
+//! One publishing client and one subscriber connection (pub/sub needs its
+//! own), configured like the store's (timeouts, endless reconnection,
+//! secrets scrubbed). The subscriber reports on itself: an error on its
+//! connection is `Down`; a reconnection is followed by a resubscription,
+//! and only once that is done by `Up` (notices published in between are
+//! lost: the tiered cache flushes its L1 at `Up`). A message that does not
+//! decode is `Unreadable`; falling behind fred's own buffer is `Down` +
+//! `Up`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cache_port::backplane::{Backplane, BackplaneEvent, Notice};
+use cache_port::{CacheError, Result};
+use fred::clients::SubscriberClient;
+use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+use crate::adapter::fred_builder;
+use crate::config::RedisConfig;
+use crate::errors::ErrorContext;
+
+/// The default channel: one per Redis database the tiered caches share.
+pub const DEFAULT_CHANNEL: &str = "cache-tiered:invalidations";
+
+/// A backplane on Redis pub/sub. Build it with [`RedisBackplane::connect`]
+/// and hand it to `cache_tiered::TieredConfig::build`.
+pub struct RedisBackplane {
+    publisher: Client,
+    subscriber: SubscriberClient,
+    channel: String,
+    errors: ErrorContext,
+    events: broadcast::Sender<BackplaneEvent>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RedisBackplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackplane")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisBackplane {
+    fn drop(&mut self) {
+        self.watcher.abort();
+        let (publisher, subscriber) = (self.publisher.clone(), self.subscriber.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = publisher.quit().await;
+                let _ = subscriber.quit().await;
+            });
+        }
+    }
+}
+
+impl RedisBackplane {
+    /// Connects to the server of `config` (its namespace is not used) and
+    /// subscribes to `channel`, within the connect timeout.
+    pub async fn connect(config: &RedisConfig, channel: &str) -> Result<Arc<Self>> {
+        let (builder, errors) = fred_builder(config)?;
+        let connect_error = |e| errors.map("connect", e);
+        let publisher = builder.build().map_err(connect_error)?;
+        let subscriber = builder.build_subscriber_client().map_err(connect_error)?;
+        let timeout = config.connect_timeout;
+        let connect = async {
+            publisher.init().await?;
+            subscriber.init().await?;
+            subscriber.subscribe(channel.to_owned()).await
+        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Err(_) => {
+                return Err(CacheError::Unavailable {
+                    message: format!(
+                        "backplane: could not subscribe at {} within {timeout:?}",
+                        config.redacted_url()
+                    ),
+                    source: None,
+                })
+            }
+        }
+        let (events, _) = broadcast::channel(4096);
+        let watcher = tokio::spawn(watch(
+            subscriber.clone(),
+            channel.to_owned(),
+            events.clone(),
+        ));
+        Ok(Arc::new(Self {
+            publisher,
+            subscriber,
+            channel: channel.to_owned(),
+            errors,
+            events,
+            watcher,
+        }))
+    }
+}
+
+/// Turns the subscriber's messages, errors and reconnections into events.
+async fn watch(
+    subscriber: SubscriberClient,
+    channel: String,
+    events: broadcast::Sender<BackplaneEvent>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut messages = subscriber.message_rx();
+    let mut errors = subscriber.error_rx();
+    let mut reconnections = subscriber.reconnect_rx();
+    let send = |event| {
+        let _ = events.send(event);
+    };
+    loop {
+        tokio::select! {
+            message = messages.recv() => match message {
+                Ok(message) if *message.channel == *channel => {
+                    send(match message.value.as_bytes().and_then(Notice::decode) {
+                        Some(notice) => BackplaneEvent::Notice(notice),
+                        None => BackplaneEvent::Unreadable,
+                    });
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    send(BackplaneEvent::Down);
+                    send(BackplaneEvent::Up);
+                }
+                Err(RecvError::Closed) => return,
+            },
+            error = errors.recv() => match error {
+                Ok(_) | Err(RecvError::Lagged(_)) => send(BackplaneEvent::Down),
+                Err(RecvError::Closed) => return,
+            },
+            reconnected = reconnections.recv() => match reconnected {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    send(BackplaneEvent::Down);
+                    // Up only once the subscription is back: notices are
+                    // delivered again from then on.
+                    while let Err(error) = subscriber.subscribe(channel.clone()).await {
+                        tracing::warn!(%error, "backplane: resubscription failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    send(BackplaneEvent::Up);
+                }
+                Err(RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn publish(&self, notice: &Notice) -> BoxFuture<'static, Result<()>> {
+        let (publisher, channel, errors) = (
+            self.publisher.clone(),
+            self.channel.clone(),
+            self.errors.clone(),
+        );
+        let message = notice.encode();
+        Box::pin(async move {
+            publisher
+                .publish::<i64, _, _>(channel, message)
+                .await
+                .map(|_receivers| ())
+                .map_err(|e| errors.map("publish", e))
+        })
+    }
+
+    fn subscribe(&self) -> BoxStream<'static, BackplaneEvent> {
+        let receiver = self.events.subscribe();
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let events = match receiver.recv().await {
+                Ok(event) => vec![event],
+                Err(RecvError::Lagged(_)) => vec![BackplaneEvent::Down, BackplaneEvent::Up],
+                Err(RecvError::Closed) => return None,
+            };
+            Some((futures::stream::iter(events), receiver))
+        })
+        .flatten()
+        .boxed()
+    }
+}

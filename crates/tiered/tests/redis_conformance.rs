@@ -1,0 +1,90 @@
+//! The whole conformance suite against the tiered adapter over Redis (a
+//! throwaway redis-server, and a local three-primary cluster), with the
+//! Redis pub/sub backplane on: one instance, every behaviour a namespaced
+//! view of one tiered store, the behaviours unchanged.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cache_conformance::{trials, Harness};
+use cache_port::backplane::Backplane;
+use cache_port::{Cache, CacheBuilder};
+use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
+use cache_redis_harness::{RedisCluster, RedisServer};
+use cache_tiered::{TieredConfig, TieredStore};
+use tokio::sync::OnceCell;
+
+enum Server {
+    Standalone(RedisServer),
+    Cluster(RedisCluster),
+}
+
+struct TieredRedis {
+    name: &'static str,
+    start: fn() -> Server,
+    servers: Arc<Mutex<Vec<Server>>>,
+    store: OnceCell<TieredStore<RedisStore>>,
+}
+
+#[async_trait]
+impl Harness for TieredRedis {
+    fn name(&self) -> String {
+        self.name.into()
+    }
+
+    async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
+        let store = self
+            .store
+            .get_or_init(|| async {
+                let server = (self.start)();
+                let url = match &server {
+                    Server::Standalone(s) => s.url(),
+                    Server::Cluster(c) => c.url(),
+                };
+                self.servers.lock().unwrap().push(server);
+                let config = RedisConfig::from_url(&url)
+                    .unwrap()
+                    .max_value_len(1024 * 1024)
+                    .command_timeout(Duration::from_secs(5));
+                let l2 = RedisStore::connect(&config).await.unwrap();
+                let backplane: Arc<dyn Backplane> =
+                    RedisBackplane::connect(&config, DEFAULT_CHANNEL)
+                        .await
+                        .unwrap();
+                TieredConfig::default()
+                    .build_store(l2, Some(backplane))
+                    .unwrap()
+            })
+            .await;
+        CacheBuilder::new(store.clone())
+            .namespace(namespace)
+            .unwrap()
+            .build()
+    }
+}
+
+fn main() {
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    let harness = |name, start| {
+        Arc::new(TieredRedis {
+            name,
+            start,
+            servers: Arc::clone(&servers),
+            store: OnceCell::new(),
+        })
+    };
+    let mut all = trials(
+        "tiered-redis",
+        harness("cache-tiered over cache-redis (standalone)", || {
+            Server::Standalone(RedisServer::start())
+        }),
+    );
+    all.extend(trials(
+        "tiered-redis-cluster",
+        harness("cache-tiered over cache-redis (3-primary cluster)", || {
+            Server::Cluster(RedisCluster::start())
+        }),
+    ));
+    cache_conformance::main(all, servers);
+}
