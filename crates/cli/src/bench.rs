@@ -214,7 +214,7 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
     }
 
     let us = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
-    println!("cachectl bench on {} ({config:?})", config.adapter());
+    println!("cachectl bench on {} ({config:?})", ops::describe(&config));
     println!(
         "  mix {}  concurrency {}  keys {}  value {} B  duration {:.1?}",
         args.mix, args.concurrency, args.keys, args.value_size, elapsed

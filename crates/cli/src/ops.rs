@@ -11,6 +11,14 @@ use crate::args::{Cli, Command};
 use crate::exit::{Failure, NOT_FOUND};
 use crate::output;
 
+/// What the configuration builds, for the first line of a report.
+pub fn describe(config: &CacheConfig) -> String {
+    match config.tier() {
+        Some(_) => format!("{} with an in-process L1", config.adapter()),
+        None => config.adapter().to_owned(),
+    }
+}
+
 /// The configuration the command line (or `CACHE_URL`) names.
 pub fn config(cli: &Cli) -> Result<CacheConfig, Failure> {
     Ok(match &cli.url {

@@ -76,6 +76,18 @@ fn cache_url_switches_the_same_binary_to_redis() {
 }
 
 #[test]
+fn the_demo_runs_on_the_tiered_cache() {
+    let server = RedisServer::start();
+    let out = cachectl(&[], Some(&format!("{}/0?l1=8MiB", server.url())));
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(text.contains("on redis with an in-process L1"), "{text}");
+    for op in EVERY_OPERATION {
+        assert!(text.contains(op), "the demo did not show {op}:\n{text}");
+    }
+}
+
+#[test]
 fn single_operations_and_their_exit_codes() {
     let server = RedisServer::start();
     let url = format!("{}/0?namespace=ops", server.url());
@@ -188,7 +200,8 @@ fn bad_and_unreachable_urls_fail_clearly() {
 #[test]
 fn the_load_tool_reports_throughput_and_percentiles() {
     let server = RedisServer::start();
-    for url in [None, Some(server.url())] {
+    let tiered = format!("{}/0?l1=8MiB", server.url());
+    for url in [None, Some(server.url()), Some(tiered)] {
         let out = cachectl(
             &[
                 "bench",

@@ -26,6 +26,16 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 /// | `fail_open` | `false` | an outage reads as a counted, logged miss (`cache_port::layer::FailOpen`) |
 /// | `keys_limit` | 100000 | the most keys `keys` collects; past it, `TooManyKeys` |
 ///
+/// Redis URLs also take the tiered cache's options (an in-process L1 over
+/// Redis, kept coherent across instances by Redis pub/sub; see
+/// `cache_tiered`):
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | `l1` | none (no L1) | L1's capacity (`64MiB`); setting it turns the tiered cache on |
+/// | `l1_max_ttl_ms` | 60000 | the longest an entry stays in L1 |
+/// | `backplane_channel` | `cache-tiered:invalidations` | the pub/sub channel the instances share |
+///
 /// ```
 /// use cache_composition::CacheConfig;
 ///
@@ -42,6 +52,18 @@ pub struct CacheConfig {
     namespace: Option<Namespace>,
     fail_open: bool,
     keys_limit: usize,
+    tier: Option<TierConfig>,
+}
+
+/// The in-process tier over Redis: `l1`, `l1_max_ttl_ms`, `backplane_channel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierConfig {
+    /// L1's capacity in bytes.
+    pub l1_bytes: u64,
+    /// The longest an entry stays in L1.
+    pub l1_max_ttl: std::time::Duration,
+    /// The pub/sub channel of the backplane.
+    pub channel: String,
 }
 
 impl Default for CacheConfig {
@@ -81,6 +103,7 @@ impl fmt::Debug for CacheConfig {
         s.field("namespace", &self.namespace)
             .field("fail_open", &self.fail_open)
             .field("keys_limit", &self.keys_limit)
+            .field("tier", &self.tier)
             .finish()
     }
 }
@@ -105,6 +128,12 @@ impl CacheConfig {
             ))
         })?;
         let common = take_common_options(&mut parsed)?;
+        if common.tier.is_some() && !parsed.scheme().starts_with("redis") {
+            return Err(config_error(format!(
+                "l1 (the tiered cache) goes over Redis; {}:// is in-process already",
+                parsed.scheme()
+            )));
+        }
         let adapter = match parsed.scheme() {
             "memory" | "moka" => AdapterConfig::Memory(memory_from_url(&parsed)?),
             // The Redis adapter checks the exact scheme against its one list.
@@ -120,6 +149,7 @@ impl CacheConfig {
             namespace: common.namespace,
             fail_open: common.fail_open,
             keys_limit: common.keys_limit,
+            tier: common.tier,
         })
     }
 
@@ -143,6 +173,7 @@ impl CacheConfig {
             namespace: None,
             fail_open: false,
             keys_limit: cache_port::DEFAULT_KEYS_LIMIT,
+            tier: None,
         }
     }
 
@@ -198,6 +229,11 @@ impl CacheConfig {
     pub fn keys_limit(&self) -> usize {
         self.keys_limit
     }
+
+    /// The in-process tier over Redis, if `l1` was given.
+    pub fn tier(&self) -> Option<&TierConfig> {
+        self.tier.as_ref()
+    }
 }
 
 /// The options every URL takes.
@@ -205,6 +241,7 @@ struct CommonOptions {
     namespace: Option<Namespace>,
     fail_open: bool,
     keys_limit: usize,
+    tier: Option<TierConfig>,
 }
 
 /// Removes `namespace`, `fail_open` and `keys_limit` from the query, for
@@ -214,7 +251,9 @@ fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
         namespace: None,
         fail_open: false,
         keys_limit: cache_port::DEFAULT_KEYS_LIMIT,
+        tier: None,
     };
+    let (mut l1, mut l1_max_ttl, mut channel) = (None, None, None);
     let mut rest: Vec<(String, String)> = Vec::new();
     for (name, value) in url.query_pairs() {
         match name.as_ref() {
@@ -233,9 +272,42 @@ fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
                         config_error(format!("keys_limit must be 1 to 100000000, not {value:?}"))
                     })?
             }
+            "l1" => l1 = Some(parse_size(&name, &value)?),
+            "l1_max_ttl_ms" => {
+                l1_max_ttl = Some(
+                    value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|ms| (1..=86_400_000).contains(ms))
+                        .map(std::time::Duration::from_millis)
+                        .ok_or_else(|| {
+                            config_error(format!(
+                                "l1_max_ttl_ms must be 1 to 86400000, not {value:?}"
+                            ))
+                        })?,
+                )
+            }
+            "backplane_channel" if !value.is_empty() => channel = Some(value.into_owned()),
+            "backplane_channel" => {
+                return Err(config_error("backplane_channel must not be empty".into()))
+            }
             _ => rest.push((name.into_owned(), value.into_owned())),
         }
     }
+    options.tier = match l1 {
+        Some(l1_bytes) => Some(TierConfig {
+            l1_bytes,
+            l1_max_ttl: l1_max_ttl.unwrap_or(std::time::Duration::from_secs(60)),
+            channel: channel.unwrap_or_else(|| "cache-tiered:invalidations".into()),
+        }),
+        None if l1_max_ttl.is_some() || channel.is_some() => {
+            return Err(config_error(
+                "l1_max_ttl_ms and backplane_channel need l1 (the L1 capacity, e.g. l1=64MiB)"
+                    .into(),
+            ))
+        }
+        None => None,
+    };
     if rest.is_empty() {
         url.set_query(None);
     } else {

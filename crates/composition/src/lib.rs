@@ -36,7 +36,7 @@ pub mod guides {
     pub mod loading {}
 }
 
-pub use config::{AdapterConfig, CacheConfig, CACHE_URL_VAR};
+pub use config::{AdapterConfig, CacheConfig, TierConfig, CACHE_URL_VAR};
 pub use module::{
     build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheModule,
     SelectedCache, SelectedCacheParameters,

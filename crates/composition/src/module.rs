@@ -64,7 +64,21 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
     Ok(match config.adapter_config() {
         AdapterConfig::Memory(c) => stack(c.build_store()?, config),
         #[cfg(feature = "redis")]
-        AdapterConfig::Redis(c) => stack(cache_redis::RedisStore::connect(c).await?, config),
+        AdapterConfig::Redis(c) => {
+            let l2 = cache_redis::RedisStore::connect(c).await?;
+            match config.tier() {
+                None => stack(l2, config),
+                Some(tier) => {
+                    let backplane: Arc<dyn cache_port::backplane::Backplane> =
+                        cache_redis::RedisBackplane::connect(c, &tier.channel).await?;
+                    let tiered = cache_tiered::TieredConfig::default()
+                        .l1(cache_moka::MokaConfig::default().capacity_bytes(tier.l1_bytes))
+                        .l1_max_ttl(tier.l1_max_ttl)
+                        .build_store(l2, Some(backplane))?;
+                    stack(tiered, config)
+                }
+            }
+        }
     })
 }
 

@@ -60,6 +60,14 @@ fn bad_configurations_are_clear_errors() {
         ("memory://?colour=blue", "unknown option"),
         ("redis://localhost?pool_size=0", "pool_size"),
         ("redis://localhost?what=1", "unknown Redis URL parameter"),
+        ("memory://?l1=8MiB", "goes over Redis"),
+        ("redis://localhost?l1=lots", "size"),
+        ("redis://localhost?l1_max_ttl_ms=1000", "need l1"),
+        ("redis://localhost?l1=8MiB&l1_max_ttl_ms=0", "l1_max_ttl_ms"),
+        (
+            "redis://localhost?l1=8MiB&backplane_channel=",
+            "backplane_channel",
+        ),
     ] {
         let err = CacheConfig::from_url(url).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{url}");
@@ -72,6 +80,33 @@ async fn a_bad_memory_capacity_fails_at_build() {
     let config = CacheConfig::from_url("memory://?capacity=10").unwrap();
     let err = build_cache(&config).await.err().unwrap();
     assert_eq!(err.kind(), ErrorKind::Config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_l1_option_selects_the_tiered_cache_over_redis() {
+    let server = RedisServer::start();
+    let url = format!(
+        "{}/0?namespace=tiered&l1=8MiB&l1_max_ttl_ms=30000",
+        server.url()
+    );
+    let config = CacheConfig::from_url(&url).unwrap();
+    assert_eq!(config.tier().unwrap().l1_bytes, 8 << 20);
+    let (a, b) = (
+        build_cache(&config).await.unwrap(),
+        build_cache(&config).await.unwrap(),
+    );
+    // Both L1s serve once their first heartbeat is back (milliseconds).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.set("k", "v1".into(), None).await.unwrap();
+    assert!(server.command("GET tiered:k").contains("v1"), "L2 is Redis");
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    // a's write reaches b's L1 through the backplane.
+    a.set("k", "v2".into(), None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.get("k").await.unwrap().as_deref() != Some(&b"v2"[..]) {
+        assert!(std::time::Instant::now() < deadline, "b kept serving v1");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test]

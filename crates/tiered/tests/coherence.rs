@@ -213,7 +213,11 @@ async fn three_instances_stay_coherent_through_faults() {
     });
     let mut tasks = Vec::new();
     for (me, cache) in caches.iter().enumerate() {
-        tasks.push(tokio::spawn(writer(Arc::clone(&world), Arc::clone(cache), me)));
+        tasks.push(tokio::spawn(writer(
+            Arc::clone(&world),
+            Arc::clone(cache),
+            me,
+        )));
         for _ in 0..2 {
             tasks.push(tokio::spawn(reader(Arc::clone(&world), Arc::clone(cache))));
         }
@@ -268,8 +272,14 @@ async fn three_instances_stay_coherent_through_faults() {
     let healthy_max = report("healthy, 30 s", healthy);
     let after_max = report("between and after faults", after_faults);
     report("during faults (+1.5 s)", during);
-    assert!(healthy_max <= BOUND, "healthy staleness up to {healthy_max:?}");
-    assert!(after_max <= BOUND, "staleness after faults up to {after_max:?}");
+    assert!(
+        healthy_max <= BOUND,
+        "healthy staleness up to {healthy_max:?}"
+    );
+    assert!(
+        after_max <= BOUND,
+        "staleness after faults up to {after_max:?}"
+    );
     assert!(
         flushes.iter().all(|f| *f >= 2),
         "every instance flushed L1 after the subscriber kill and the restart: {flushes:?}"
