@@ -22,9 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_moka::MokaCache;
-use cache_port::{Cache, ErrorKind, Ttl, TtlState, MAX_KEY_LEN, MAX_TTL};
-use cache_redis::{RedisCache, RedisConfig};
+use cache_port::{Cache, ErrorKind, Store, Ttl, TtlState, View, MAX_KEY_LEN, MAX_TTL};
+use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
@@ -434,7 +433,9 @@ impl Expiries {
 }
 
 struct Pair {
+    /// The adapter under test (moka, or the tiered cache).
     moka: Arc<dyn Cache>,
+    /// Redis, the reference.
     redis: Arc<dyn Cache>,
 }
 
@@ -517,18 +518,26 @@ fn reads<'k>(op: &Op, keys: &'k [String]) -> Option<Vec<&'k str>> {
 }
 
 static NAMESPACES: AtomicU64 = AtomicU64::new(0);
-static OPS_RUN: AtomicU64 = AtomicU64::new(0);
-/// Cases cut short because an expiry fell between the two adapters' calls.
-static INCONCLUSIVE: AtomicU64 = AtomicU64::new(0);
+
+/// What one differential run did (tests run side by side in one process).
+#[derive(Default)]
+struct Counts {
+    cases: AtomicU64,
+    ops: AtomicU64,
+    /// Cases cut short because an expiry fell between the two adapters' calls.
+    cut: AtomicU64,
+}
 
 /// Runs a case; the first divergence fails it with the sequence so far.
-async fn check(
-    moka_root: &MokaCache,
-    redis_root: &RedisCache,
+async fn check<A: Store + Clone, B: Store + Clone>(
+    moka_root: &View<A>,
+    redis_root: &View<B>,
     case: &Case,
     job_ops: &AtomicU64,
+    counts: &Counts,
 ) -> Result<(), TestCaseError> {
     let ns = format!("diff{}", NAMESPACES.fetch_add(1, Ordering::Relaxed));
+    counts.cases.fetch_add(1, Ordering::Relaxed);
     let pair = Pair {
         moka: Arc::new(moka_root.namespaced(&ns).unwrap()),
         redis: Arc::new(redis_root.namespaced(&ns).unwrap()),
@@ -541,7 +550,7 @@ async fn check(
         let read = reads(op, keys);
         expiries.settle(&read, horizon).await;
         let (a, b, t0, t1) = both(&pair, op, keys).await;
-        OPS_RUN.fetch_add(1, Ordering::Relaxed);
+        counts.ops.fetch_add(1, Ordering::Relaxed);
         job_ops.fetch_add(1, Ordering::Relaxed);
         horizon = (horizon * 7 / 8 + (t1 - t0) * 2 / 8)
             .max(t1 - t0)
@@ -554,12 +563,12 @@ async fn check(
             if expiries.expired_meanwhile(&read, t0, t1) {
                 // Not a divergence: an expiry fell between the two calls.
                 // The stores may now differ, so the rest of the case is dropped.
-                INCONCLUSIVE.fetch_add(1, Ordering::Relaxed);
+                counts.cut.fetch_add(1, Ordering::Relaxed);
                 pair.forget().await;
                 return Ok(());
             }
             return Err(TestCaseError::fail(format!(
-                "divergence at op #{n} {:?}\n  moka:  {a:?}\n  redis: {b:?}",
+                "divergence at op #{n} {:?}\n  tested: {a:?}\n  redis:  {b:?}",
                 Shown(op, keys)
             )));
         }
@@ -596,12 +605,12 @@ async fn check(
                     let created_expired =
                         created_window.is_some_and(|(lo, hi)| lo <= p1 + GUARD && hi + GUARD >= p0);
                     if created_expired || expiries.expired_meanwhile(&read, t0, p1) {
-                        INCONCLUSIVE.fetch_add(1, Ordering::Relaxed);
+                        counts.cut.fetch_add(1, Ordering::Relaxed);
                         pair.forget().await;
                         return Ok(());
                     }
                     return Err(TestCaseError::fail(format!(
-                        "divergence after op #{n} {:?}: ttl\n  moka:  {a:?}\n  redis: {b:?}",
+                        "divergence after op #{n} {:?}: ttl\n  tested: {a:?}\n  redis:  {b:?}",
                         Shown(op, keys)
                     )));
                 }
@@ -637,17 +646,65 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn moka_and_redis_answer_alike() {
-    let total = env_u64("DIFF_OPS").unwrap_or(10_000);
+    differential("moka", 10_000, 1, |_, _| {
+        cache_moka::MokaConfig::default()
+            .capacity_bytes(1 << 30)
+            .max_value_len(MAX_VALUE)
+            .build()
+            .unwrap()
+    });
+}
+
+/// Issue 13: the tiered cache (one instance, an L1 over a Redis of its own,
+/// the pub/sub backplane on) answers as plain Redis does, over 100,000
+/// operations in 16 jobs by default.
+#[test]
+fn tiered_and_redis_answer_alike() {
+    let own = RedisServer::start();
+    differential("tiered", 100_000, 16, |rt, _| {
+        rt.block_on(async {
+            let config = RedisConfig::from_url(&own.url())
+                .unwrap()
+                .max_value_len(MAX_VALUE)
+                .command_timeout(Duration::from_secs(5));
+            let l2 = cache_redis::RedisStore::connect(&config).await.unwrap();
+            let backplane: Arc<dyn cache_port::backplane::Backplane> =
+                cache_redis::RedisBackplane::connect(&config, cache_redis::DEFAULT_CHANNEL)
+                    .await
+                    .unwrap();
+            let tiered = cache_tiered::TieredConfig::default()
+                .l1(cache_moka::MokaConfig::default().capacity_bytes(256 << 20))
+                .build(l2, Some(backplane))
+                .unwrap();
+            // L1 serves once the first heartbeat is back.
+            while !tiered.base().figures().l1_serving {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tiered
+        })
+    });
+}
+
+/// Runs `DIFF_OPS` (default `default_ops`) random operations in `DIFF_JOBS`
+/// (default `default_jobs`) seeded jobs against the adapter `tested` builds
+/// and against a self-started Redis, comparing every answer.
+fn differential<A: Store + Clone>(
+    name: &str,
+    default_ops: u64,
+    default_jobs: u64,
+    tested: impl FnOnce(&tokio::runtime::Runtime, &RedisServer) -> View<A>,
+) {
+    let total = env_u64("DIFF_OPS").unwrap_or(default_ops);
     // The run is mostly waiting (for expiries), so a long soak runs several
     // seeded runners side by side against the same server.
-    let jobs = env_u64("DIFF_JOBS").unwrap_or(1).max(1);
+    let jobs = env_u64("DIFF_JOBS").unwrap_or(default_jobs).max(1);
     let seed = env_u64("DIFF_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64
     });
-    println!("differential: {total} operations in {jobs} job(s), seed {seed} (replay with DIFF_SEED={seed} DIFF_JOBS={jobs})");
+    println!("differential {name}: {total} operations in {jobs} job(s), seed {seed} (replay with DIFF_SEED={seed} DIFF_JOBS={jobs})");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -655,39 +712,36 @@ fn moka_and_redis_answer_alike() {
         .build()
         .unwrap();
     let server = RedisServer::start();
-    let (moka_root, redis_root) = rt.block_on(async {
-        let moka = cache_moka::MokaConfig::default()
-            .capacity_bytes(1 << 30)
-            .max_value_len(MAX_VALUE)
-            .build()
-            .unwrap();
-        let redis = RedisConfig::connect(
+    let tested_root = tested(&rt, &server);
+    let redis_root = rt.block_on(async {
+        RedisConfig::connect(
             &RedisConfig::from_url(&server.url())
                 .unwrap()
                 .max_value_len(MAX_VALUE)
                 .command_timeout(Duration::from_secs(5)),
         )
         .await
-        .unwrap();
-        (moka, redis)
+        .unwrap()
     });
 
     let keys = Arc::new(key_pool());
+    let counts = Counts::default();
     let started = Instant::now();
     let per_job = total.div_ceil(jobs);
     let failures: Vec<String> = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..jobs)
             .map(|job| {
-                let (rt, moka_root, redis_root, keys) =
-                    (&rt, &moka_root, &redis_root, Arc::clone(&keys));
+                let (rt, tested_root, redis_root, keys, counts) =
+                    (&rt, &tested_root, &redis_root, Arc::clone(&keys), &counts);
                 scope.spawn(move || {
                     run_job(
                         rt,
-                        moka_root,
+                        tested_root,
                         redis_root,
                         keys,
                         per_job,
                         seed.wrapping_add(job),
+                        counts,
                     )
                 })
             })
@@ -696,18 +750,18 @@ fn moka_and_redis_answer_alike() {
             .filter_map(|r| r.join().unwrap().err())
             .collect()
     });
-    let ran = OPS_RUN.load(Ordering::Relaxed);
     assert!(
         failures.is_empty(),
-        "moka and redis diverge:\n{}",
+        "{name} and redis diverge:\n{}",
         failures.join("\n")
     );
-    let (cases, cut) = (
-        NAMESPACES.load(Ordering::Relaxed),
-        INCONCLUSIVE.load(Ordering::Relaxed),
+    let (ran, cases, cut) = (
+        counts.ops.load(Ordering::Relaxed),
+        counts.cases.load(Ordering::Relaxed),
+        counts.cut.load(Ordering::Relaxed),
     );
     println!(
-        "differential: {ran} operations in {cases} cases, 0 divergences; {cut} cases cut short by an expiry between the two calls ({:.1?}, seed {seed}, {jobs} job(s))",
+        "differential {name}: {ran} operations in {cases} cases, 0 divergences; {cut} cases cut short by an expiry between the two calls ({:.1?}, seed {seed}, {jobs} job(s))",
         started.elapsed()
     );
     // Cutting cases short must stay the exception, or the test proves little.
@@ -717,13 +771,14 @@ fn moka_and_redis_answer_alike() {
 
 /// One seeded runner: at least `ops` operations, in cases of about
 /// `OPS_PER_CASE` (rounds of cases until the count is reached).
-fn run_job(
+fn run_job<A: Store + Clone, B: Store + Clone>(
     rt: &tokio::runtime::Runtime,
-    moka_root: &MokaCache,
-    redis_root: &RedisCache,
+    moka_root: &View<A>,
+    redis_root: &View<B>,
     keys: Arc<Vec<String>>,
     ops: u64,
     seed: u64,
+    counts: &Counts,
 ) -> Result<(), String> {
     let nkeys = keys.len();
     let strategy =
@@ -746,7 +801,7 @@ fn run_job(
             ..Config::default()
         };
         let outcome = TestRunner::new(config).run(&strategy, |case| {
-            rt.block_on(check(moka_root, redis_root, &case, &done))
+            rt.block_on(check(moka_root, redis_root, &case, &done, counts))
         });
         match outcome {
             Ok(()) => {}
