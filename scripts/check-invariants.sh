@@ -32,8 +32,11 @@ echo "-- the catalogue library depends on cache-port alone of the workspace's cr
 others=$(deps cache-example-catalog | grep -E '^cache-' | grep -vx -e cache-example-catalog -e cache-port || true)
 [ -z "$others" ] || fail "cache-example-catalog depends on: $others"
 
-echo "-- adapters do not depend on each other"
+echo "-- adapters do not depend on each other (the tiered adapter builds its L1 from cache-moka, and takes any L2 and backplane)"
 deps cache-moka | grep -qx cache-redis && fail "cache-moka depends on cache-redis"
 deps cache-redis | grep -qx cache-moka && fail "cache-redis depends on cache-moka"
+deps cache-tiered | grep -qx -e cache-redis -e fred && fail "cache-tiered depends on Redis (its L2 and backplane are handed in)"
+deps cache-redis | grep -qx cache-tiered && fail "cache-redis depends on cache-tiered"
+deps cache-moka | grep -qx cache-tiered && fail "cache-moka depends on cache-tiered"
 
 echo "invariants hold"
