@@ -5,6 +5,7 @@
 //!    instances: tiered (with the pub/sub backplane) against the plain
 //!    Redis adapter;
 //! 3. heap bytes per L1 entry.
+//!
 //! `cargo bench -p cache-bench --bench tiered`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
