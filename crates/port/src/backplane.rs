@@ -201,6 +201,17 @@ impl LocalBackplane {
         self.cut.store(false, SeqCst);
         let _ = self.sender.send(Event::Up);
     }
+
+    /// Loses every message from now on without telling anyone (a
+    /// half-open connection): only heartbeats can notice.
+    pub fn cut_silently(&self) {
+        self.cut.store(true, SeqCst);
+    }
+
+    /// Delivers messages again, without telling anyone.
+    pub fn restore_silently(&self) {
+        self.cut.store(false, SeqCst);
+    }
 }
 
 impl Backplane for LocalBackplane {
