@@ -34,6 +34,21 @@ pub struct ServerOptions {
     pub acl_users: Vec<String>,
     /// Start as a cluster node.
     pub cluster: bool,
+    /// Serve TLS only (`port 0`, `tls-port` on the free port).
+    pub tls: Option<TlsServer>,
+}
+
+/// The PEM files of a TLS-only server.
+#[derive(Debug, Clone)]
+pub struct TlsServer {
+    /// The server's certificate (`tls-cert-file`).
+    pub cert: PathBuf,
+    /// Its key (`tls-key-file`).
+    pub key: PathBuf,
+    /// The CA that signs client certificates (`tls-ca-cert-file`).
+    pub ca: PathBuf,
+    /// `tls-auth-clients yes`: refuse clients without a certificate.
+    pub require_client_cert: bool,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -42,6 +57,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("acl_users", &self.acl_users.len())
             .field("cluster", &self.cluster)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -85,9 +101,13 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://localhost:PORT` for a TLS
+    /// server (the name its test certificates carry).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.options.tls {
+            Some(_) => format!("rediss://localhost:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// The process id, while it runs.
@@ -141,9 +161,23 @@ impl RedisServer {
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+        match &self.options.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some(tls) => cmd
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.require_client_cert { "yes" } else { "no" },
+                ]),
+        };
+        cmd.args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -172,8 +206,15 @@ impl RedisServer {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(format!("redis-server exited early: {status}"));
             }
-            match raw_command(self.port, self.options.password.as_deref(), "PING") {
-                Ok(reply) if reply.starts_with("+PONG") => break,
+            // A TLS server is ready when it accepts connections (the plain
+            // PING below cannot speak TLS).
+            let ready = match self.options.tls {
+                Some(_) => TcpStream::connect((LOOPBACK, self.port)).is_ok(),
+                None => raw_command(self.port, self.options.password.as_deref(), "PING")
+                    .is_ok_and(|reply| reply.starts_with("+PONG")),
+            };
+            match ready {
+                true => break,
                 _ if Instant::now() > deadline => {
                     let _ = child.kill();
                     let _ = child.wait();

@@ -71,7 +71,15 @@ pub(crate) fn fred_builder(config: &RedisConfig) -> Result<(Builder, ErrorContex
         command_timeout: config.command_timeout,
         secrets: config.secrets(),
     };
-    let fred_config = Config::from_url(&config.server_url).map_err(|e| errors.map("connect", e))?;
+    #[allow(unused_mut)]
+    let mut fred_config =
+        Config::from_url(&config.server_url).map_err(|e| errors.map("connect", e))?;
+    #[cfg(feature = "tls")]
+    if config.is_tls() {
+        if let Some(tls) = crate::tls::tls_config(&config.tls)? {
+            fred_config.tls = Some(tls);
+        }
+    }
     let mut builder = Builder::from_config(fred_config);
     builder
         .with_connection_config(|c| {

@@ -48,10 +48,33 @@ const FRED_PARAMS: &[&str] = &[
 /// | `scan_count` | 1000 | `COUNT` of each `SCAN` batch |
 /// | `allow_flushdb` | false | let `clear` without a namespace run `FLUSHDB` |
 /// | `lazy_connect` | false | start without waiting for Redis: connect in the background; until the first connection, calls fail at once with `Unavailable` |
+/// | `tls_ca_file` | the system's roots | `rediss://` only: a PEM file of the CA certificates to trust instead |
+/// | `tls_cert_file`, `tls_key_file` | none | `rediss://` only: a PEM client certificate (chain) and its key, for servers that require one (mutual TLS) |
 ///
 /// fred's own defaults (no command timeout, no reconnection) are not kept:
 /// with them a paused server blocks callers forever and a restarted one is
 /// never reconnected.
+///
+/// The URL forms (each parsed here; the tests connect with every one of
+/// them to real processes):
+///
+/// ```
+/// use cache_redis::RedisConfig;
+///
+/// for url in [
+///     "redis://127.0.0.1:6379/0",                                   // one server, database 0
+///     "redis://app:s3cret@cache.internal:6379/2?namespace=shop",    // ACL user and password
+///     "rediss://cache.internal:6380?tls_ca_file=/etc/ssl/cache-ca.pem", // TLS, a private CA
+///     "rediss://cache.internal:6380?tls_ca_file=/etc/ssl/ca.pem&tls_cert_file=/etc/ssl/me.pem&tls_key_file=/etc/ssl/me-key.pem", // mutual TLS
+///     "redis-cluster://10.0.0.1:7000?node=10.0.0.2:7000&node=10.0.0.3:7000", // Redis Cluster
+///     "redis-sentinel://10.0.0.1:26379/0?sentinelServiceName=mymaster&node=10.0.0.2:26379", // Sentinel
+/// ] {
+/// #   if url.starts_with("rediss") && !cfg!(feature = "tls") { continue; }
+///     RedisConfig::from_url(url).unwrap();
+/// }
+/// // TLS options need a rediss:// URL.
+/// assert!(RedisConfig::from_url("redis://h?tls_ca_file=/ca.pem").is_err());
+/// ```
 ///
 /// `Debug` never shows the password:
 ///
@@ -73,6 +96,22 @@ pub struct RedisConfig {
     pub(crate) scan_count: u32,
     pub(crate) allow_flushdb: bool,
     pub(crate) lazy_connect: bool,
+    pub(crate) tls: TlsFiles,
+}
+
+/// The PEM files of a `rediss://` connection (paths, not secrets: the key
+/// stays in its file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    pub(crate) ca: Option<std::path::PathBuf>,
+    pub(crate) cert: Option<std::path::PathBuf>,
+    pub(crate) key: Option<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    fn any(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
 }
 
 impl RedisConfig {
@@ -131,6 +170,9 @@ impl RedisConfig {
                 "scan_count" => config.scan_count = parse_number(&name, &value)?,
                 "allow_flushdb" => config.allow_flushdb = parse_flag(&name, &value)?,
                 "lazy_connect" => config.lazy_connect = parse_flag(&name, &value)?,
+                "tls_ca_file" => config.tls.ca = Some(value.into()),
+                "tls_cert_file" => config.tls.cert = Some(value.into()),
+                "tls_key_file" => config.tls.key = Some(value.into()),
                 known if FRED_PARAMS.contains(&known) => passthrough.push((name, value)),
                 unknown => {
                     return Err(config_error(format!(
@@ -162,6 +204,7 @@ impl RedisConfig {
             scan_count: 1000,
             allow_flushdb: false,
             lazy_connect: false,
+            tls: TlsFiles::default(),
         }
     }
 
@@ -223,6 +266,30 @@ impl RedisConfig {
         self
     }
 
+    /// `rediss://` only: trust the CA certificates in this PEM file instead
+    /// of the system's roots.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca = Some(path.into());
+        self
+    }
+
+    /// `rediss://` only: present this client certificate (a PEM chain) and
+    /// key (a PEM file) to servers that require one (`tls-auth-clients yes`).
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.cert = Some(cert.into());
+        self.tls.key = Some(key.into());
+        self
+    }
+
+    /// Whether the URL asks for TLS (`rediss://`, `rediss-cluster://`, …).
+    pub fn is_tls(&self) -> bool {
+        self.server_url.starts_with("rediss")
+    }
+
     /// The configured namespace.
     pub fn namespace_ref(&self) -> Option<&str> {
         self.namespace.as_deref()
@@ -261,6 +328,16 @@ impl RedisConfig {
         }
         if self.scan_count == 0 || self.scan_count > 1_000_000 {
             return Err(config_error("scan_count must be 1 to 1000000".into()));
+        }
+        if self.tls.any() && !self.is_tls() {
+            return Err(config_error(
+                "tls_ca_file, tls_cert_file and tls_key_file need a rediss:// URL".into(),
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(config_error(
+                "a client certificate needs both tls_cert_file and tls_key_file".into(),
+            ));
         }
         Ok(())
     }
@@ -309,6 +386,7 @@ impl fmt::Debug for RedisConfig {
             .field("scan_count", &self.scan_count)
             .field("allow_flushdb", &self.allow_flushdb)
             .field("lazy_connect", &self.lazy_connect)
+            .field("tls", &self.tls)
             .finish()
     }
 }

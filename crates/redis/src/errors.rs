@@ -65,6 +65,13 @@ impl ErrorContext {
                 details: details.clone(),
             }))
         };
+        if let Some(problem) = tls_problem(error.details()) {
+            // A certificate that does not verify will not verify on retry:
+            // a configuration error, said in words.
+            return CacheError::Config {
+                message: format!("{operation}: TLS: {problem}"),
+            };
+        }
         match error.kind() {
             FredKind::Timeout => CacheError::Timeout {
                 operation,
@@ -107,6 +114,44 @@ impl ErrorContext {
             },
         }
     }
+}
+
+/// What a rustls handshake failure means, in words, from the `Debug` text
+/// fred passes on; `None` when `details` is no certificate problem.
+fn tls_problem(details: &str) -> Option<&'static str> {
+    const PROBLEMS: &[(&str, &str)] = &[
+        (
+            "UnknownIssuer",
+            "the server's certificate is not signed by a trusted CA (give the CA with tls_ca_file)",
+        ),
+        (
+            "NotValidForName",
+            "the server's certificate does not name the host in the URL",
+        ),
+        ("Expired", "the server's certificate has expired"),
+        ("NotValidYet", "the server's certificate is not valid yet"),
+        ("Revoked", "the server's certificate was revoked"),
+        (
+            "CertificateRequired",
+            "the server requires a client certificate (tls_cert_file and tls_key_file)",
+        ),
+        (
+            "BadCertificate",
+            "the server refused the client certificate",
+        ),
+        (
+            "UnknownCA",
+            "the server does not trust the client certificate's CA",
+        ),
+        ("InvalidCertificate", "the server's certificate is invalid"),
+    ];
+    if !(details.contains("InvalidCertificate") || details.contains("AlertReceived")) {
+        return None;
+    }
+    PROBLEMS
+        .iter()
+        .find(|(marker, _)| details.contains(marker))
+        .map(|(_, words)| *words)
 }
 
 /// fred's details with Rust's `Debug` text of an I/O error

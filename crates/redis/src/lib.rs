@@ -26,6 +26,8 @@ mod adapter;
 mod backplane;
 mod config;
 mod errors;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use adapter::{connect_url, RedisCache, RedisStore};
 pub use backplane::{RedisBackplane, DEFAULT_CHANNEL};
