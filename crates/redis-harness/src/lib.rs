@@ -36,7 +36,15 @@ pub struct ServerOptions {
     pub cluster: bool,
     /// Serve TLS only (`port 0`, `tls-port` on the free port).
     pub tls: Option<TlsServer>,
+    /// Start as a replica of the server on this loopback port.
+    pub replica_of: Option<u16>,
+    /// Run as a sentinel (`--sentinel`) monitoring the primary on this
+    /// loopback port under [`SENTINEL_SERVICE`].
+    pub sentinel_of: Option<u16>,
 }
+
+/// The service name sentinels started here monitor.
+pub const SENTINEL_SERVICE: &str = "mymaster";
 
 /// The PEM files of a TLS-only server.
 #[derive(Debug, Clone)]
@@ -58,6 +66,8 @@ impl std::fmt::Debug for ServerOptions {
             .field("acl_users", &self.acl_users.len())
             .field("cluster", &self.cluster)
             .field("tls", &self.tls)
+            .field("replica_of", &self.replica_of)
+            .field("sentinel_of", &self.sentinel_of)
             .finish()
     }
 }
@@ -161,6 +171,28 @@ impl RedisServer {
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
         let mut cmd = Command::new("redis-server");
+        if let Some(primary) = self.options.sentinel_of {
+            // A sentinel needs a config file of its own, which it rewrites.
+            let conf = self.dir.join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                     sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+                     sentinel failover-timeout {SENTINEL_SERVICE} 5000\n\
+                     sentinel parallel-syncs {SENTINEL_SERVICE} 1\n",
+                    port = self.port,
+                    dir = self.dir.display()
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            cmd.arg(&conf)
+                .args(["--sentinel", "--daemonize", "no", "--loglevel", "warning"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            return self.spawn_and_ping(cmd);
+        }
         match &self.options.tls {
             None => cmd.arg("--port").arg(self.port.to_string()),
             Some(tls) => cmd
@@ -191,6 +223,10 @@ impl RedisServer {
             // Each word its own argument: redis-server joins them into one line.
             cmd.arg("--user").args(user.split_whitespace());
         }
+        if let Some(primary) = self.options.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1"])
+                .arg(primary.to_string());
+        }
         if self.options.cluster {
             cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
                 .args([
@@ -198,6 +234,11 @@ impl RedisServer {
                     &format!("nodes-{}.conf", self.port),
                 ]);
         }
+        self.spawn_and_ping(cmd)
+    }
+
+    /// Spawns `cmd` and waits until the process answers.
+    fn spawn_and_ping(&mut self, mut cmd: Command) -> Result<(), String> {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("spawn redis-server: {e}"))?;
@@ -302,6 +343,98 @@ impl RedisCluster {
     }
 }
 
+/// A Sentinel deployment on loopback: a primary, a replica and three
+/// sentinels (quorum 2, `down-after-milliseconds` 1000, failover timeout
+/// 5 s), all stopped when dropped.
+#[derive(Debug)]
+pub struct RedisSentinel {
+    primary: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<RedisServer>,
+}
+
+impl RedisSentinel {
+    /// Starts them and waits until the replica is in sync and every
+    /// sentinel knows the replica and the other sentinels.
+    pub fn start() -> Self {
+        let primary = RedisServer::start();
+        let replica = RedisServer::start_with(ServerOptions {
+            replica_of: Some(primary.port()),
+            ..Default::default()
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !replica
+            .command("INFO replication")
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica never synced");
+            sleep(Duration::from_millis(50));
+        }
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_with(ServerOptions {
+                    sentinel_of: Some(primary.port()),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        for sentinel in &sentinels {
+            loop {
+                let ready = sentinel
+                    .command(&format!("SENTINEL CKQUORUM {SENTINEL_SERVICE}"))
+                    .contains("3 usable Sentinels")
+                    && sentinel
+                        .command(&format!("SENTINEL REPLICAS {SENTINEL_SERVICE}"))
+                        .starts_with("*1");
+                if ready {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the sentinels never saw each other and the replica"
+                );
+                sleep(Duration::from_millis(100));
+            }
+        }
+        RedisSentinel {
+            primary,
+            replica,
+            sentinels,
+        }
+    }
+
+    /// `redis-sentinel://127.0.0.1:S1/0?sentinelServiceName=mymaster&node=…`.
+    pub fn url(&self) -> String {
+        let mut url = format!(
+            "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName={SENTINEL_SERVICE}",
+            self.sentinels[0].port()
+        );
+        for s in &self.sentinels[1..] {
+            url.push_str(&format!("&node=127.0.0.1:{}", s.port()));
+        }
+        url
+    }
+
+    /// The server that started as the primary.
+    pub fn primary(&mut self) -> &mut RedisServer {
+        &mut self.primary
+    }
+
+    /// The server that started as the replica.
+    pub fn replica(&self) -> &RedisServer {
+        &self.replica
+    }
+
+    /// The port of the primary the sentinels name now.
+    pub fn current_primary_port(&self) -> Option<u16> {
+        let reply = self.sentinels[0].command(&format!(
+            "SENTINEL GET-MASTER-ADDR-BY-NAME {SENTINEL_SERVICE}"
+        ));
+        // *2\r\n$9\r\n127.0.0.1\r\n$5\r\nPORT\r\n
+        reply.lines().nth(4).and_then(|p| p.trim().parse().ok())
+    }
+}
+
 /// Panics with [`INSTALL_HINT`] when `redis-server` cannot be run.
 pub fn require_redis_server() {
     let found = Command::new("redis-server")
@@ -347,8 +480,25 @@ fn raw_command(port: u16, password: Option<&str>, line: &str) -> std::io::Result
     request.push_str(line);
     request.push_str("\r\nQUIT\r\n");
     stream.write_all(request.as_bytes())?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
+    // A server closes the connection after QUIT; a sentinel (7.0) does not
+    // know QUIT and answers it with an error line, which ends the reply.
+    const SENTINEL_QUIT: &str = "-ERR unknown command 'QUIT'";
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        if String::from_utf8_lossy(&bytes).contains(SENTINEL_QUIT) && bytes.ends_with(b"\r\n") {
+            break;
+        }
+    }
+    let mut reply = String::from_utf8_lossy(&bytes).into_owned();
+    if let Some(at) = reply.find(SENTINEL_QUIT) {
+        reply.truncate(at);
+    }
     if password.is_some() {
         // Drop the AUTH reply line.
         if let Some(rest) = reply.split_once("\r\n") {
