@@ -39,7 +39,7 @@ pub type StoreKey<'a> = Cow<'a, str>;
 /// Deliberately exhaustive: adding an operation is a compile error in every
 /// adapter until it handles it, while layers that forward what they do not
 /// care about (`other => inner.call(other)`) need no change.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Request<'a> {
     /// `get`.
     Get {

@@ -34,6 +34,9 @@ pub struct ServerOptions {
     pub acl_users: Vec<String>,
     /// Start as a cluster node.
     pub cluster: bool,
+    /// A cluster node's `cluster-node-timeout` in ms (default 5000): how
+    /// long a primary may be unreachable before its replica takes over.
+    pub cluster_node_timeout_ms: Option<u32>,
     /// Serve TLS only (`port 0`, `tls-port` on the free port).
     pub tls: Option<TlsServer>,
     /// Start as a replica of the server on this loopback port.
@@ -228,7 +231,9 @@ impl RedisServer {
                 .arg(primary.to_string());
         }
         if self.options.cluster {
-            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"])
+            let timeout = self.options.cluster_node_timeout_ms.unwrap_or(5000);
+            cmd.args(["--cluster-enabled", "yes", "--cluster-node-timeout"])
+                .arg(timeout.to_string())
                 .args([
                     "--cluster-config-file",
                     &format!("nodes-{}.conf", self.port),
@@ -290,10 +295,17 @@ impl RedisCluster {
     /// Starts three cluster-enabled servers and joins them with
     /// `redis-cli --cluster create`, then waits for `cluster_state:ok`.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
+        Self::start_with(0, None)
+    }
+
+    /// Three primaries with `replicas` replicas each, and the given
+    /// `cluster-node-timeout` (ms); waits until every replica is in sync.
+    pub fn start_with(replicas: usize, node_timeout_ms: Option<u32>) -> Self {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(ServerOptions {
                     cluster: true,
+                    cluster_node_timeout_ms: node_timeout_ms,
                     ..Default::default()
                 })
             })
@@ -305,7 +317,9 @@ impl RedisCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas"])
+            .arg(replicas.to_string())
+            .arg("--cluster-yes")
             .output()
             .expect("redis-cli (installed with redis-server) must be on PATH");
         assert!(
@@ -324,7 +338,66 @@ impl RedisCluster {
             );
             sleep(Duration::from_millis(100));
         }
+        let synced = |n: &RedisServer| {
+            let info = n.command("INFO replication");
+            info.contains("role:master") || info.contains("master_link_status:up")
+        };
+        while !nodes.iter().all(synced) {
+            assert!(Instant::now() < deadline, "the replicas never synced");
+            sleep(Duration::from_millis(100));
+        }
         RedisCluster { nodes }
+    }
+
+    /// The node on `port`, to kill or pause.
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .expect("a node of this cluster")
+    }
+
+    /// Ports of the nodes that are primaries now.
+    pub fn primary_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.pid().is_some() && n.command("ROLE").contains("master"))
+            .map(RedisServer::port)
+            .collect()
+    }
+
+    /// The cluster node id of the node on `port`.
+    pub fn node_id(&self, port: u16) -> String {
+        let reply = self
+            .nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .expect("a node of this cluster")
+            .command("CLUSTER MYID");
+        reply.lines().nth(1).unwrap_or_default().trim().to_owned()
+    }
+
+    /// Moves `slots` hash slots from the primary on `from` to the one on
+    /// `to` with `redis-cli --cluster reshard` (keys migrate one slot at a
+    /// time, with ASK redirections meanwhile). Blocks until done.
+    pub fn reshard(&self, from: u16, to: u16, slots: u32) {
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard"])
+            .arg(format!("127.0.0.1:{from}"))
+            .arg("--cluster-from")
+            .arg(self.node_id(from))
+            .arg("--cluster-to")
+            .arg(self.node_id(to))
+            .arg("--cluster-slots")
+            .arg(slots.to_string())
+            .args(["--cluster-yes", "--cluster-pipeline", "10"])
+            .output()
+            .expect("redis-cli (installed with redis-server) must be on PATH");
+        assert!(
+            out.status.success(),
+            "reshard failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 
     /// The nodes.

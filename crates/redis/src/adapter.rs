@@ -10,6 +10,7 @@ use cache_port::{
     escape_glob, CacheError, KeyPages, Namespace, Pattern, Reply, Request, Result, Stats, Store,
     StoreKey, Ttl, TtlState, View,
 };
+use fred::prelude::ClusterInterface;
 use fred::prelude::{
     Builder, ClientLike, Config, Error as FredError, Expiration, Key as FredKey, KeysInterface,
     Pool, ReconnectPolicy, ServerInterface, SetOptions, Value,
@@ -21,6 +22,7 @@ use futures::{Stream, StreamExt};
 
 use crate::config::RedisConfig;
 use crate::errors::ErrorContext;
+use crate::migration;
 
 /// `INCRBY` whose TTL applies only when it creates the counter, atomically.
 /// It answers with the stored string, not INCRBY's integer: Lua numbers are
@@ -61,6 +63,66 @@ impl RedisConfig {
             namespace,
         ))
     }
+}
+
+/// `SCAN` of every primary, each to the end of its own cursor, addressed to
+/// the server itself. (fred's `scan_cluster` addresses each node through
+/// one of its hash slots: when that slot moves during a reshard, the
+/// cursor's next page goes to another node, and the rest of the first
+/// node's keys are never listed; found by `cluster_faults.rs`.)
+fn cluster_scan(
+    client: fred::clients::Client,
+    matcher: String,
+    count: u32,
+) -> impl Stream<Item = std::result::Result<Vec<FredKey>, FredError>> + Send {
+    let servers = client
+        .cached_cluster_state()
+        .map(|state| state.unique_primary_nodes())
+        .unwrap_or_default();
+    futures::stream::unfold((0usize, String::from("0")), move |(i, cursor)| {
+        let (client, servers, matcher) = (client.clone(), servers.clone(), matcher.clone());
+        async move {
+            let server = servers.get(i)?;
+            let args: Vec<Value> = vec![
+                cursor.into(),
+                "MATCH".into(),
+                matcher.into(),
+                "COUNT".into(),
+                count.into(),
+            ];
+            let reply: std::result::Result<Value, FredError> = client
+                .with_cluster_node(server)
+                .custom(CustomCommand::new_static("SCAN", None, false), args)
+                .await;
+            Some(match reply.and_then(scan_reply) {
+                Ok((next, keys)) if next == "0" => (Ok(keys), (i + 1, "0".into())),
+                Ok((next, keys)) => (Ok(keys), (i, next)),
+                // The stream ends after an error.
+                Err(e) => (Err(e), (servers.len(), "0".into())),
+            })
+        }
+    })
+}
+
+/// `SCAN`'s reply: the next cursor and a page of keys.
+fn scan_reply(value: Value) -> std::result::Result<(String, Vec<FredKey>), FredError> {
+    let bad = || FredError::new(fred::error::ErrorKind::Protocol, "unexpected SCAN reply");
+    let Value::Array(mut parts) = value else {
+        return Err(bad());
+    };
+    if parts.len() != 2 {
+        return Err(bad());
+    }
+    let keys = parts.pop().ok_or_else(bad)?;
+    let cursor = parts.pop().and_then(|c| c.as_string()).ok_or_else(bad)?;
+    let Value::Array(keys) = keys else {
+        return Err(bad());
+    };
+    let keys = keys
+        .into_iter()
+        .map(|k| k.as_bytes().map(FredKey::from).ok_or_else(bad))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((cursor, keys))
 }
 
 /// fred's builder configured as every connection of ours is (timeouts,
@@ -267,14 +329,15 @@ impl RedisStore {
         // The scope is a literal prefix: a namespace holding `*?[]\` must
         // not match its look-alikes.
         let matcher = format!("{}{}", escape_glob(scope), pattern.as_str());
-        let count = Some(self.shared.config.scan_count);
+        let count = self.shared.config.scan_count;
         let client = self.pool().next();
-        let pages = if client.is_clustered() {
-            client.scan_cluster(matcher, count, None).boxed()
-        } else {
-            client.scan(matcher, count, None).boxed()
-        };
-        pages.map(|page| page.map(|mut page| page.take_results().unwrap_or_default()))
+        if client.is_clustered() {
+            return cluster_scan(client.clone(), matcher, count).boxed();
+        }
+        client
+            .scan(matcher, Some(count), None)
+            .map(|page| page.map(|mut page| page.take_results().unwrap_or_default()))
+            .boxed()
     }
 
     /// The next SCAN page, within the command timeout: fred's SCAN stream
@@ -382,15 +445,77 @@ impl RedisStore {
         pattern: &Pattern,
         op: &'static str,
     ) -> Result<u64> {
+        let before = self.slot_map(op).await?;
         let mut pages = std::pin::pin!(self.scan_pages(scope, pattern));
         let mut removed = 0;
         while let Some(keys) = self.next_page(&mut pages, op).await? {
             removed += self.unlink(keys).await.map_err(self.err(op))?;
         }
+        let missed = self
+            .missed_by_walk(before, scope, pattern, u64::MAX, op)
+            .await?;
+        let missed = missed.into_iter().map(FredKey::from).collect();
+        removed += self.unlink(missed).await.map_err(self.err(op))?;
         Ok(removed)
     }
 
+    /// On a cluster, every primary's account of its slots (see
+    /// `migration.rs`); nothing elsewhere.
+    async fn slot_map(&self, op: &'static str) -> Result<Option<migration::SlotMap>> {
+        let client = self.pool().next();
+        if !client.is_clustered() {
+            return Ok(None);
+        }
+        let read = migration::SlotMap::read(client);
+        match tokio::time::timeout(self.shared.config.command_timeout, read).await {
+            Ok(map) => map.map(Some).map_err(self.err(op)),
+            Err(_) => Err(CacheError::Timeout {
+                operation: op,
+                after: self.shared.config.command_timeout,
+                source: None,
+            }),
+        }
+    }
+
+    /// The keys under `scope` matching `pattern` in the slots that moved
+    /// (or were moving) while a walk that began with `before` ran: what the
+    /// walk may have missed. Whole store keys, scope included.
+    async fn missed_by_walk(
+        &self,
+        before: Option<migration::SlotMap>,
+        scope: &str,
+        pattern: &Pattern,
+        limit: u64,
+        op: &'static str,
+    ) -> Result<Vec<String>> {
+        let Some(before) = before else {
+            return Ok(Vec::new());
+        };
+        let after = self.slot_map(op).await?.unwrap_or_default();
+        let client = self.pool().next();
+        let mut found = Vec::new();
+        for (slot, servers) in migration::unstable_slots(&before, &after) {
+            for server in servers {
+                let keys = migration::keys_in_slot(client, &server, slot, limit.min(1 << 30));
+                let keys = tokio::time::timeout(self.shared.config.command_timeout, keys)
+                    .await
+                    .map_err(|_| CacheError::Timeout {
+                        operation: op,
+                        after: self.shared.config.command_timeout,
+                        source: None,
+                    })?
+                    .map_err(self.err(op))?;
+                found.extend(keys.into_iter().filter(|key| {
+                    key.strip_prefix(scope)
+                        .is_some_and(|rest| pattern.matches(rest))
+                }));
+            }
+        }
+        Ok(found)
+    }
+
     async fn keys(&self, scope: &str, pattern: &Pattern, limit: usize) -> Result<Vec<String>> {
+        let before = self.slot_map("keys").await?;
         let mut pages = std::pin::pin!(self.scan_pages(scope, pattern));
         let mut found = Vec::new();
         while let Some(keys) = self.next_page(&mut pages, "keys").await? {
@@ -408,9 +533,21 @@ impl RedisStore {
                 }
             }
         }
-        // SCAN may return a key twice (when the table is resized under it).
+        let missed = self
+            .missed_by_walk(before, scope, pattern, limit as u64 + 1, "keys")
+            .await?;
+        found.extend(
+            missed
+                .iter()
+                .filter_map(|k| k.strip_prefix(scope).map(str::to_owned)),
+        );
+        // SCAN may return a key twice (when the table is resized under it),
+        // and a key listed again from its slot is there twice.
         found.sort_unstable();
         found.dedup();
+        if found.len() > limit {
+            return Err(CacheError::TooManyKeys { limit });
+        }
         Ok(found)
     }
 
@@ -594,6 +731,50 @@ impl Store for RedisStore {
         if !self.shared.connected.up.load(Relaxed) {
             return Err(self.not_connected_yet());
         }
+        if !self.clustered() {
+            return self.answer(request).await;
+        }
+        // On a cluster that is moving slots, fred gives up on a command it
+        // was redirected for (MOVED/ASK) once it has used its one write
+        // attempt: such a command was not run, so it is sent again, within
+        // the command timeout, with a short pause for the migration of its
+        // slot to move on. (A batch that was partly run before the redirect
+        // is run again whole: writes land once more, identical; a
+        // delete_many or delete_pattern may then count fewer keys.)
+        // An idempotent call that lost its connection while the client
+        // rebuilt them (a failover, a resync) is sent again likewise: a
+        // repeated SET, GET or DEL leaves what one leaves. Never `incr`,
+        // `set_if_absent` or `delete_if_equals`.
+        let idempotent =
+            request.op().is_idempotent() && request.op() != cache_port::Op::DeleteIfEquals;
+        let deadline = Instant::now() + self.shared.config.command_timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.answer(request.clone()).await {
+                Err(e)
+                    if (crate::errors::is_unrun_redirect(&e)
+                        || (idempotent && e.kind() == cache_port::ErrorKind::Unavailable))
+                        && Instant::now() + pause < deadline =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn max_value_len(&self) -> usize {
+        self.shared.config.max_value_len
+    }
+
+    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+        self.key_pages(scope, pattern)
+    }
+}
+
+impl RedisStore {
+    async fn answer(&self, request: Request<'_>) -> Result<Reply> {
         Ok(match request {
             Request::Get { key } => Reply::Value(self.get(key).await?),
             Request::Set { key, value, ttl } => {
@@ -642,13 +823,9 @@ impl Store for RedisStore {
         })
     }
 
-    fn max_value_len(&self) -> usize {
-        self.shared.config.max_value_len
-    }
-
     /// `SCAN MATCH … COUNT` pages (every primary of a cluster), each within
     /// the command timeout, as they come: one page in memory at a time.
-    fn scan(&self, scope: String, pattern: Pattern) -> KeyPages {
+    fn key_pages(&self, scope: String, pattern: Pattern) -> KeyPages {
         if !self.shared.connected.up.load(Relaxed) {
             return Box::pin(futures::stream::once(std::future::ready(Err(
                 self.not_connected_yet()

@@ -92,6 +92,13 @@ impl ErrorContext {
                 source: source(),
             },
             FredKind::Config | FredKind::Url => CacheError::Config { message: details },
+            // With one write attempt per command, fred gives up on a command
+            // the cluster redirected (MOVED/ASK) instead of writing it again:
+            // it was not run. Retryable, and retried by the store.
+            FredKind::Unknown if details.contains(TOO_MANY_ATTEMPTS) => CacheError::Unavailable {
+                message: format!("{operation}: {UNRUN_REDIRECT}"),
+                source: source(),
+            },
             // fred reports a command that lost its connection (or found none)
             // with kind Unknown; only its words tell.
             FredKind::Unknown if is_connection_loss(&details) => CacheError::Unavailable {
@@ -114,6 +121,18 @@ impl ErrorContext {
             },
         }
     }
+}
+
+/// fred's words for a command it would have to write a second time.
+const TOO_MANY_ATTEMPTS: &str = "Too many failed write attempts";
+/// Ours, for a command the cluster redirected and fred did not follow.
+const UNRUN_REDIRECT: &str =
+    "the cluster redirected the command (MOVED/ASK) while moving slots; it was not run";
+
+/// Whether `error` is a command the cluster redirected and that was not run
+/// (safe to send again, whatever the command).
+pub(crate) fn is_unrun_redirect(error: &CacheError) -> bool {
+    matches!(error, CacheError::Unavailable { message, .. } if message.ends_with(UNRUN_REDIRECT))
 }
 
 /// What a rustls handshake failure means, in words, from the `Debug` text
@@ -206,6 +225,9 @@ fn is_connection_loss(details: &str) -> bool {
         "Broken pipe",
         "reset by peer",
         "Canceled",
+        // A command whose response channel fred dropped while it rebuilt
+        // its connections (a cluster resync): its fate is unknown.
+        "channel closed",
     ];
     SIGNS.iter().any(|sign| details.contains(sign))
 }

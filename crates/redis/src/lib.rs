@@ -26,6 +26,7 @@ mod adapter;
 mod backplane;
 mod config;
 mod errors;
+mod migration;
 #[cfg(feature = "tls")]
 mod tls;
 
