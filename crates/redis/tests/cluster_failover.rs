@@ -11,7 +11,7 @@ use cluster_load::{adapter, lost, seed, start_load};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_under_load_is_replaced_by_its_replica() {
     let mut cluster = RedisCluster::start_with(1, Some(1000));
-    let cache = adapter(&cluster).await;
+    let cache = adapter(&cluster, Duration::from_millis(1000)).await;
     seed(&cache).await;
     let load = start_load(&cache);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -39,10 +39,14 @@ async fn a_primary_killed_under_load_is_replaced_by_its_replica() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let recovered = calm_since - killed;
+    let slowest = Duration::from_micros(
+        load.slowest_set_us
+            .load(std::sync::atomic::Ordering::SeqCst),
+    );
     let (acked, errors, listings, short) = load.stop().await;
     let lost = lost(&cache, &acked).await;
     println!(
-        "cluster primary killed: errors stopped {recovered:?} after the kill; errors by kind {errors:?}; \
+        "cluster primary killed: errors stopped {recovered:?} after the kill; slowest set {slowest:?}; errors by kind {errors:?}; \
          {} writes acknowledged, {} lost; {listings} keys listings, {} short",
         acked.len(),
         lost.len(),
