@@ -3,7 +3,8 @@
 //! for: the port's plain `CacheExt::get_or_load`, moka's own `get_with`
 //! (the in-process peer), the `Loader` (single-flight), and four
 //! independent loaders over four adapters sharing one store, without and
-//! with the distributed stampede lock (three expiries each).
+//! with the distributed stampede lock (three expiries each); on moka,
+//! Redis, and the tiered cache over Redis.
 //! `cargo bench -p cache-bench --bench stampede`.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -218,6 +219,27 @@ fn main() {
                 cache
             }
         })
+        .await;
+        scenarios(
+            "cache-tiered over cache-redis (4 adapters = 4 instances, backplane on)",
+            || {
+                let url = url.clone();
+                async move {
+                    let config = RedisConfig::from_url(&url).unwrap();
+                    let l2 = cache_redis::RedisStore::connect(&config).await.unwrap();
+                    let backplane: Arc<dyn cache_port::backplane::Backplane> =
+                        cache_redis::RedisBackplane::connect(&config, cache_redis::DEFAULT_CHANNEL)
+                            .await
+                            .unwrap();
+                    let cache: Arc<dyn Cache> = Arc::new(
+                        cache_tiered::TieredConfig::default()
+                            .build(l2, Some(backplane))
+                            .unwrap(),
+                    );
+                    cache
+                }
+            },
+        )
         .await;
         drop(server);
     });

@@ -54,6 +54,9 @@ impl Harness for Sentinel {
 struct Acked {
     key: String,
     value: u64,
+    /// When it was sent: a write sent before the kill may be answered
+    /// just after it, by the dying primary.
+    sent: Instant,
     at: Instant,
 }
 
@@ -82,10 +85,12 @@ async fn failover_under_load() -> Result<(), String> {
             while !stop.load(SeqCst) {
                 n += 1;
                 let key = format!("w{writer}:{n}");
+                let sent = Instant::now();
                 match cache.set(&key, Bytes::from(n.to_string()), None).await {
                     Ok(()) => acked.lock().unwrap().push(Acked {
                         key,
                         value: n,
+                        sent,
                         at: Instant::now(),
                     }),
                     Err(e) => {
@@ -126,7 +131,7 @@ async fn failover_under_load() -> Result<(), String> {
             .lock()
             .unwrap()
             .iter()
-            .find(|a| a.at > killed)
+            .find(|a| a.sent > killed)
             .map(|a| a.at);
         if let Some(at) = first {
             break at;
