@@ -93,11 +93,13 @@ where
     header(&format!(
         "{label}: loader calls per cold key, {ROUNDS} rounds (min–max)"
     ));
+    // Keys of their own: the adapters may share a server with an earlier run.
+    let run = fastrand::u32(..);
     let ttl = Some(Duration::from_secs(60));
     let cache = adapter().await;
     let mut rounds = Vec::new();
     for r in 0..ROUNDS {
-        let (cache, key) = (Arc::clone(&cache), format!("naive:{r}"));
+        let (cache, key) = (Arc::clone(&cache), format!("{run}:naive:{r}"));
         rounds.push(
             round(move |calls| {
                 let (cache, key) = (Arc::clone(&cache), key.clone());
@@ -116,7 +118,7 @@ where
     let loader: Loader<CacheError> = Loader::new(Arc::clone(&cache));
     let mut rounds = Vec::new();
     for r in 0..ROUNDS {
-        let (loader, key) = (loader.clone(), format!("single:{r}"));
+        let (loader, key) = (loader.clone(), format!("{run}:single:{r}"));
         rounds.push(
             round(move |calls| {
                 let (loader, key) = (loader.clone(), key.clone());
@@ -147,7 +149,7 @@ where
         let mut rounds = Vec::new();
         // One key, three expiries per round.
         for r in 0..ROUNDS {
-            let key = format!("shared:{lock}:{r}");
+            let key = format!("{run}:shared:{lock}:{r}");
             for _expiry in 0..3 {
                 let (loaders, key) = (loaders.clone(), key.clone());
                 let next = AtomicUsize::new(0);
