@@ -825,12 +825,58 @@ impl RedisStore {
 
     /// `SCAN MATCH … COUNT` pages (every primary of a cluster), each within
     /// the command timeout, as they come: one page in memory at a time.
+    ///
+    /// On a cluster, the slots that moved during the walk are listed again
+    /// as a last page (see `migration.rs`), as `keys` does.
     fn key_pages(&self, scope: String, pattern: Pattern) -> KeyPages {
         if !self.shared.connected.up.load(Relaxed) {
             return Box::pin(futures::stream::once(std::future::ready(Err(
                 self.not_connected_yet()
             ))));
         }
+        if !self.clustered() {
+            return self.walk_pages(scope, pattern);
+        }
+        let store = self.clone();
+        Box::pin(
+            futures::stream::once(async move {
+                let before = match store.slot_map("keys_stream").await {
+                    Ok(before) => before,
+                    Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
+                };
+                // After an error the stream ends there: no last page.
+                let failed = Arc::new(AtomicBool::new(false));
+                let noted = Arc::clone(&failed);
+                let walk = store
+                    .walk_pages(scope.clone(), pattern.clone())
+                    .inspect(move |page| {
+                        if page.is_err() {
+                            noted.store(true, Relaxed);
+                        }
+                    });
+                let last = futures::stream::once(async move {
+                    if failed.load(Relaxed) {
+                        return None;
+                    }
+                    let missed = store
+                        .missed_by_walk(before, &scope, &pattern, u64::MAX, "keys_stream")
+                        .await;
+                    Some(missed.map(|missed| {
+                        missed
+                            .iter()
+                            .filter_map(|k| k.strip_prefix(&*scope).map(str::to_owned))
+                            .collect()
+                    }))
+                })
+                .filter_map(std::future::ready);
+                walk.chain(last).boxed()
+            })
+            .flatten(),
+        )
+    }
+
+    /// The walk of `key_pages`, without the second look at moved slots.
+    fn walk_pages(&self, scope: String, pattern: Pattern) -> KeyPages {
         let pages = Box::pin(self.scan_pages(&scope, &pattern));
         let errors = self.shared.errors.clone();
         let after = self.shared.config.command_timeout;

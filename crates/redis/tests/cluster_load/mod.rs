@@ -144,6 +144,26 @@ pub fn start_load(cache: &Arc<dyn Cache>) -> Load {
                 }
                 Err(e) => note(&errors, "keys", &e),
             }
+            // The streaming form lists every stable key too.
+            let mut streamed = std::collections::HashSet::new();
+            let mut pages = cache.keys_stream("stable:*");
+            let mut complete = true;
+            while let Some(page) = futures::StreamExt::next(&mut pages).await {
+                match page {
+                    Ok(page) => streamed.extend(page),
+                    Err(e) => {
+                        note(&errors, "keys_stream", &e);
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if complete {
+                listings.fetch_add(1, SeqCst);
+                if streamed.len() != STABLE {
+                    short.lock().unwrap().push(streamed.len());
+                }
+            }
             if let Err(e) = cache.delete_pattern("scratch:*").await {
                 note(&errors, "delete_pattern", &e);
             }
