@@ -51,6 +51,9 @@ mod resilience;
 mod stats;
 mod ttl;
 mod vectors;
+mod views;
+
+pub use views::ViewsOf;
 
 /// What a harness's adapters can do beyond the contract's core, so that a
 /// behaviour needing it runs only where it applies.

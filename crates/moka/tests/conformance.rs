@@ -3,27 +3,8 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use cache_conformance::{trials, Harness};
-use cache_moka::{MokaConfig, MokaStore};
-use cache_port::{Cache, CacheBuilder};
-
-/// Every adapter is a namespaced view of one shared store.
-struct Moka(MokaStore);
-
-#[async_trait]
-impl Harness for Moka {
-    fn name(&self) -> String {
-        "cache-moka".into()
-    }
-
-    async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
-        CacheBuilder::new(self.0.clone())
-            .namespace(namespace)
-            .unwrap()
-            .build()
-    }
-}
+use cache_conformance::{trials, ViewsOf};
+use cache_moka::MokaConfig;
 
 fn main() {
     let store = MokaConfig::default()
@@ -31,5 +12,10 @@ fn main() {
         .max_value_len(1024 * 1024)
         .build_store()
         .unwrap();
-    cache_conformance::main(trials("moka", Arc::new(Moka(store))), ());
+    // Every adapter is a namespaced view of one shared store.
+    let harness = ViewsOf::new("cache-moka", move || {
+        let store = store.clone();
+        Box::pin(async move { store })
+    });
+    cache_conformance::main(trials("moka", Arc::new(harness)), ());
 }

@@ -7,12 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cache_conformance::{trials, Harness};
-use cache_port::{Cache, CacheBuilder};
+use cache_conformance::{trials, ViewsOf};
 use cache_redis::{RedisConfig, RedisStore};
 use cache_redis_harness::{RedisCluster, RedisServer};
-use tokio::sync::OnceCell;
 
 /// What keeps a server alive while its trials run.
 enum Server {
@@ -20,54 +17,28 @@ enum Server {
     Cluster(RedisCluster),
 }
 
-/// Every adapter is a namespaced view of one connection pool, connected on
-/// first use.
-struct Redis {
-    name: &'static str,
-    start: fn() -> Server,
-    servers: Arc<Mutex<Vec<Server>>>,
-    store: OnceCell<RedisStore>,
-}
-
-#[async_trait]
-impl Harness for Redis {
-    fn name(&self) -> String {
-        self.name.into()
-    }
-
-    async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
-        let store = self
-            .store
-            .get_or_init(|| async {
-                let server = (self.start)();
+fn main() {
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    // Every adapter is a namespaced view of one connection pool, connected
+    // on first use.
+    let harness = |name: &str, start: fn() -> Server| {
+        let servers = Arc::clone(&servers);
+        Arc::new(ViewsOf::new(name, move || {
+            let servers = Arc::clone(&servers);
+            Box::pin(async move {
+                let server = start();
                 let url = match &server {
                     Server::Standalone(s) => s.url(),
                     Server::Cluster(c) => c.url(),
                 };
-                self.servers.lock().unwrap().push(server);
+                servers.lock().unwrap().push(server);
                 let config = RedisConfig::from_url(&url)
                     .unwrap()
                     .max_value_len(1024 * 1024)
                     .command_timeout(Duration::from_secs(5));
                 RedisStore::connect(&config).await.unwrap()
             })
-            .await;
-        CacheBuilder::new(store.clone())
-            .namespace(namespace)
-            .unwrap()
-            .build()
-    }
-}
-
-fn main() {
-    let servers = Arc::new(Mutex::new(Vec::new()));
-    let harness = |name, start| {
-        Arc::new(Redis {
-            name,
-            start,
-            servers: Arc::clone(&servers),
-            store: OnceCell::new(),
-        })
+        }))
     };
     let mut all = trials(
         "standalone",

@@ -10,45 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use cache_conformance::{trials, Harness};
-use cache_port::{Cache, CacheBuilder};
+use cache_conformance::{trials, ViewsOf};
+use cache_port::Cache;
 use cache_redis::{RedisConfig, RedisStore};
 use cache_redis_harness::RedisSentinel;
 use libtest_mimic::{Failed, Trial};
-use tokio::sync::OnceCell;
-
-struct Sentinel {
-    deployments: Arc<Mutex<Vec<RedisSentinel>>>,
-    store: OnceCell<RedisStore>,
-}
-
-#[async_trait]
-impl Harness for Sentinel {
-    fn name(&self) -> String {
-        "cache-redis through Sentinel".into()
-    }
-
-    async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
-        let store = self
-            .store
-            .get_or_init(|| async {
-                let deployment = RedisSentinel::start();
-                let config = RedisConfig::from_url(&deployment.url())
-                    .unwrap()
-                    .max_value_len(1 << 20)
-                    .command_timeout(Duration::from_secs(5));
-                self.deployments.lock().unwrap().push(deployment);
-                RedisStore::connect(&config).await.unwrap()
-            })
-            .await;
-        CacheBuilder::new(store.clone())
-            .namespace(namespace)
-            .unwrap()
-            .build()
-    }
-}
 
 /// One acknowledged write.
 struct Acked {
@@ -197,13 +164,20 @@ async fn failover_under_load() -> Result<(), String> {
 
 fn main() {
     let deployments = Arc::new(Mutex::new(Vec::new()));
-    let mut all = trials(
-        "sentinel",
-        Arc::new(Sentinel {
-            deployments: Arc::clone(&deployments),
-            store: OnceCell::new(),
-        }),
-    );
+    let keep = Arc::clone(&deployments);
+    let harness = ViewsOf::new("cache-redis through Sentinel", move || {
+        let keep = Arc::clone(&keep);
+        Box::pin(async move {
+            let deployment = RedisSentinel::start();
+            let config = RedisConfig::from_url(&deployment.url())
+                .unwrap()
+                .max_value_len(1 << 20)
+                .command_timeout(Duration::from_secs(5));
+            keep.lock().unwrap().push(deployment);
+            RedisStore::connect(&config).await.unwrap()
+        })
+    });
+    let mut all = trials("sentinel", Arc::new(harness));
     all.push(Trial::test(
         "sentinel::the_adapter_follows_a_failover_under_load",
         || cache_conformance::block_on(failover_under_load()).map_err(Failed::from),

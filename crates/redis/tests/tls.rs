@@ -8,14 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cache_conformance::{trials, Harness};
-use cache_port::{Cache, CacheBuilder, ErrorKind};
+use cache_conformance::{trials, ViewsOf};
+use cache_port::{Cache, ErrorKind};
 use cache_redis::{RedisConfig, RedisStore};
 use cache_redis_harness::{RedisServer, ServerOptions, TlsServer};
 use libtest_mimic::{Failed, Trial};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-use tokio::sync::OnceCell;
 
 /// The throwaway PKI: one CA signing the server and client certificates,
 /// an unrelated CA, and an expired server certificate.
@@ -93,35 +91,6 @@ fn config(url: &str, ca: &Path) -> RedisConfig {
         .command_timeout(Duration::from_secs(5))
 }
 
-/// The suite over `rediss://localhost:PORT` with `tls_ca_file`.
-struct Tls {
-    servers: Arc<Mutex<Vec<RedisServer>>>,
-    store: OnceCell<RedisStore>,
-}
-
-#[async_trait]
-impl Harness for Tls {
-    fn name(&self) -> String {
-        "cache-redis over TLS".into()
-    }
-
-    async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
-        let store = self
-            .store
-            .get_or_init(|| async {
-                let server = pki().server("server", false);
-                let config = config(&server.url(), &pki().file("ca.pem")).max_value_len(1 << 20);
-                self.servers.lock().unwrap().push(server);
-                RedisStore::connect(&config).await.unwrap()
-            })
-            .await;
-        CacheBuilder::new(store.clone())
-            .namespace(namespace)
-            .unwrap()
-            .build()
-    }
-}
-
 /// Runs `check` on a runtime of its own.
 fn trial(name: &str, check: impl FnOnce() -> Result<(), String> + Send + 'static) -> Trial {
     Trial::test(format!("tls::{name}"), move || {
@@ -155,13 +124,18 @@ fn refused(config: RedisConfig, says: &str) -> Result<(), String> {
 
 fn main() {
     let servers = Arc::new(Mutex::new(Vec::new()));
-    let mut all = trials(
-        "tls",
-        Arc::new(Tls {
-            servers: Arc::clone(&servers),
-            store: OnceCell::new(),
-        }),
-    );
+    // The suite over `rediss://localhost:PORT` with `tls_ca_file`.
+    let keep = Arc::clone(&servers);
+    let harness = ViewsOf::new("cache-redis over TLS", move || {
+        let keep = Arc::clone(&keep);
+        Box::pin(async move {
+            let server = pki().server("server", false);
+            let config = config(&server.url(), &pki().file("ca.pem")).max_value_len(1 << 20);
+            keep.lock().unwrap().push(server);
+            RedisStore::connect(&config).await.unwrap()
+        })
+    });
+    let mut all = trials("tls", Arc::new(harness));
     all.push(trial("a_wrong_ca_is_refused_at_connect", || {
         let server = pki().server("server", false);
         refused(

@@ -6,43 +6,30 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use cache_conformance::{trials, Harness};
+use cache_conformance::{trials, ViewsOf};
 use cache_port::backplane::Backplane;
-use cache_port::{Cache, CacheBuilder};
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
 use cache_redis_harness::{RedisCluster, RedisServer};
-use cache_tiered::{TieredConfig, TieredStore};
-use tokio::sync::OnceCell;
+use cache_tiered::TieredConfig;
 
 enum Server {
     Standalone(RedisServer),
     Cluster(RedisCluster),
 }
 
-struct TieredRedis {
-    name: &'static str,
-    start: fn() -> Server,
-    servers: Arc<Mutex<Vec<Server>>>,
-    store: OnceCell<TieredStore<RedisStore>>,
-}
-
-#[async_trait]
-impl Harness for TieredRedis {
-    fn name(&self) -> String {
-        self.name.into()
-    }
-
-    async fn build(&self, namespace: &str) -> Arc<dyn Cache> {
-        let store = self
-            .store
-            .get_or_init(|| async {
-                let server = (self.start)();
+fn main() {
+    let servers = Arc::new(Mutex::new(Vec::new()));
+    let harness = |name: &str, start: fn() -> Server| {
+        let servers = Arc::clone(&servers);
+        Arc::new(ViewsOf::new(name, move || {
+            let servers = Arc::clone(&servers);
+            Box::pin(async move {
+                let server = start();
                 let url = match &server {
                     Server::Standalone(s) => s.url(),
                     Server::Cluster(c) => c.url(),
                 };
-                self.servers.lock().unwrap().push(server);
+                servers.lock().unwrap().push(server);
                 let config = RedisConfig::from_url(&url)
                     .unwrap()
                     .max_value_len(1024 * 1024)
@@ -56,23 +43,7 @@ impl Harness for TieredRedis {
                     .build_store(l2, Some(backplane))
                     .unwrap()
             })
-            .await;
-        CacheBuilder::new(store.clone())
-            .namespace(namespace)
-            .unwrap()
-            .build()
-    }
-}
-
-fn main() {
-    let servers = Arc::new(Mutex::new(Vec::new()));
-    let harness = |name, start| {
-        Arc::new(TieredRedis {
-            name,
-            start,
-            servers: Arc::clone(&servers),
-            store: OnceCell::new(),
-        })
+        }))
     };
     let mut all = trials(
         "tiered-redis",
