@@ -13,15 +13,18 @@ use crate::Harness;
 /// A [`Harness`] whose adapters are namespaced views of one store, which
 /// `init` builds the first time a trial asks for an adapter.
 ///
-/// ```no_run
+/// ```
 /// use std::sync::Arc;
 /// use cache_conformance::{trials, ViewsOf};
 ///
-/// let harness = ViewsOf::new("cache-moka", || {
-///     Box::pin(async { cache_port::layer::CacheStore::new(cache_port::MockCache::new()) })
-/// });
-/// let all = trials("example", Arc::new(harness));
-/// # drop(all);
+/// // An adapter's test: every behaviour on a namespaced view of `store`.
+/// fn suite<S: cache_port::Store + Clone>(store: S) -> Vec<libtest_mimic::Trial> {
+///     let harness = ViewsOf::new("my adapter", move || {
+///         let store = store.clone();
+///         Box::pin(async move { store })
+///     });
+///     trials("mine", Arc::new(harness))
+/// }
 /// ```
 pub struct ViewsOf<S> {
     name: String,
