@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cache_port::loading::{LoadError, LoadOptions, Loader};
 
@@ -320,7 +320,18 @@ pub async fn get_or_load_many_reads_once_loads_once_writes_once(cx: Ctx) {
                 .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // The single caller comes once the batch's loader runs (its flights are
+    // registered by then), not after a fixed sleep: on a loaded machine the
+    // batch's read can take longer than any sleep chosen here (seen on a
+    // cluster in a parallel run).
+    let waiting = Instant::now();
+    while asked.lock().unwrap().is_empty() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "the batch never called its loader"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let single: String = loader
         .get_or_load("m:017", None, || async { panic!("m:017 was loaded twice") })
         .await

@@ -222,39 +222,61 @@ pub async fn hard_timeout_abandons_the_load(cx: Ctx) {
 
 /// Eager refresh: a steady reader of a key with TTL T never waits for a
 /// load after the first, over 12 T; the value is refreshed in the
-/// background meanwhile. "Steady": a read that comes more than (1 − 0.4) T
-/// after the one before (the machine stalled the reader) could find the
-/// value expired whatever the loader does, so such a read is not counted;
-/// at most two may happen.
+/// background meanwhile. Two kinds of wait are the machine's, not the
+/// loader's, and are excused (at most two of each):
+/// - the reader stalled: its read came more than (1 − 0.4) T after the one
+///   before, so it could find the value expired whatever the loader does;
+/// - the refresh was late: a background refresh of the value the reader
+///   last saw had started before the read (eager refresh did its part) but
+///   had not landed (a loaded machine delayed its write by more than 0.6 T;
+///   seen once over TLS in CI).
+///
+/// A wait with no refresh started is never excused. Each loaded value
+/// carries its load's number so the test can tell which value a read saw.
 pub async fn eager_refresh_keeps_a_steady_reader_from_waiting(cx: Ctx) {
     let loader = Load::new(Arc::clone(&cx.cache));
     let (ttl, fraction) = (ms(300), 0.4);
     let options = LoadOptions::ttl(ttl).eager_refresh(fraction);
     let calls = Arc::new(AtomicUsize::new(0));
-    let first = call(&loader, "k", options, &calls, ms(10), Some("v")).await;
-    assert_eq!(first.unwrap().origin, Origin::Loader);
+    let read = || {
+        let calls = Arc::clone(&calls);
+        loader.get_or_load_entry("k", options, move || async move {
+            let number = calls.fetch_add(1, SeqCst) + 1;
+            tokio::time::sleep(ms(10)).await;
+            Ok::<_, std::io::Error>(number.to_string())
+        })
+    };
+    let first = read().await.unwrap();
+    assert_eq!(first.origin, Origin::Loader);
+    let mut seen: usize = first.value.parse().unwrap();
     let unsteady_gap = ttl.mul_f64(1.0 - fraction);
-    let (started, mut reads, mut waited, mut stalled) = (Instant::now(), 0, 0, 0);
+    let (started, mut reads) = (Instant::now(), 0);
+    let (mut waited, mut stalled, mut late) = (0, 0, 0);
     let mut previous = Instant::now();
     while started.elapsed() < ttl * 12 {
         let gap = previous.elapsed();
-        let read = call(&loader, "k", options, &calls, ms(10), Some("v")).await;
+        let loads_before = calls.load(SeqCst);
+        let answer = read().await.unwrap();
         previous = Instant::now();
-        if read.unwrap().origin != Origin::Cache {
+        if answer.origin != Origin::Cache {
             if gap > unsteady_gap {
                 stalled += 1;
+            } else if loads_before > seen {
+                late += 1;
             } else {
                 waited += 1;
             }
         }
+        seen = answer.value.parse().unwrap();
         reads += 1;
         sleep_ms(10).await;
     }
     assert_eq!(
         waited, 0,
-        "{waited} of {reads} steady reads waited for a load"
+        "{waited} of {reads} steady reads waited for a load no refresh had started"
     );
     assert!(stalled <= 2, "the reader stalled {stalled} times");
+    assert!(late <= 2, "{late} background refreshes landed too late");
     let refreshes = calls.load(SeqCst) - 1;
     assert!(
         refreshes >= 6,
