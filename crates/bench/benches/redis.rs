@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_bench::{compare, header, keys, time_alone, value, Plan};
+use cache_bench::{compare, header, keys, run_tasks, time_alone, value, Plan};
 use cache_port::Cache;
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
@@ -219,26 +219,4 @@ fn main() {
     rt.block_on(async {
         let _ = raw.quit().await;
     });
-}
-
-/// Runs `n` operations spread over `tasks` concurrent tasks; the wall time.
-fn run_tasks<F, Fut>(rt: &tokio::runtime::Runtime, tasks: usize, n: u64, op: F) -> Duration
-where
-    F: Fn(usize) -> Fut + Send + Sync + Clone,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    rt.block_on(async {
-        let start = Instant::now();
-        let per_task = (n as usize).div_ceil(tasks);
-        let runs = (0..tasks).map(|t| {
-            let op = op.clone();
-            async move {
-                for j in 0..per_task {
-                    op(t * per_task + j).await;
-                }
-            }
-        });
-        futures::future::join_all(runs).await;
-        start.elapsed()
-    })
 }

@@ -190,3 +190,25 @@ impl moka::Expiry<String, bytes::Bytes> for NoExpiry {
         None
     }
 }
+
+/// Runs `n` operations spread over `tasks` concurrent tasks; the wall time.
+pub fn run_tasks<F, Fut>(rt: &tokio::runtime::Runtime, tasks: usize, n: u64, op: F) -> Duration
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    rt.block_on(async {
+        let start = Instant::now();
+        let per_task = (n as usize).div_ceil(tasks);
+        let runs = (0..tasks).map(|t| {
+            let op = op.clone();
+            async move {
+                for j in 0..per_task {
+                    op(t * per_task + j).await;
+                }
+            }
+        });
+        futures::future::join_all(runs).await;
+        start.elapsed()
+    })
+}

@@ -75,12 +75,27 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Print the cache's figures.
-    Stats,
+    /// Print the cache's figures; with --watch, a live view (see --scrape).
+    Stats(StatsArgs),
     /// Print the round-trip time.
     Ping,
     /// Load the cache and report throughput and latency percentiles.
     Bench(BenchArgs),
+}
+
+/// `stats` settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsArgs {
+    /// Refresh every interval (e.g. 1s), one line each, until Ctrl-C.
+    #[arg(long, value_parser = parse_ttl)]
+    pub watch: Option<Duration>,
+    /// Stop after this many refreshes.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// A service's Prometheus endpoint (http://host:port/metrics) to read the
+    /// metrics layer's figures from: ops/s, hit rate, errors, p50 and p99.
+    #[arg(long)]
+    pub scrape: Option<String>,
 }
 
 /// The load tool's settings.
@@ -104,6 +119,20 @@ pub struct BenchArgs {
     /// Keep the benchmark's keys afterwards (by default its namespace is cleared).
     #[arg(long)]
     pub keep: bool,
+    /// Draw the latency percentile distribution of the run(s) into this SVG file.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+    /// Run the same load on this second cache URL afterwards, and put both
+    /// runs on the picture (e.g. memory:// against redis://).
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Serve the run's metrics (the metrics layer, turned on) for Prometheus at
+    /// this address, e.g. 127.0.0.1:9464, to watch with `stats --watch --scrape`.
+    #[arg(long)]
+    pub serve_metrics: Option<std::net::SocketAddr>,
+    /// The second run's name in the report and the picture (default: its adapter).
+    #[arg(long)]
+    pub compare_label: Option<String>,
 }
 
 /// `500ms`, `30s`, `1h 30m`, or a bare number of seconds.

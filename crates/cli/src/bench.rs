@@ -10,9 +10,11 @@ use cache_port::Cache;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use cache_composition::CacheConfig;
+
 use crate::args::{BenchArgs, Cli};
 use crate::exit::Failure;
-use crate::ops;
+use crate::{ops, plot};
 
 /// The namespace the load runs in unless the URL names one.
 pub const BENCH_NAMESPACE: &str = "cachectl-bench";
@@ -100,13 +102,71 @@ fn parse_mix(mix: &str) -> Result<Vec<(OpKind, u32)>, Failure> {
     Ok(out)
 }
 
-/// Runs the load and prints the report.
+/// One run's results, for the report and the picture.
+pub struct Run {
+    /// What ran (the adapter, as `describe` says it).
+    pub label: String,
+    /// Every operation's latency, in nanoseconds.
+    pub latencies: Histogram<u64>,
+}
+
+/// Runs the load (on the URL, then on `--compare`'s), prints each report,
+/// and draws the picture when asked.
 pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
     check_ranges(&args)?;
     let mix = parse_mix(&args.mix)?;
+    if let Some(path) = &args.plot {
+        plot::check_path(path)?;
+    }
+    let mut configs = vec![ops::config(cli)?];
+    if let Some(url) = &args.compare {
+        configs.push(CacheConfig::from_url(url.trim())?);
+    } else if args.compare_label.is_some() {
+        return Err(Failure::Usage("--compare-label needs --compare".into()));
+    }
+    if let Some(addr) = args.serve_metrics {
+        cache_composition::serve_prometheus(addr)?;
+        eprintln!("metrics: http://{addr}/metrics (cachectl stats --watch 1s --scrape http://{addr}/metrics)");
+        configs = configs
+            .into_iter()
+            .map(|c| {
+                let observe = cache_composition::Observe {
+                    metrics: true,
+                    ..c.observe()
+                };
+                c.with_observe(observe)
+            })
+            .collect();
+    }
+    let mut runs = Vec::new();
+    for config in configs {
+        match run_one(config, &args, &mix).await? {
+            Ok(run) => runs.push(run),
+            Err(interrupted) => return Ok(interrupted),
+        }
+    }
+    if runs.len() == 2 && runs[0].label == runs[1].label {
+        runs[1].label = args
+            .compare_label
+            .clone()
+            .unwrap_or_else(|| format!("{} (--compare)", runs[1].label));
+    }
+    if let Some(path) = &args.plot {
+        plot::write(path, &runs, &args)?;
+        println!("latency picture: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One run: the load on `config`, its report printed; `Err(code)` when
+/// interrupted (the run's keys cleaned up all the same).
+async fn run_one(
+    config: CacheConfig,
+    args: &BenchArgs,
+    mix: &[(OpKind, u32)],
+) -> Result<Result<Run, ExitCode>, Failure> {
     // A fresh namespace of its own under the configured one: the load tool
     // writes, and afterwards deletes, only its own keys, never the user's.
-    let config = ops::config(cli)?;
     let run_namespace = bench_namespace(config.namespace(), fastrand::u64(..));
     let config = config.with_namespace(&run_namespace)?;
     let cache = ops::connect(&config).await?;
@@ -144,7 +204,7 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
             let (cache, keys, mix, value) = (
                 Arc::clone(&cache),
                 Arc::clone(&keys),
-                mix.clone(),
+                mix.to_vec(),
                 value.clone(),
             );
             let (done, count, errors) =
@@ -210,7 +270,7 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
     }
     if interrupted.load(Relaxed) {
         eprintln!("interrupted; the run's keys were cleaned up");
-        return Ok(ExitCode::from(130));
+        return Ok(Err(ExitCode::from(130)));
     }
 
     let us = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
@@ -235,7 +295,10 @@ pub async fn run(cli: &Cli, args: BenchArgs) -> Result<ExitCode, Failure> {
         us(0.999),
         all.max() as f64 / 1000.0
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Ok(Run {
+        label: ops::describe(&config),
+        latencies: all,
+    }))
 }
 
 /// The run's own namespace: `cachectl-bench:<run>` under the configured

@@ -11,6 +11,8 @@ pub enum Failure {
     Cache(CacheError),
     /// The command line asked for something refused before touching the cache.
     Usage(String),
+    /// Something other than the cache (a metrics endpoint) cannot be reached.
+    Unreachable(String),
 }
 
 impl From<CacheError> for Failure {
@@ -33,6 +35,7 @@ impl Failure {
     pub fn report(self) -> ExitCode {
         let (code, message) = match self {
             Failure::Usage(message) => (BAD_INPUT, message),
+            Failure::Unreachable(message) => (UNREACHABLE, message),
             Failure::Cache(e) => {
                 let code = match e.kind() {
                     k if e.is_invalid_input() || k == ErrorKind::Config => BAD_INPUT,

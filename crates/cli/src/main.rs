@@ -15,6 +15,8 @@ mod demo;
 mod exit;
 mod ops;
 mod output;
+mod plot;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.clone().unwrap_or(Command::Demo) {
         Command::Demo => demo::run(&cli).await,
         Command::Bench(settings) => bench::run(&cli, settings).await,
+        Command::Stats(settings) => watch::run(&cli, settings).await,
         op => ops::run(&cli, op).await,
     };
     match result {

@@ -41,7 +41,9 @@ pub async fn run(cli: &Cli, command: Command) -> Result<ExitCode, Failure> {
     }
     let cache = connect(&config(cli)?).await?;
     match command {
-        Command::Demo | Command::Bench(_) => unreachable!("these have their own entry points"),
+        Command::Demo | Command::Bench(_) | Command::Stats(_) => {
+            unreachable!("these have their own entry points")
+        }
         Command::Get { key } => match cache.get(&key).await? {
             Some(v) => println!("{}", output::value(&v)),
             None => {
@@ -74,7 +76,6 @@ pub async fn run(cli: &Cli, command: Command) -> Result<ExitCode, Failure> {
             cache.clear().await?;
             println!("OK");
         }
-        Command::Stats => print!("{}", output::stats_table(&cache.stats().await?)),
         Command::Ping => println!("PONG {}", output::duration(cache.ping().await?)),
     }
     Ok(ExitCode::SUCCESS)

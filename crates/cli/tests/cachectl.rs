@@ -276,3 +276,72 @@ fn the_load_tool_never_deletes_the_users_keys() {
     want.sort();
     assert_eq!(listed, want, "exactly the user's keys remain");
 }
+
+/// `bench --plot --compare`: two runs on one SVG picture, well-formed, with
+/// both axes labelled, a line per run and each run's percentiles written.
+#[test]
+fn the_load_tool_draws_two_runs_on_one_latency_picture() {
+    let server = RedisServer::start();
+    let folder = std::env::temp_dir().join(format!("cachectl-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let svg = folder.join("latency.svg");
+    let out = cachectl(
+        &[
+            "bench",
+            "--duration",
+            "1s",
+            "--keys",
+            "500",
+            "--concurrency",
+            "4",
+            "--plot",
+            svg.to_str().unwrap(),
+            "--compare",
+            &server.url(),
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("latency picture:"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let document = roxmltree::Document::parse(&text).expect("well-formed SVG");
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let lines = root
+        .descendants()
+        .filter(|n| n.tag_name().name() == "polyline")
+        .filter(|n| {
+            n.attribute("points")
+                .is_some_and(|p| p.split(' ').count() > 200)
+        })
+        .count();
+    assert_eq!(lines, 2, "one line of 251 points per run");
+    let words: String = root
+        .descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join("|");
+    for needed in [
+        "percentile (each step to the right is ten times rarer)",
+        "latency, µs (log scale)",
+        "90%",
+        "99.9%",
+        "memory (",
+        "redis (",
+        "p50 ",
+        "p99.99 ",
+    ] {
+        assert!(
+            words.contains(needed),
+            "{needed:?} missing from the picture's text: {words}"
+        );
+    }
+    std::fs::remove_dir_all(&folder).unwrap();
+    // A bad path is refused before any load runs.
+    let out = cachectl(&["bench", "--plot", "latency.png"], None);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".svg"));
+    let out = cachectl(&["bench", "--compare-label", "x"], None);
+    assert_eq!(code(&out), 2);
+}

@@ -25,6 +25,9 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 /// | `namespace` | none | keys under `namespace:` (see `cache_port::Namespace`) |
 /// | `fail_open` | `false` | an outage reads as a counted, logged miss (`cache_port::layer::FailOpen`) |
 /// | `keys_limit` | 100000 | the most keys `keys` collects; past it, `TooManyKeys` |
+/// | `metrics` | `false` | every operation timed and counted through the `metrics` facade (`cache_port::layer::Metered`) |
+/// | `tracing` | `false` | one `tracing` span per operation, failures logged once per 10 s (`cache_port::layer::Traced`) |
+/// | `trace_keys` | `hidden` | how keys show in spans at `TRACE`: `hidden`, `hashed`, or `truncated:N` (the first N bytes) |
 ///
 /// Redis URLs also take the tiered cache's options (an in-process L1 over
 /// Redis, kept coherent across instances by Redis pub/sub; see
@@ -53,6 +56,18 @@ pub struct CacheConfig {
     fail_open: bool,
     keys_limit: usize,
     tier: Option<TierConfig>,
+    observe: Observe,
+}
+
+/// Which observability layers are on (`metrics`, `tracing`, `trace_keys`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Observe {
+    /// The metrics layer.
+    pub metrics: bool,
+    /// The tracing layer.
+    pub tracing: bool,
+    /// How keys show in spans at `TRACE`.
+    pub trace_keys: cache_port::observe::KeyField,
 }
 
 /// The in-process tier over Redis: `l1`, `l1_max_ttl_ms`, `backplane_channel`.
@@ -104,6 +119,7 @@ impl fmt::Debug for CacheConfig {
             .field("fail_open", &self.fail_open)
             .field("keys_limit", &self.keys_limit)
             .field("tier", &self.tier)
+            .field("observe", &self.observe)
             .finish()
     }
 }
@@ -150,6 +166,7 @@ impl CacheConfig {
             fail_open: common.fail_open,
             keys_limit: common.keys_limit,
             tier: common.tier,
+            observe: common.observe,
         })
     }
 
@@ -174,6 +191,7 @@ impl CacheConfig {
             fail_open: false,
             keys_limit: cache_port::DEFAULT_KEYS_LIMIT,
             tier: None,
+            observe: Observe::default(),
         }
     }
 
@@ -195,6 +213,17 @@ impl CacheConfig {
     pub fn with_fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
         self
+    }
+
+    /// Turns the metrics and tracing layers on or off.
+    pub fn with_observe(mut self, observe: Observe) -> Self {
+        self.observe = observe;
+        self
+    }
+
+    /// Which observability layers are on.
+    pub fn observe(&self) -> Observe {
+        self.observe
     }
 
     /// `"memory"` or `"redis"`.
@@ -242,6 +271,7 @@ struct CommonOptions {
     fail_open: bool,
     keys_limit: usize,
     tier: Option<TierConfig>,
+    observe: Observe,
 }
 
 /// Removes `namespace`, `fail_open` and `keys_limit` from the query, for
@@ -252,17 +282,17 @@ fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
         fail_open: false,
         keys_limit: cache_port::DEFAULT_KEYS_LIMIT,
         tier: None,
+        observe: Observe::default(),
     };
     let (mut l1, mut l1_max_ttl, mut channel) = (None, None, None);
     let mut rest: Vec<(String, String)> = Vec::new();
     for (name, value) in url.query_pairs() {
         match name.as_ref() {
             "namespace" => options.namespace = Some(Namespace::new(&value)?),
-            "fail_open" => {
-                options.fail_open = value.parse().map_err(|_| {
-                    config_error(format!("fail_open must be true or false, not {value:?}"))
-                })?
-            }
+            "fail_open" => options.fail_open = parse_flag(&name, &value)?,
+            "metrics" => options.observe.metrics = parse_flag(&name, &value)?,
+            "tracing" => options.observe.tracing = parse_flag(&name, &value)?,
+            "trace_keys" => options.observe.trace_keys = parse_key_field(&value)?,
             "keys_limit" => {
                 options.keys_limit = value
                     .parse()
@@ -316,6 +346,34 @@ fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
     Ok(options)
 }
 
+fn parse_flag(name: &str, value: &str) -> Result<bool> {
+    value
+        .parse()
+        .map_err(|_| config_error(format!("{name} must be true or false, not {value:?}")))
+}
+
+/// `hidden`, `hashed` or `truncated:N`.
+fn parse_key_field(value: &str) -> Result<cache_port::observe::KeyField> {
+    use cache_port::observe::KeyField;
+    let bad = || {
+        config_error(format!(
+            "trace_keys must be hidden, hashed or truncated:N (N from 1 to 256), not {value:?}"
+        ))
+    };
+    match value {
+        "hidden" => Ok(KeyField::Hidden),
+        "hashed" => Ok(KeyField::Hashed),
+        other => {
+            let n: usize = other
+                .strip_prefix("truncated:")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(bad)?;
+            Ok(KeyField::Truncated(n))
+        }
+    }
+}
+
 fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {
     if parsed.host_str().is_some_and(|h| !h.is_empty()) || !matches!(parsed.path(), "" | "/") {
         return Err(config_error(format!(
@@ -334,7 +392,7 @@ fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {
             ),
             other => {
                 return Err(config_error(format!(
-                "unknown option {} for {}://; known: capacity, max_value_len, namespace, fail_open",
+                "unknown option {} for {}://; known: capacity, max_value_len, namespace, fail_open, keys_limit, metrics, tracing, trace_keys",
                 cache_port::shown_parameter_name(other),
                 parsed.scheme()
             )))
@@ -395,6 +453,38 @@ fn config_error(message: String) -> CacheError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observability_options_turn_the_layers_on_and_refuse_bad_values() {
+        use cache_port::observe::KeyField;
+        let config =
+            CacheConfig::from_url("memory://?metrics=true&tracing=true&trace_keys=truncated:8")
+                .unwrap();
+        assert_eq!(
+            config.observe(),
+            Observe {
+                metrics: true,
+                tracing: true,
+                trace_keys: KeyField::Truncated(8)
+            }
+        );
+        assert_eq!(
+            CacheConfig::from_url("memory://").unwrap().observe(),
+            Observe::default()
+        );
+        let hashed = CacheConfig::from_url("memory://?trace_keys=hashed").unwrap();
+        assert_eq!(hashed.observe().trace_keys, KeyField::Hashed);
+        for bad in [
+            "memory://?metrics=yes",
+            "memory://?tracing=1",
+            "memory://?trace_keys=plain",
+            "memory://?trace_keys=truncated:0",
+            "memory://?trace_keys=truncated:99999",
+        ] {
+            let error = CacheConfig::from_url(bad).unwrap_err();
+            assert_eq!(error.kind(), cache_port::ErrorKind::Config, "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

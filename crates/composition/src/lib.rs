@@ -16,11 +16,14 @@
 //!
 //! - [`CacheConfig`] reads `CACHE_URL` (or any URL): `memory://` / `moka://`
 //!   with `capacity`, `max_value_len`, or a Redis URL, and for every adapter
-//!   `namespace` and `fail_open`. Unknown schemes, unknown or bad options, and
-//!   a Redis URL in a build without the `redis` feature are errors at startup.
+//!   `namespace`, `fail_open`, `keys_limit`, `metrics`, `tracing` and
+//!   `trace_keys`. Unknown schemes, unknown or bad options, and a Redis URL
+//!   in a build without the `redis` feature are errors at startup.
 //! - [`build_cache`] builds the stack with `cache_port::CacheBuilder`: the
-//!   adapter's store, the namespace, fail-open if asked for, the stats
-//!   counters, and the front, boxed once.
+//!   adapter's store, the namespace, the metrics and tracing layers and
+//!   fail-open if asked for, the stats counters, and the front, boxed once.
+//! - `serve_prometheus` (feature `prometheus`) installs a Prometheus
+//!   recorder and serves its scrape endpoint (docs/OBSERVABILITY.md).
 //! - [`build_module`] connects first (async), then builds the synchronous
 //!   shaku [`CacheModule`], whose [`CacheComponent`] hands out the cache.
 //! - Applications inject the cache into their own shaku components with
@@ -34,13 +37,21 @@ mod module;
 pub mod guides {
     #[doc = include_str!("../../../docs/LOADING.md")]
     pub mod loading {}
+
+    #[cfg(feature = "prometheus")]
+    #[doc = include_str!("../../../docs/OBSERVABILITY.md")]
+    pub mod observability {}
 }
 
-pub use config::{AdapterConfig, CacheConfig, TierConfig, CACHE_URL_VAR};
+#[cfg(feature = "prometheus")]
+mod prometheus;
+pub use config::{AdapterConfig, CacheConfig, Observe, TierConfig, CACHE_URL_VAR};
 pub use module::{
     build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheModule,
     SelectedCache, SelectedCacheParameters,
 };
+#[cfg(feature = "prometheus")]
+pub use prometheus::{prometheus_builder, serve_prometheus, DURATION_BUCKETS};
 
 /// Builds the adapter `CACHE_URL` names (the embedded default when unset).
 pub async fn cache_from_env() -> cache_port::Result<std::sync::Arc<dyn cache_port::Cache>> {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cache_port::layer::FailOpenLayer;
+use cache_port::layer::{FailOpenLayer, MetricsLayer, TracingLayer};
 use cache_port::{Cache, CacheBuilder, Result, Store};
 use shaku::{Component, HasComponent, Interface};
 
@@ -62,12 +62,12 @@ pub use generated::CacheModule;
 /// shaku's `build` is synchronous.
 pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
     Ok(match config.adapter_config() {
-        AdapterConfig::Memory(c) => stack(c.build_store()?, config),
+        AdapterConfig::Memory(c) => stack(c.build_store()?, config, "moka"),
         #[cfg(feature = "redis")]
         AdapterConfig::Redis(c) => {
             let l2 = cache_redis::RedisStore::connect(c).await?;
             match config.tier() {
-                None => stack(l2, config),
+                None => stack(l2, config, "redis"),
                 Some(tier) => {
                     let backplane: Arc<dyn cache_port::backplane::Backplane> =
                         cache_redis::RedisBackplane::connect(c, &tier.channel).await?;
@@ -75,7 +75,7 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
                         .l1(cache_moka::MokaConfig::default().capacity_bytes(tier.l1_bytes))
                         .l1_max_ttl(tier.l1_max_ttl)
                         .build_store(l2, Some(backplane))?;
-                    stack(tiered, config)
+                    stack(tiered, config, "tiered")
                 }
             }
         }
@@ -83,17 +83,28 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
 }
 
 /// The configured layers over `store`, in their one order: namespace
-/// innermost, then fail-open, then the stats counters (added by `build`), so
-/// that a failed-open read is counted as the miss it answered.
-fn stack<S: Store>(store: S, config: &CacheConfig) -> Arc<dyn Cache> {
-    let builder = CacheBuilder::new(store)
+/// innermost, then metrics and tracing (so they see the store's own
+/// answers: an outage shows as errors even when reads fail open), then
+/// fail-open, then the stats counters (added by `build`), so that a
+/// failed-open read is counted by `stats()` as the miss it answered.
+fn stack<S: Store>(store: S, config: &CacheConfig, system: &'static str) -> Arc<dyn Cache> {
+    let observe = config.observe();
+    let namespace = config.namespace_ref();
+    let metrics = observe
+        .metrics
+        .then(|| MetricsLayer::new(system).in_namespace(namespace));
+    let tracing = observe.tracing.then(|| {
+        TracingLayer::new(system)
+            .in_namespace(namespace)
+            .keys(observe.trace_keys)
+    });
+    CacheBuilder::new(store)
         .keys_limit(config.keys_limit())
-        .in_namespace(config.namespace_ref().cloned());
-    if config.fail_open() {
-        builder.layer(FailOpenLayer::new()).build()
-    } else {
-        builder.build()
-    }
+        .in_namespace(namespace.cloned())
+        .layer(metrics)
+        .layer(tracing)
+        .layer(config.fail_open().then(FailOpenLayer::new))
+        .build()
 }
 
 /// Builds the configured cache and a [`CacheModule`] that provides it.

@@ -256,6 +256,29 @@ impl CacheError {
 }
 
 impl ErrorKind {
+    /// The kind in snake case (`"timeout"`, `"invalid_key"`), as metrics
+    /// and spans record it in `error.type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidKey => "invalid_key",
+            ErrorKind::InvalidTtl => "invalid_ttl",
+            ErrorKind::InvalidPattern => "invalid_pattern",
+            ErrorKind::ValueTooLarge => "value_too_large",
+            ErrorKind::NotAnInteger => "not_an_integer",
+            ErrorKind::Overflow => "overflow",
+            ErrorKind::Codec => "codec",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
+            ErrorKind::Full => "full",
+            ErrorKind::TooManyKeys => "too_many_keys",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Config => "config",
+            ErrorKind::NotAllowed => "not_allowed",
+        }
+    }
+
     /// Whether an error of this kind can go away by itself.
     pub fn is_retryable(self) -> bool {
         matches!(

@@ -35,8 +35,9 @@
 //! - [`Front`], the one place that validates caller input and boxes a
 //!   future; [`CacheBuilder`] composes a store, its [`layer`]s and the front
 //!   at startup; [`View`] is the counted, namespaced stack adapters hand out.
-//! - [`layer`]: namespacing, stats counting, fail-open, and any `Cache` as a
-//!   store; each one file with its own tests.
+//! - [`layer`]: namespacing, stats counting, fail-open, metrics, tracing,
+//!   and any `Cache` as a store; each one file with its own tests.
+//! - [`observe`]: metric names, the log throttle, how keys show in spans.
 //! - Domain types that carry the contract's rules: [`Key`] (non-empty, at most
 //!   [`MAX_KEY_LEN`] bytes), [`Namespace`] (non-empty segments joined by
 //!   `:`), [`Ttl`] (1 ms to [`MAX_TTL`], rounded up to the millisecond),
@@ -59,6 +60,7 @@ mod key;
 pub mod layer;
 pub mod loading;
 mod namespace;
+pub mod observe;
 mod pattern;
 mod secret;
 mod stats;

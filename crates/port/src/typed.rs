@@ -31,14 +31,35 @@ pub fn write_back_failures() -> u64 {
     WRITE_BACK_FAILURES.load(Relaxed)
 }
 
-/// Counts a stored value that no longer decoded (the loader's too).
-pub(crate) fn count_decode_failure() {
+/// Counts a stored value that no longer decoded (the loader's too), and
+/// logs it without the key (its digest correlates the lines).
+pub(crate) fn decode_failed(key: &str, error: &dyn std::fmt::Display) {
     DECODE_FAILURES.fetch_add(1, Relaxed);
+    tracing::warn!(
+        target: crate::layer::TARGET,
+        key_digest = %crate::observe::key_digest(key),
+        %error,
+        "cached value no longer decodes; reloading it"
+    );
 }
 
-/// Counts a loaded value that could not be stored (the loader's too).
-pub(crate) fn count_write_back_failure() {
+/// One line per 10 s for write-back failures: during an outage every load
+/// fails to store.
+static WRITE_BACK_LOG: crate::observe::LogThrottle =
+    crate::observe::LogThrottle::new(std::time::Duration::from_secs(10));
+
+/// Counts a loaded value that could not be stored (the loader's too), and
+/// logs it at most once per 10 s, with how many were held back.
+pub(crate) fn write_back_failed(error: &CacheError) {
     WRITE_BACK_FAILURES.fetch_add(1, Relaxed);
+    if let Some(held_back) = WRITE_BACK_LOG.admit() {
+        tracing::warn!(
+            target: crate::layer::TARGET,
+            %error,
+            failures_held_back = held_back,
+            "loaded value could not be cached; returning it anyway (one line per 10 s)"
+        );
+    }
 }
 
 /// Encodes `value` as a MessagePack map with field names, so that adding a
@@ -136,15 +157,13 @@ pub trait CacheExt: Cache {
                 Ok(Some(value)) => return Ok(value),
                 Ok(None) => {}
                 Err(CacheError::Codec { source }) => {
-                    DECODE_FAILURES.fetch_add(1, Relaxed);
-                    tracing::warn!(key, error = %source, "cached value no longer decodes; reloading it");
+                    decode_failed(key, &source);
                 }
                 Err(other) => return Err(other.into()),
             }
             let value = load().await?;
             if let Err(error) = self.set_typed(key, &value, ttl).await {
-                WRITE_BACK_FAILURES.fetch_add(1, Relaxed);
-                tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
+                write_back_failed(&error);
             }
             Ok(value)
         }

@@ -257,6 +257,13 @@ async fn a_full_server_is_a_retryable_full_error() {
     assert_eq!(err.kind(), ErrorKind::Full, "{err}");
     assert!(err.is_retryable());
     assert!(err.to_string().contains("OOM"), "{err}");
+    // A batch, which runs as one script on one server, fails the same way.
+    let batch = (0..4)
+        .map(|i| (format!("batch:{i}"), value.clone()))
+        .collect();
+    let err = cache.set_many(batch, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Full, "{err}");
+    assert!(err.is_retryable());
     // Deleting frees space: the same write then succeeds.
     cache.delete_pattern("fill:*").await.unwrap();
     cache.set("fill:again", value, None).await.unwrap();

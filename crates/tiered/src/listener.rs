@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cache_moka::MokaStore;
 use cache_port::backplane::{Backplane, BackplaneEvent, Invalidation, Notice};
+use cache_port::observe::names;
 use cache_port::{Pattern, Request, Store};
 use futures::StreamExt;
 
@@ -41,10 +42,13 @@ impl Listener {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut channel_up = true;
         let mut beat = 0u64;
+        // When each of the last few heartbeats left: its return gives the
+        // backplane's delivery lag.
+        let mut sent = [(0u64, std::time::Instant::now()); 8];
         loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(BackplaneEvent::Notice(notice)) => self.on_notice(notice),
+                    Some(BackplaneEvent::Notice(notice)) => self.on_notice(notice, &sent),
                     Some(BackplaneEvent::Down) => channel_up = false,
                     Some(BackplaneEvent::Up) => {
                         channel_up = true;
@@ -63,6 +67,7 @@ impl Listener {
                 },
                 _ = ticks.tick() => {
                     beat += 1;
+                    sent[(beat % 8) as usize] = (beat, std::time::Instant::now());
                     let publish = self.backplane.publish(&Notice {
                         sender: self.coherence.id,
                         what: Invalidation::Heartbeat(beat),
@@ -100,19 +105,27 @@ impl Listener {
         }
     }
 
-    fn on_notice(&self, notice: Notice) {
+    fn on_notice(&self, notice: Notice, sent: &[(u64, std::time::Instant); 8]) {
         if notice.sender == self.coherence.id {
-            if let Invalidation::Heartbeat(_) = notice.what {
+            if let Invalidation::Heartbeat(n) = notice.what {
                 self.coherence.beat();
+                if let Some((_, at)) = sent.iter().find(|(beat, _)| *beat == n) {
+                    metrics::histogram!(names::BACKPLANE_LAG).record(at.elapsed().as_secs_f64());
+                }
             }
             return;
         }
         self.counters.received.fetch_add(1, Relaxed);
+        // Another instance's heartbeat invalidates nothing.
+        if !matches!(notice.what, Invalidation::Heartbeat(_)) {
+            metrics::counter!(names::INVALIDATIONS_RECEIVED).increment(1);
+        }
         apply(&self.l1, &self.coherence, &notice.what);
     }
 
     fn flush(&self) {
         self.counters.flushes.fetch_add(1, Relaxed);
+        metrics::counter!(names::L1_FLUSHES).increment(1);
         self.coherence.invalidate_all();
         clear_l1(&self.l1, "");
     }

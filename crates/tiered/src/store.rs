@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_moka::MokaStore;
 use cache_port::backplane::{Backplane, Invalidation, Notice};
+use cache_port::observe::{names, LogThrottle};
 use cache_port::{KeyPages, Op, Pattern, Reply, Request, Result, Store, StoreKey, Ttl, TtlState};
 
 use crate::coherence::{Coherence, Ticket};
@@ -50,6 +51,7 @@ struct Shared<L2> {
     coherence: Arc<Coherence>,
     backplane: Option<Arc<dyn Backplane>>,
     counters: Arc<Counters>,
+    publish_log: LogThrottle,
     listener: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -106,6 +108,7 @@ impl<L2: Store> TieredStore<L2> {
                 coherence,
                 backplane: backplane.map(|(b, _, _)| b),
                 counters,
+                publish_log: LogThrottle::default(),
                 listener,
             }),
         }
@@ -233,9 +236,15 @@ impl<L2: Store> TieredStore<L2> {
                 sender: self.shared.coherence.id,
                 what,
             };
-            if let Err(error) = backplane.publish(&notice).await {
-                self.shared.counters.publish_failures.fetch_add(1, Relaxed);
-                tracing::warn!(%error, "tiered cache: invalidation not published; other instances flush when their backplane reports the loss");
+            match backplane.publish(&notice).await {
+                Ok(()) => metrics::counter!(names::INVALIDATIONS_SENT).increment(1),
+                Err(error) => {
+                    self.shared.counters.publish_failures.fetch_add(1, Relaxed);
+                    // One line per 10 s: during an outage every write fails to publish.
+                    if let Some(held_back) = self.shared.publish_log.admit() {
+                        tracing::warn!(%error, failures_held_back = held_back, "tiered cache: invalidation not published; other instances flush when their backplane reports the loss (one line per 10 s)");
+                    }
+                }
             }
         }
     }

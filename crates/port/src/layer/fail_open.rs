@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::observe::LogThrottle;
 use crate::store::{Op, Reply, Request, Store};
 use crate::Result;
 
@@ -11,7 +12,8 @@ use crate::Result;
 /// Without it, a backend failure is an error, never a miss. With it, when
 /// `get`, `get_many` or `exists` fail with a retryable error (timeout,
 /// unavailable), the call answers as a miss (`None`, all `None`, `false`);
-/// each such miss is counted ([`FailOpenHandle::failed_open`]) and logged.
+/// each such miss is counted ([`FailOpenHandle::failed_open`]) and logged
+/// (one line per 10 s, with how many were held back).
 /// Bad input and every other error still fail, and writes are never
 /// silenced: a failed `set` or `delete` must not pass for done.
 ///
@@ -42,6 +44,8 @@ use crate::Result;
 pub struct FailOpen<S> {
     inner: S,
     failed_open: FailOpenHandle,
+    /// One warning per 10 s: an outage fails open every read.
+    log: Arc<LogThrottle>,
 }
 
 /// Reads how many reads a [`FailOpen`] answered as misses.
@@ -61,6 +65,7 @@ impl<S> FailOpen<S> {
         Self {
             inner,
             failed_open: FailOpenHandle::default(),
+            log: Arc::default(),
         }
     }
 
@@ -87,7 +92,15 @@ impl<S: Store> Store for FailOpen<S> {
         match self.inner.call(request).await {
             Err(error) if error.is_retryable() => {
                 self.failed_open.0.fetch_add(1, Relaxed);
-                tracing::warn!(operation = op.name(), %error, "cache failed; answering as a miss (fail-open)");
+                if let Some(held_back) = self.log.admit() {
+                    tracing::warn!(
+                        target: super::TARGET,
+                        operation = op.name(),
+                        %error,
+                        failed_open_held_back = held_back,
+                        "cache failed; answering as a miss (fail-open; one line per 10 s)"
+                    );
+                }
                 Ok(fallback)
             }
             other => other,
@@ -128,6 +141,7 @@ impl<S: Store> super::Layer<S> for FailOpenLayer {
         FailOpen {
             inner,
             failed_open: self.handle,
+            log: Arc::default(),
         }
     }
 }

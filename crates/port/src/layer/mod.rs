@@ -12,17 +12,26 @@
 //! | [`Namespaced`] | keys under a [`Namespace`](crate::Namespace) |
 //! | [`Counted`] | the `stats()` counters (added by every builder) |
 //! | [`FailOpen`] | an outage reads as a counted, logged miss, by choice |
+//! | [`Metered`] | durations, hits, misses, errors through the `metrics` facade |
+//! | [`Traced`] | one `tracing` span per operation; failures logged once per interval |
 //! | [`CacheStore`] | any `Cache` (a mock, another stack) as a store |
+//! | [`Either`] | what `Option<L>` gives: a layer turned on or off by configuration |
 
 mod cache_store;
 mod counted;
 mod fail_open;
+mod metered;
 mod namespaced;
+mod optional;
+mod traced;
 
 pub use cache_store::CacheStore;
 pub use counted::{Counted, CountedLayer};
 pub use fail_open::{FailOpen, FailOpenHandle, FailOpenLayer};
+pub use metered::{Metered, MetricsLayer};
 pub use namespaced::{Namespaced, NamespacedLayer};
+pub use optional::Either;
+pub use traced::{Traced, TracingLayer, TARGET};
 
 /// Builds a layer over an inner store, as tower's `Layer` builds a service.
 pub trait Layer<S> {

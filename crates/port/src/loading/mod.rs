@@ -18,6 +18,7 @@
 pub(crate) mod envelope;
 mod lock;
 mod memory;
+mod observe;
 mod options;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use self::envelope::Opened;
 use self::lock::Taken;
@@ -356,7 +358,38 @@ impl<E: Send + Sync + 'static> Loader<E> {
         Ok(self.entry(key, options, load, found).await?.value)
     }
 
+    /// [`untraced`](Self::untraced) in a `cache.get_or_load` span, whose
+    /// children are the cache calls and the load; where the answer came
+    /// from is recorded on it, and a stale answer is counted.
     async fn entry<T, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        load: F,
+        found: fn(&T) -> bool,
+    ) -> Result<Loaded<T>, LoadError<E>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let span = tracing::debug_span!(
+            target: crate::layer::TARGET,
+            "cache.get_or_load",
+            otel.name = "get_or_load",
+            cache.origin = tracing::field::Empty,
+            cache.stale.reason = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self
+            .untraced(key, options, load, found)
+            .instrument(span.clone())
+            .await;
+        observe::answered(&span, &result);
+        result
+    }
+
+    async fn untraced<T, F, Fut>(
         &self,
         key: &str,
         options: LoadOptions,
@@ -382,8 +415,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
             Ok(Some(stored)) => {
                 let opened = open_as::<T>(&stored);
                 if opened.is_none() {
-                    crate::typed::count_decode_failure();
-                    tracing::warn!(key, "cached value no longer decodes; reloading it");
+                    crate::typed::decode_failed(key, &"not a value of the loader's type");
                 }
                 if let Some((opened, value)) = opened {
                     if opened.is_fresh(now) {
@@ -468,7 +500,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
                             let until = std::time::Instant::now() + fail_safe.throttle;
                             inner.memory.rest(key, until);
                         }
-                        tracing::debug!(key, ?reason, "fail-safe: serving a stale value");
+                        observe::fail_safe_activated(reason);
                         Ok(stale(value, reason))
                     }
                     _ => Err(failure.into_error()),
@@ -718,6 +750,9 @@ fn landing<E: Send + Sync + 'static>(
     outcome: impl Future<Output = Outcome<E>> + Send + 'static,
 ) -> Flight<E> {
     let (inner, key) = (Arc::clone(inner), key.to_owned());
+    // The flight's spans (its cache calls, the load) belong to the caller
+    // that started it, whichever caller ends up polling it.
+    let outcome = outcome.in_current_span();
     async move {
         let outcome = outcome.await;
         inner
@@ -811,14 +846,7 @@ where
             }
         },
     };
-    let loaded = match options.hard_timeout {
-        None => load().await,
-        Some(hard) => match tokio::time::timeout(hard, load()).await {
-            Ok(loaded) => loaded,
-            Err(_) => return Err(Failure::Timeout(hard)),
-        },
-    };
-    let value = loaded.map_err(|e| Failure::Load(Arc::new(e)))?;
+    let value = observe::call_loader(options.hard_timeout, load).await?;
     let bytes = encode(&value).map_err(cache_failed)?;
     store(&inner, &key, &bytes, options, found(&value)).await;
     if let Some(guard) = guard {
@@ -848,8 +876,7 @@ async fn store<E>(inner: &Inner<E>, key: &str, bytes: &Bytes, options: LoadOptio
         bytes.clone()
     };
     if let Err(error) = inner.cache.set(key, stored, kept_for).await {
-        crate::typed::count_write_back_failure();
-        tracing::warn!(key, %error, "loaded value could not be cached; returning it anyway");
+        crate::typed::write_back_failed(&error);
     }
     if let Some(fail_safe) = options.fail_safe {
         let until = fresh_for.map_or(far_future(), |f| now + f + fail_safe.max_stale);
@@ -871,7 +898,7 @@ where
     F: FnOnce(Vec<String>) -> Fut,
     Fut: Future<Output = Result<HashMap<String, T>, E>>,
 {
-    let loaded = load(keys).await.map_err(|e| Failure::Load(Arc::new(e)))?;
+    let loaded = observe::call_loader(None, || load(keys)).await?;
     let mut found = HashMap::with_capacity(loaded.len());
     for (key, value) in loaded {
         let bytes = encode(&value).map_err(|e| Failure::Cache(Arc::new(e)))?;
@@ -891,8 +918,7 @@ where
             })
             .collect();
         if let Err(error) = cache.set_many(items, options.kept_for(fresh_for)).await {
-            crate::typed::count_write_back_failure();
-            tracing::warn!(%error, "loaded values could not be cached; returning them anyway");
+            crate::typed::write_back_failed(&error);
         }
     }
     Ok(found)

@@ -1,0 +1,146 @@
+//! cache-redis, as a user configures it (`RedisConfig::from_url` defaults),
+//! against the Rust clients a user would pick instead, each **with its own
+//! defaults**, on the same self-started redis-server, in one run (issue 10):
+//! redis-rs's `ConnectionManager` and multiplexed connection, and a fred
+//! `Pool` of 4 with fred's defaults. `cargo bench -p cache-bench --bench peers`.
+//!
+//! "raw" is the peer, "port" is ours; a ratio above 1 means ours is faster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_bench::{compare, header, keys, run_tasks, value, Plan};
+use cache_port::Cache;
+use cache_redis::RedisConfig;
+use cache_redis_harness::RedisServer;
+use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
+use redis::AsyncCommands;
+
+const VALUE: usize = 100;
+const KEYS: usize = 10_000;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let plan = Plan {
+        samples: 11,
+        sample_time: Duration::from_millis(300),
+    };
+    let url = server.url();
+    let (ours, manager, multiplexed, fred_pool) = rt.block_on(async {
+        let ours: Arc<dyn Cache> = Arc::new(
+            RedisConfig::from_url(&url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let manager = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .unwrap();
+        let multiplexed = client.get_multiplexed_async_connection().await.unwrap();
+        let fred_pool = Builder::from_config(Config::from_url(&url).unwrap())
+            .build_pool(4)
+            .unwrap();
+        fred_pool.init().await.unwrap();
+        (ours, manager, multiplexed, fred_pool)
+    });
+    let hot = keys("hot", KEYS);
+    rt.block_on(async {
+        let items = hot.iter().map(|k| (k.clone(), value(VALUE))).collect();
+        ours.set_many(items, None).await.unwrap();
+    });
+    let (ours, hot) = (&ours, &hot);
+    let v = value(VALUE);
+    let v = &v;
+
+    for tasks in [1usize, 64] {
+        header(&format!(
+            "cache-redis (defaults) vs peers with their defaults, concurrency {tasks}; target ≥ 1.0 at 64"
+        ));
+        let target = (tasks == 64).then_some(1.0);
+        let our_get = |n| {
+            run_tasks(&rt, tasks, n, |i| async move {
+                assert!(ours.get(&hot[i % KEYS]).await.unwrap().is_some());
+            })
+        };
+        let our_set = |n| {
+            run_tasks(&rt, tasks, n, |i| async move {
+                ours.set(&hot[i % KEYS], v.clone(), None).await.unwrap();
+            })
+        };
+        let manager = &manager;
+        compare(
+            "get vs redis-rs ConnectionManager",
+            plan,
+            target,
+            |n| {
+                run_tasks(&rt, tasks, n, |i| async move {
+                    let mut c = manager.clone();
+                    let got: Option<Vec<u8>> = c.get(&hot[i % KEYS]).await.unwrap();
+                    assert!(got.is_some());
+                })
+            },
+            our_get,
+        );
+        compare(
+            "set vs redis-rs ConnectionManager",
+            plan,
+            target,
+            |n| {
+                run_tasks(&rt, tasks, n, |i| async move {
+                    let mut c = manager.clone();
+                    let () = c.set(&hot[i % KEYS], v.as_ref()).await.unwrap();
+                })
+            },
+            our_set,
+        );
+        let multiplexed = &multiplexed;
+        compare(
+            "get vs redis-rs multiplexed connection",
+            plan,
+            None,
+            |n| {
+                run_tasks(&rt, tasks, n, |i| async move {
+                    let mut c = multiplexed.clone();
+                    let got: Option<Vec<u8>> = c.get(&hot[i % KEYS]).await.unwrap();
+                    assert!(got.is_some());
+                })
+            },
+            our_get,
+        );
+        let fred_pool = &fred_pool;
+        compare(
+            "get vs fred Pool(4), fred's defaults",
+            plan,
+            target,
+            |n| {
+                run_tasks(&rt, tasks, n, |i| async move {
+                    let got: Option<Bytes> = fred_pool.get(&hot[i % KEYS]).await.unwrap();
+                    assert!(got.is_some());
+                })
+            },
+            our_get,
+        );
+        compare(
+            "set vs fred Pool(4), fred's defaults",
+            plan,
+            target,
+            |n| {
+                run_tasks(&rt, tasks, n, |i| async move {
+                    let () = fred_pool
+                        .set(&hot[i % KEYS], v.clone(), None, None, false)
+                        .await
+                        .unwrap();
+                })
+            },
+            our_set,
+        );
+    }
+}
