@@ -165,11 +165,7 @@ fn moka_rows() {
 }
 
 fn redis_rows() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::runtime();
     let server = RedisServer::start();
     let plain = build(&rt, &format!("{}/0?namespace=bench", server.url()));
     let observed = build(

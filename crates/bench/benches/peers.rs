@@ -7,7 +7,6 @@
 //! "raw" is the peer, "port" is ours; a ratio above 1 means ours is faster.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use cache_bench::{compare, header, keys, run_tasks, value, Plan};
@@ -21,16 +20,9 @@ const VALUE: usize = 100;
 const KEYS: usize = 10_000;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::runtime();
     let server = RedisServer::start();
-    let plan = Plan {
-        samples: 11,
-        sample_time: Duration::from_millis(300),
-    };
+    let plan = Plan::REDIS;
     let url = server.url();
     let (ours, manager, multiplexed, fred_pool) = rt.block_on(async {
         let ours: Arc<dyn Cache> = Arc::new(

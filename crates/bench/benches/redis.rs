@@ -19,16 +19,9 @@ const KEYS: usize = 10_000;
 const POOL: usize = 4;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::runtime();
     let server = RedisServer::start();
-    let plan = Plan {
-        samples: 11,
-        sample_time: Duration::from_millis(300),
-    };
+    let plan = Plan::REDIS;
 
     let (ours, raw) = rt.block_on(async {
         let config = RedisConfig::from_url(&server.url())

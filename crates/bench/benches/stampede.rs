@@ -179,11 +179,7 @@ where
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::runtime();
     rt.block_on(async {
         // The in-process peer: moka's own single-flight.
         header("moka 0.12 future::Cache::get_with (peer, in-process single-flight)");

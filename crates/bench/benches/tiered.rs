@@ -110,11 +110,7 @@ async fn mix(caches: &[Arc<dyn Cache>], secs: u64, hot: bool) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::runtime();
     let server = RedisServer::start();
     let url = server.url();
     rt.block_on(async {

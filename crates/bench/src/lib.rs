@@ -17,6 +17,25 @@ pub struct Plan {
     pub sample_time: Duration,
 }
 
+impl Plan {
+    /// The Redis tables' plan: fewer, longer samples than the default, as a
+    /// loopback round trip under load is noisier than an in-process call.
+    pub const REDIS: Plan = Plan {
+        samples: 11,
+        sample_time: Duration::from_millis(300),
+    };
+}
+
+/// The runtime every table runs on: two worker threads, as this machine has
+/// two cores (shared with the redis-server under test).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 impl Default for Plan {
     fn default() -> Self {
         Self {

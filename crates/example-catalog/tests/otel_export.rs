@@ -2,12 +2,13 @@
 //! span per product read, the cache operations and the load as its
 //! children, with the semantic-convention attributes.
 
+mod common;
+
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cache_composition::{build_cache, CacheConfig};
-use cache_example_catalog::{CatalogService, Product, SlowRepository};
+use cache_example_catalog::CatalogService;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -44,16 +45,7 @@ fn a_product_read_exports_a_get_or_load_span_with_its_children() {
         runtime.block_on(async {
             let config = CacheConfig::from_url("memory://?namespace=catalog&tracing=true").unwrap();
             let cache = build_cache(&config).await.unwrap();
-            let lamp = Product {
-                id: 1,
-                name: "lamp".into(),
-                category: "lighting".into(),
-                price_cents: 1999,
-            };
-            let repository = Arc::new(SlowRepository::new(
-                Duration::from_millis(1),
-                [lamp.clone()],
-            ));
+            let (lamp, repository) = (common::lamp(), common::repository(Duration::from_millis(1)));
             let service = CatalogService::new(cache, repository);
             assert_eq!(service.product(1).await.unwrap(), Some(lamp.clone()));
             assert_eq!(service.product(1).await.unwrap(), Some(lamp));

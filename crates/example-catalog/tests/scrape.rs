@@ -2,12 +2,14 @@
 //! calls: every counter and histogram count exactly as the calls imply.
 //! (Its own test binary: a process has one global metrics recorder.)
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cache_composition::{build_cache, serve_prometheus, CacheConfig};
-use cache_example_catalog::{CatalogService, Product, SlowRepository};
+use cache_example_catalog::CatalogService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A free loopback port: bound, read, released.
@@ -72,16 +74,7 @@ async fn a_scrape_after_known_calls_shows_exact_counts() {
     let _handle = serve_prometheus(([127, 0, 0, 1], port).into()).unwrap();
     let config = CacheConfig::from_url("memory://?namespace=catalog&metrics=true").unwrap();
     let cache = build_cache(&config).await.unwrap();
-    let lamp = Product {
-        id: 1,
-        name: "lamp".into(),
-        category: "lighting".into(),
-        price_cents: 1999,
-    };
-    let repository = Arc::new(SlowRepository::new(
-        Duration::from_millis(1),
-        [lamp.clone()],
-    ));
+    let (lamp, repository) = (common::lamp(), common::repository(Duration::from_millis(1)));
     let service = CatalogService::new(Arc::clone(&cache), repository.clone());
 
     // 1. A miss: the caller's get, the flight's second get, the load, the set.

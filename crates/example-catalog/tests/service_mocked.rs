@@ -1,6 +1,8 @@
 //! The catalogue's unit tests: the port mocked, with expectations on keys,
 //! TTLs, call counts and the error paths.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use cache_example_catalog::{
 };
 use cache_port::layer::{CacheStore, FailOpenHandle, FailOpenLayer};
 use cache_port::{typed, Cache, CacheBuilder, CacheError, MockCache};
+use common::lamp;
 use mockall::predicate::{always, eq, function};
 
 /// The mock wired as production wires an adapter: fail-open reads.
@@ -33,17 +36,8 @@ fn kept_ttl() -> impl mockall::Predicate<Option<Duration>> {
     })
 }
 
-fn lamp() -> Product {
-    Product {
-        id: 1,
-        name: "lamp".into(),
-        category: "lighting".into(),
-        price_cents: 1999,
-    }
-}
-
 fn repository() -> Arc<SlowRepository> {
-    Arc::new(SlowRepository::new(Duration::ZERO, [lamp()]))
+    common::repository(Duration::ZERO)
 }
 
 fn down() -> CacheError {

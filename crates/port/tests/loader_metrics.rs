@@ -1,14 +1,15 @@
 //! What the loader records through the `metrics` facade: its calls by
 //! outcome, their latency, fail-safe activations and stale answers.
 
+mod common;
+
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use cache_port::layer::CacheStore;
 use cache_port::loading::{FailSafe, LoadOptions, Loader, Origin, StaleReason};
-use cache_port::{Cache, CacheBuilder, MockCache};
+use cache_port::{Cache, CacheBuilder};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 #[test]
@@ -16,22 +17,9 @@ fn loader_calls_latency_fail_safe_and_stale_answers_are_counted() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
+        let runtime = common::runtime();
         runtime.block_on(async {
-            let stored: Arc<Mutex<Option<Bytes>>> = Arc::default();
-            let mut mock = MockCache::new();
-            mock.expect_max_value_len().return_const(1024usize);
-            let read = Arc::clone(&stored);
-            mock.expect_get()
-                .returning(move |_| Ok(read.lock().unwrap().clone()));
-            let write = Arc::clone(&stored);
-            mock.expect_set().returning(move |_, v, _| {
-                *write.lock().unwrap() = Some(v);
-                Ok(())
-            });
+            let mock = common::one_value_mock();
             let cache: Arc<dyn Cache> = CacheBuilder::new(CacheStore::new(mock)).build();
             let loader: Loader<String> = Loader::new(cache);
             let options = LoadOptions::default()

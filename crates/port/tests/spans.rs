@@ -1,6 +1,8 @@
 //! The spans of the tracing layer and of the loader: their fields and their
 //! parents, captured by a subscriber of the test's own.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,29 +82,12 @@ fn subscriber(capture: &Capture, filter: &str) -> impl Subscriber + Send + Sync 
         .with(capture.clone())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
 #[test]
 fn a_get_or_load_span_holds_the_get_the_load_and_the_set() {
     let capture = Capture::default();
     tracing::subscriber::with_default(subscriber(&capture, "cache=debug"), || {
-        runtime().block_on(async {
-            let stored: Arc<Mutex<Option<Bytes>>> = Arc::default();
-            let mut mock = MockCache::new();
-            mock.expect_max_value_len().return_const(1024usize);
-            let read = Arc::clone(&stored);
-            mock.expect_get()
-                .returning(move |_| Ok(read.lock().unwrap().clone()));
-            let write = Arc::clone(&stored);
-            mock.expect_set().returning(move |_, v, _| {
-                *write.lock().unwrap() = Some(v);
-                Ok(())
-            });
+        common::runtime().block_on(async {
+            let mock = common::one_value_mock();
             let cache: Arc<dyn Cache> = CacheBuilder::new(CacheStore::new(mock))
                 .namespace("shop")
                 .unwrap()
@@ -192,7 +177,7 @@ fn failing_cache(keys: KeyField) -> Arc<dyn Cache> {
 fn an_outage_is_recorded_on_each_span_and_logged_once_per_interval() {
     let capture = Capture::default();
     tracing::subscriber::with_default(subscriber(&capture, "cache=debug"), || {
-        runtime().block_on(async {
+        common::runtime().block_on(async {
             let cache = failing_cache(KeyField::Hidden);
             for _ in 0..1000 {
                 cache.get("user:alice@example.com").await.unwrap_err();
@@ -235,7 +220,7 @@ fn a_key_is_shown_only_at_trace_and_only_as_configured() {
     ] {
         let capture = Capture::default();
         tracing::subscriber::with_default(subscriber(&capture, filter), || {
-            runtime().block_on(async {
+            common::runtime().block_on(async {
                 failing_cache(keys).get("user:alice").await.unwrap_err();
             });
         });
@@ -253,7 +238,7 @@ fn a_key_is_shown_only_at_trace_and_only_as_configured() {
 fn without_a_subscriber_that_wants_spans_failures_are_still_logged_once() {
     let capture = Capture::default();
     tracing::subscriber::with_default(subscriber(&capture, "cache=warn"), || {
-        runtime().block_on(async {
+        common::runtime().block_on(async {
             let cache = failing_cache(KeyField::Hidden);
             for _ in 0..100 {
                 cache.get("k").await.unwrap_err();
@@ -271,7 +256,7 @@ fn a_value_that_no_longer_decodes_is_logged_without_its_key() {
     use cache_port::CacheExt;
     let capture = Capture::default();
     tracing::subscriber::with_default(subscriber(&capture, "cache=warn"), || {
-        runtime().block_on(async {
+        common::runtime().block_on(async {
             let mut mock = MockCache::new();
             mock.expect_max_value_len().return_const(1024usize);
             // Not MessagePack of a String: it fails to decode.
