@@ -23,6 +23,7 @@ use futures::{Stream, StreamExt};
 use crate::config::RedisConfig;
 use crate::errors::ErrorContext;
 use crate::migration;
+use crate::walk_retry;
 
 /// `INCRBY` whose TTL applies only when it creates the counter, atomically.
 /// It answers with the stored string, not INCRBY's integer: Lua numbers are
@@ -89,17 +90,21 @@ impl RedisConfig {
 /// one of its hash slots: when that slot moves during a reshard, the
 /// cursor's next page goes to another node, and the rest of the first
 /// node's keys are never listed; found by `cluster_faults.rs`.)
+///
+/// Each page is asked for again when its answer is lost (`walk_retry.rs`).
 fn cluster_scan(
-    client: fred::clients::Client,
+    pool: Pool,
     matcher: String,
     count: u32,
+    command_timeout: Duration,
 ) -> impl Stream<Item = std::result::Result<Vec<FredKey>, FredError>> + Send {
-    let servers = client
+    let servers = pool
+        .next()
         .cached_cluster_state()
         .map(|state| state.unique_primary_nodes())
         .unwrap_or_default();
     futures::stream::unfold((0usize, String::from("0")), move |(i, cursor)| {
-        let (client, servers, matcher) = (client.clone(), servers.clone(), matcher.clone());
+        let (pool, servers, matcher) = (pool.clone(), servers.clone(), matcher.clone());
         async move {
             let server = servers.get(i)?;
             let args: Vec<Value> = vec![
@@ -109,9 +114,14 @@ fn cluster_scan(
                 "COUNT".into(),
                 count.into(),
             ];
-            let reply: std::result::Result<Value, FredError> = client
-                .with_cluster_node(server)
-                .custom(CustomCommand::new_static("SCAN", None, false), args)
+            let (pool, args) = (&pool, &args);
+            let reply: std::result::Result<Value, FredError> =
+                walk_retry::step(command_timeout, move || async move {
+                    pool.next()
+                        .with_cluster_node(server)
+                        .custom(CustomCommand::new_static("SCAN", None, false), args.clone())
+                        .await
+                })
                 .await;
             Some(match reply.and_then(scan_reply) {
                 Ok((next, keys)) if next == "0" => (Ok(keys), (i + 1, "0".into())),
@@ -356,7 +366,8 @@ impl RedisStore {
         let count = self.shared.config.scan_count;
         let client = self.pool().next();
         if client.is_clustered() {
-            return cluster_scan(client.clone(), matcher, count).boxed();
+            let timeout = self.shared.config.command_timeout;
+            return cluster_scan(self.pool().clone(), matcher, count, timeout).boxed();
         }
         client
             .scan(matcher, Some(count), None)
@@ -364,14 +375,25 @@ impl RedisStore {
             .boxed()
     }
 
-    /// The next SCAN page, within the command timeout: fred's SCAN stream
-    /// does not end on a dead connection, it waits.
+    /// How long the next SCAN page may take: the command timeout, and on a
+    /// cluster every attempt's (`walk_retry.rs`). fred's SCAN stream does
+    /// not end on a dead connection, it waits: this bounds it.
+    fn page_deadline(&self) -> Duration {
+        let timeout = self.shared.config.command_timeout;
+        if self.clustered() {
+            walk_retry::step_deadline(timeout)
+        } else {
+            timeout
+        }
+    }
+
+    /// The next SCAN page, within [`Self::page_deadline`].
     async fn next_page(
         &self,
         pages: &mut (impl Stream<Item = std::result::Result<Vec<FredKey>, FredError>> + Unpin),
         operation: &'static str,
     ) -> Result<Option<Vec<FredKey>>> {
-        let after = self.shared.config.command_timeout;
+        let after = self.page_deadline();
         match tokio::time::timeout(after, pages.next()).await {
             Ok(None) => Ok(None),
             Ok(Some(page)) => page.map(Some).map_err(self.err(operation)),
@@ -385,7 +407,8 @@ impl RedisStore {
 
     /// `UNLINK` of one batch; on a cluster, where a batch may span slots,
     /// one `UNLINK` per key, all queued at once (one write per node, as
-    /// `get_many`'s `GET`s).
+    /// `get_many`'s `GET`s), each sent again if its answer is lost
+    /// (`walk_retry.rs`).
     async fn unlink(&self, keys: Vec<FredKey>) -> std::result::Result<u64, FredError> {
         if keys.is_empty() {
             return Ok(0);
@@ -394,7 +417,10 @@ impl RedisStore {
         if !client.is_clustered() {
             return client.unlink(keys).await;
         }
-        let unlinks = keys.into_iter().map(|key| client.unlink::<u64, _>(key));
+        let (pool, timeout) = (self.pool(), self.shared.config.command_timeout);
+        let unlinks = keys.iter().map(|key| {
+            walk_retry::step(timeout, move || pool.next().unlink::<u64, _>(key.clone()))
+        });
         let counts = futures::future::try_join_all(unlinks).await?;
         Ok(counts.iter().sum())
     }
@@ -511,15 +537,11 @@ impl RedisStore {
         if !client.is_clustered() {
             return Ok(None);
         }
-        let read = migration::SlotMap::read(client);
-        match tokio::time::timeout(self.shared.config.command_timeout, read).await {
-            Ok(map) => map.map(Some).map_err(self.err(op)),
-            Err(_) => Err(CacheError::Timeout {
-                operation: op,
-                after: self.shared.config.command_timeout,
-                source: None,
-            }),
-        }
+        let (pool, timeout) = (self.pool(), self.shared.config.command_timeout);
+        walk_retry::step(timeout, move || migration::SlotMap::read(pool.next()))
+            .await
+            .map(Some)
+            .map_err(self.err(op))
     }
 
     /// The keys under `scope` matching `pattern` in the slots that moved
@@ -537,19 +559,15 @@ impl RedisStore {
             return Ok(Vec::new());
         };
         let after = self.slot_map(op).await?.unwrap_or_default();
-        let client = self.pool().next();
         let mut found = Vec::new();
         for (slot, servers) in migration::unstable_slots(&before, &after) {
             for server in servers {
-                let keys = migration::keys_in_slot(client, &server, slot, limit.min(1 << 30));
-                let keys = tokio::time::timeout(self.shared.config.command_timeout, keys)
-                    .await
-                    .map_err(|_| CacheError::Timeout {
-                        operation: op,
-                        after: self.shared.config.command_timeout,
-                        source: None,
-                    })?
-                    .map_err(self.err(op))?;
+                let (pool, server) = (self.pool(), &server);
+                let keys = walk_retry::step(self.shared.config.command_timeout, move || {
+                    migration::keys_in_slot(pool.next(), server, slot, limit.min(1 << 30))
+                })
+                .await
+                .map_err(self.err(op))?;
                 found.extend(keys.into_iter().filter(|key| {
                     key.strip_prefix(scope)
                         .is_some_and(|rest| pattern.matches(rest))
@@ -924,7 +942,7 @@ impl RedisStore {
     fn walk_pages(&self, scope: String, pattern: Pattern) -> KeyPages {
         let pages = Box::pin(self.scan_pages(&scope, &pattern));
         let errors = self.shared.errors.clone();
-        let after = self.shared.config.command_timeout;
+        let after = self.page_deadline();
         Box::pin(futures::stream::unfold(Some(pages), move |pages| {
             let (errors, scope) = (errors.clone(), scope.clone());
             async move {

@@ -129,6 +129,20 @@ const TOO_MANY_ATTEMPTS: &str = "Too many failed write attempts";
 const UNRUN_REDIRECT: &str =
     "the cluster redirected the command (MOVED/ASK) while moving slots; it was not run";
 
+/// Whether fred's `error` is a command that may not have reached the server
+/// or whose answer was lost: a timeout, a lost, replaced or missing
+/// connection, a redirect fred did not follow. Only a command that is safe
+/// to send twice may be sent again after one of these.
+pub(crate) fn is_unanswered(error: &FredError) -> bool {
+    match error.kind() {
+        FredKind::Timeout | FredKind::IO | FredKind::Canceled | FredKind::Routing => true,
+        FredKind::Unknown => {
+            error.details().contains(TOO_MANY_ATTEMPTS) || is_connection_loss(error.details())
+        }
+        _ => false,
+    }
+}
+
 /// Whether `error` is a command the cluster redirected and that was not run
 /// (safe to send again, whatever the command).
 pub(crate) fn is_unrun_redirect(error: &CacheError) -> bool {

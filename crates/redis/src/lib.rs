@@ -29,6 +29,7 @@ mod errors;
 mod migration;
 #[cfg(feature = "tls")]
 mod tls;
+mod walk_retry;
 
 pub use adapter::{connect_url, RedisCache, RedisStore};
 pub use backplane::{RedisBackplane, DEFAULT_CHANNEL};
