@@ -93,18 +93,19 @@ impl RedisConfig {
 ///
 /// Each page is asked for again when its answer is lost (`walk_retry.rs`).
 fn cluster_scan(
-    pool: Pool,
+    walker: walk_retry::WalkClient,
     matcher: String,
     count: u32,
     command_timeout: Duration,
 ) -> impl Stream<Item = std::result::Result<Vec<FredKey>, FredError>> + Send {
-    let servers = pool
-        .next()
+    let servers = walker
+        .client()
+        .1
         .cached_cluster_state()
         .map(|state| state.unique_primary_nodes())
         .unwrap_or_default();
     futures::stream::unfold((0usize, String::from("0")), move |(i, cursor)| {
-        let (pool, servers, matcher) = (pool.clone(), servers.clone(), matcher.clone());
+        let (walker, servers, matcher) = (walker.clone(), servers.clone(), matcher.clone());
         async move {
             let server = servers.get(i)?;
             let args: Vec<Value> = vec![
@@ -114,10 +115,10 @@ fn cluster_scan(
                 "COUNT".into(),
                 count.into(),
             ];
-            let (pool, args) = (&pool, &args);
-            let reply: std::result::Result<Value, FredError> =
-                walk_retry::step(command_timeout, move || async move {
-                    pool.next()
+            let args = &args;
+            let reply: std::result::Result<Value, FredError> = walker
+                .step(command_timeout, move |client| async move {
+                    client
                         .with_cluster_node(server)
                         .custom(CustomCommand::new_static("SCAN", None, false), args.clone())
                         .await
@@ -237,6 +238,8 @@ fn stop(pool: Pool) {
 /// What every namespace view of one connection pool shares.
 struct Shared {
     pool: Pool,
+    /// The client cluster walks use (`walk_retry.rs`).
+    walker: walk_retry::WalkClient,
     config: RedisConfig,
     errors: ErrorContext,
     incr_script: Script,
@@ -322,6 +325,7 @@ impl RedisStore {
         }
         Ok(Self {
             shared: Arc::new(Shared {
+                walker: walk_retry::WalkClient::new(pool.clone()),
                 pool,
                 config,
                 errors,
@@ -367,7 +371,7 @@ impl RedisStore {
         let client = self.pool().next();
         if client.is_clustered() {
             let timeout = self.shared.config.command_timeout;
-            return cluster_scan(self.pool().clone(), matcher, count, timeout).boxed();
+            return cluster_scan(self.shared.walker.clone(), matcher, count, timeout).boxed();
         }
         client
             .scan(matcher, Some(count), None)
@@ -417,9 +421,11 @@ impl RedisStore {
         if !client.is_clustered() {
             return client.unlink(keys).await;
         }
-        let (pool, timeout) = (self.pool(), self.shared.config.command_timeout);
+        let (walker, timeout) = (&self.shared.walker, self.shared.config.command_timeout);
         let unlinks = keys.iter().map(|key| {
-            walk_retry::step(timeout, move || pool.next().unlink::<u64, _>(key.clone()))
+            walker.step(timeout, move |client| async move {
+                client.unlink::<u64, _>(key.clone()).await
+            })
         });
         let counts = futures::future::try_join_all(unlinks).await?;
         Ok(counts.iter().sum())
@@ -537,8 +543,12 @@ impl RedisStore {
         if !client.is_clustered() {
             return Ok(None);
         }
-        let (pool, timeout) = (self.pool(), self.shared.config.command_timeout);
-        walk_retry::step(timeout, move || migration::SlotMap::read(pool.next()))
+        let timeout = self.shared.config.command_timeout;
+        self.shared
+            .walker
+            .step(timeout, |client| async move {
+                migration::SlotMap::read(&client).await
+            })
             .await
             .map(Some)
             .map_err(self.err(op))
@@ -562,12 +572,18 @@ impl RedisStore {
         let mut found = Vec::new();
         for (slot, servers) in migration::unstable_slots(&before, &after) {
             for server in servers {
-                let (pool, server) = (self.pool(), &server);
-                let keys = walk_retry::step(self.shared.config.command_timeout, move || {
-                    migration::keys_in_slot(pool.next(), server, slot, limit.min(1 << 30))
-                })
-                .await
-                .map_err(self.err(op))?;
+                let server = &server;
+                let keys = self
+                    .shared
+                    .walker
+                    .step(
+                        self.shared.config.command_timeout,
+                        move |client| async move {
+                            migration::keys_in_slot(&client, server, slot, limit.min(1 << 30)).await
+                        },
+                    )
+                    .await
+                    .map_err(self.err(op))?;
                 found.extend(keys.into_iter().filter(|key| {
                     key.strip_prefix(scope)
                         .is_some_and(|rest| pattern.matches(rest))

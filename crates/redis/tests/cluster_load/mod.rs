@@ -10,8 +10,9 @@
 //!   acknowledged write is lost;
 //! - slots moved between primaries (`redis-cli --cluster reshard`) under the
 //!   same load: MOVED and ASK are followed, `keys` and `delete_pattern`
-//!   never miss a key that exists throughout, no write is lost, and the
-//!   only failures are (retryable) timeouts.
+//!   never miss a key that exists throughout and never fail, no write is
+//!   lost, and the only failures (of single-key calls) are retryable
+//!   timeouts.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
