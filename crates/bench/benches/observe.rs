@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_bench::{compare, header, keys, run_tasks, value, Plan};
+use cache_bench::{compare, header, keys, leak, run_tasks, value, Plan};
 use cache_composition::{build_cache, CacheConfig};
 use cache_port::Cache;
 use cache_redis_harness::RedisServer;
@@ -184,10 +184,10 @@ fn redis_rows() {
         samples: 21,
         sample_time: Duration::from_millis(300),
     };
-    let hot = &hot;
+    let (plain, observed, hot) = (leak(plain), leak(observed), leak(hot));
     // The same loop as the other tables (`cache_bench::run_tasks`).
-    let run = |cache: &Arc<dyn Cache>, n: u64, tasks: usize| {
-        run_tasks(&rt, tasks, n, |i| async move {
+    let run = |cache: &'static Arc<dyn Cache>, n: u64, tasks: usize| {
+        run_tasks(&rt, tasks, n, move |i| async move {
             assert!(cache.get(&hot[i % hot.len()]).await.unwrap().is_some());
         })
     };
@@ -200,8 +200,8 @@ fn redis_rows() {
             "get (hit)",
             plan,
             target,
-            |n| run(&plain, n, tasks),
-            |n| run(&observed, n, tasks),
+            |n| run(plain, n, tasks),
+            |n| run(observed, n, tasks),
         );
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cache_bench::{compare, header, keys, run_tasks, value, Plan};
+use cache_bench::{compare, header, keys, leak, run_tasks, value, Plan};
 use cache_port::Cache;
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
@@ -48,9 +48,8 @@ fn main() {
         let items = hot.iter().map(|k| (k.clone(), value(VALUE))).collect();
         ours.set_many(items, None).await.unwrap();
     });
-    let (ours, hot) = (&ours, &hot);
-    let v = value(VALUE);
-    let v = &v;
+    let (ours, hot, v) = (leak(ours), leak(hot), leak(value(VALUE)));
+    let (manager, multiplexed, fred_pool) = (leak(manager), leak(multiplexed), leak(fred_pool));
 
     for tasks in [1usize, 64] {
         header(&format!(
@@ -58,22 +57,21 @@ fn main() {
         ));
         let target = (tasks == 64).then_some(1.0);
         let our_get = |n| {
-            run_tasks(&rt, tasks, n, |i| async move {
+            run_tasks(&rt, tasks, n, move |i| async move {
                 assert!(ours.get(&hot[i % KEYS]).await.unwrap().is_some());
             })
         };
         let our_set = |n| {
-            run_tasks(&rt, tasks, n, |i| async move {
+            run_tasks(&rt, tasks, n, move |i| async move {
                 ours.set(&hot[i % KEYS], v.clone(), None).await.unwrap();
             })
         };
-        let manager = &manager;
         compare(
             "get vs redis-rs ConnectionManager",
             plan,
             target,
             |n| {
-                run_tasks(&rt, tasks, n, |i| async move {
+                run_tasks(&rt, tasks, n, move |i| async move {
                     let mut c = manager.clone();
                     let got: Option<Vec<u8>> = c.get(&hot[i % KEYS]).await.unwrap();
                     assert!(got.is_some());
@@ -86,20 +84,19 @@ fn main() {
             plan,
             target,
             |n| {
-                run_tasks(&rt, tasks, n, |i| async move {
+                run_tasks(&rt, tasks, n, move |i| async move {
                     let mut c = manager.clone();
                     let () = c.set(&hot[i % KEYS], v.as_ref()).await.unwrap();
                 })
             },
             our_set,
         );
-        let multiplexed = &multiplexed;
         compare(
             "get vs redis-rs multiplexed connection",
             plan,
             None,
             |n| {
-                run_tasks(&rt, tasks, n, |i| async move {
+                run_tasks(&rt, tasks, n, move |i| async move {
                     let mut c = multiplexed.clone();
                     let got: Option<Vec<u8>> = c.get(&hot[i % KEYS]).await.unwrap();
                     assert!(got.is_some());
@@ -107,13 +104,12 @@ fn main() {
             },
             our_get,
         );
-        let fred_pool = &fred_pool;
         compare(
             "get vs fred Pool(4), fred's defaults",
             plan,
             target,
             |n| {
-                run_tasks(&rt, tasks, n, |i| async move {
+                run_tasks(&rt, tasks, n, move |i| async move {
                     let got: Option<Bytes> = fred_pool.get(&hot[i % KEYS]).await.unwrap();
                     assert!(got.is_some());
                 })
@@ -125,7 +121,7 @@ fn main() {
             plan,
             target,
             |n| {
-                run_tasks(&rt, tasks, n, |i| async move {
+                run_tasks(&rt, tasks, n, move |i| async move {
                     let () = fred_pool
                         .set(&hot[i % KEYS], v.clone(), None, None, false)
                         .await

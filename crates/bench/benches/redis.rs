@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_bench::{compare, header, keys, run_tasks, time_alone, value, Plan};
+use cache_bench::{compare, header, keys, leak, run_tasks, time_alone, value, Plan};
 use cache_port::Cache;
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
@@ -44,7 +44,7 @@ fn main() {
         let items = hot.iter().map(|k| (k.clone(), value(VALUE))).collect();
         ours.set_many(items, None).await.unwrap();
     });
-    let (ours, raw, hot) = (&ours, &raw, &hot);
+    let (ours, raw, hot) = (leak(ours), leak(raw), leak(hot));
     let v = value(VALUE);
 
     for concurrency in [1usize, 64] {
@@ -57,12 +57,12 @@ fn main() {
             plan,
             target,
             |n| {
-                run_tasks(&rt, concurrency, n, |i| async move {
+                run_tasks(&rt, concurrency, n, move |i| async move {
                     let _: Option<Bytes> = raw.get(&hot[i % KEYS]).await.unwrap();
                 })
             },
             |n| {
-                run_tasks(&rt, concurrency, n, |i| async move {
+                run_tasks(&rt, concurrency, n, move |i| async move {
                     ours.get(&hot[i % KEYS]).await.unwrap();
                 })
             },
@@ -90,18 +90,18 @@ fn main() {
         );
         let batches: Arc<Vec<Vec<String>>> =
             Arc::new(hot.chunks(100).map(|c| c.to_vec()).collect());
-        let b = &batches;
+        let b = leak(Arc::clone(&batches));
         compare(
             "get_many(100) vs MGET",
             plan,
             Some(0.9),
             |n| {
-                run_tasks(&rt, concurrency, n, |i| async move {
+                run_tasks(&rt, concurrency, n, move |i| async move {
                     let _: Vec<Option<Bytes>> = raw.mget(b[i % b.len()].clone()).await.unwrap();
                 })
             },
             |n| {
-                run_tasks(&rt, concurrency, n, |i| async move {
+                run_tasks(&rt, concurrency, n, move |i| async move {
                     ours.get_many(&b[i % b.len()]).await.unwrap();
                 })
             },
@@ -112,13 +112,13 @@ fn main() {
                 .map(|keys| keys.iter().map(|k| (k.clone(), value(VALUE))).collect())
                 .collect(),
         );
-        let it = &items;
+        let it = leak(items);
         compare(
             "set_many(100) vs a raw pipeline of SET",
             plan,
             target,
             |n| {
-                run_tasks(&rt, concurrency, n, |i| async move {
+                run_tasks(&rt, concurrency, n, move |i| async move {
                     let pipeline = raw.next().pipeline();
                     for (k, v) in &it[i % it.len()] {
                         let () = pipeline.set(k, v.clone(), None, None, false).await.unwrap();
@@ -127,21 +127,21 @@ fn main() {
                 })
             },
             |n| {
-                run_tasks(&rt, concurrency, n, |i| async move {
+                run_tasks(&rt, concurrency, n, move |i| async move {
                     ours.set_many(it[i % it.len()].clone(), None).await.unwrap()
                 })
             },
         );
         if concurrency == 1 {
             let sequential = time_alone(plan, |n| {
-                run_tasks(&rt, 1, n, |i| async move {
+                run_tasks(&rt, 1, n, move |i| async move {
                     for k in &b[i % b.len()] {
                         ours.get(k).await.unwrap();
                     }
                 })
             });
             let batched = time_alone(plan, |n| {
-                run_tasks(&rt, 1, n, |i| async move {
+                run_tasks(&rt, 1, n, move |i| async move {
                     ours.get_many(&b[i % b.len()]).await.unwrap();
                 })
             });

@@ -210,24 +210,51 @@ impl moka::Expiry<String, bytes::Bytes> for NoExpiry {
     }
 }
 
-/// Runs `n` operations spread over `tasks` concurrent tasks; the wall time.
+/// Runs `n` operations spread over `tasks` tasks spawned on the runtime, as
+/// a service's requests are; the wall time.
+///
+/// (Until 2026-11-23 the "tasks" were futures joined on the calling thread:
+/// every caller ran on that one thread, so a 64-task row measured the
+/// client's CPU per call on one thread while the runtime's two workers
+/// idled. See docs/PERFORMANCE.md, "The hot path".)
+///
+/// One task runs on the calling thread: a lone spawned task's samples were
+/// bimodal on this machine (some 10x slower than the rest, spreads of
+/// 0.1–7x between two runs of the same client), which measures the
+/// virtual machine's wake-ups, not a client.
 pub fn run_tasks<F, Fut>(rt: &tokio::runtime::Runtime, tasks: usize, n: u64, op: F) -> Duration
 where
-    F: Fn(usize) -> Fut + Send + Sync + Clone,
-    Fut: std::future::Future<Output = ()> + Send,
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     rt.block_on(async {
         let start = Instant::now();
-        let per_task = (n as usize).div_ceil(tasks);
-        let runs = (0..tasks).map(|t| {
-            let op = op.clone();
-            async move {
-                for j in 0..per_task {
-                    op(t * per_task + j).await;
-                }
+        if tasks == 1 {
+            for i in 0..n as usize {
+                op(i).await;
             }
-        });
-        futures::future::join_all(runs).await;
+            return start.elapsed();
+        }
+        let per_task = (n as usize).div_ceil(tasks);
+        let runs: Vec<_> = (0..tasks)
+            .map(|t| {
+                let op = op.clone();
+                tokio::spawn(async move {
+                    for j in 0..per_task {
+                        op(t * per_task + j).await;
+                    }
+                })
+            })
+            .collect();
+        for run in runs {
+            run.await.expect("a benchmark task panicked");
+        }
         start.elapsed()
     })
+}
+
+/// `value` for the rest of the process, so that spawned tasks
+/// ([`run_tasks`]) can borrow the benchmark's fixtures (keys, clients).
+pub fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
 }

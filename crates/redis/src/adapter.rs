@@ -20,6 +20,7 @@ use fred::types::scripts::Script;
 use fred::types::CustomCommand;
 use futures::{Stream, StreamExt};
 
+use crate::coalesce::{Batch, Coalescer, Turn};
 use crate::config::RedisConfig;
 use crate::errors::ErrorContext;
 use crate::migration;
@@ -53,6 +54,22 @@ return #KEYS";
 /// Items per `SET_MANY` call: a script blocks the server while it runs, so
 /// a huge batch goes in slices.
 const SET_MANY_SLICE: usize = 1000;
+
+/// Coalesced `set`s of which some carry a TTL (`coalesce.rs`): `ARGV[2i-1]`
+/// is the TTL in ms of `KEYS[i]` (0: none), `ARGV[2i]` its value. In order,
+/// so a later `set` of the same key wins, as it would alone.
+const SET_EACH: &str = r"
+for i = 1, #KEYS do
+  local px = tonumber(ARGV[2 * i - 1])
+  if px > 0 then redis.call('SET', KEYS[i], ARGV[2 * i], 'PX', px)
+  else redis.call('SET', KEYS[i], ARGV[2 * i]) end
+end
+return #KEYS";
+
+/// Values larger than this are `SET` alone, never coalesced: a batch stays
+/// a few MiB at most (Redis closes a connection whose query passes
+/// `client-query-buffer-limit`, 1 GiB by default).
+const COALESCED_VALUE_MAX: usize = 16 * 1024;
 
 /// `delete_if_equals`: compare and delete in one step, so a lock whose owner
 /// was too slow (it expired and someone else took it) is not removed by the
@@ -246,6 +263,94 @@ struct Shared {
     delete_if_equals_script: Script,
     set_many_script: Script,
     connected: Arc<Connected>,
+    /// A cluster (fred knows from the configuration; it never changes).
+    clustered: bool,
+    /// Concurrent `get`s and `set`s on one server, coalesced (`coalesce.rs`).
+    gets: Arc<Coalescer<Gets>>,
+    sets: Arc<Coalescer<Sets>>,
+}
+
+/// Waiting `get`s as one `MGET`.
+struct Gets {
+    pool: Pool,
+}
+
+impl Batch for Gets {
+    type Item = FredKey;
+    type Reply = Option<Bytes>;
+    const MAX_ITEMS: usize = 256;
+
+    fn send(
+        &self,
+        keys: Vec<FredKey>,
+    ) -> impl std::future::Future<Output = std::result::Result<Vec<Option<Bytes>>, FredError>> + Send
+    {
+        self.pool.next().mget(keys)
+    }
+}
+
+/// Waiting `set`s as one `MSET`, or one `SET_EACH` call when some carry a
+/// TTL (in milliseconds, 0: none).
+struct Sets {
+    pool: Pool,
+    script: Script,
+}
+
+impl Batch for Sets {
+    type Item = (FredKey, Bytes, i64);
+    type Reply = ();
+    const MAX_ITEMS: usize = 256;
+
+    async fn send(
+        &self,
+        items: Vec<(FredKey, Bytes, i64)>,
+    ) -> std::result::Result<Vec<()>, FredError> {
+        let count = items.len();
+        let client = self.pool.next();
+        if items.iter().all(|(_, _, px)| *px == 0) {
+            let mut args: Vec<Value> = Vec::with_capacity(count * 2);
+            for (key, value, _) in items {
+                args.push(Value::Bytes(key.into_bytes()));
+                args.push(Value::Bytes(value));
+            }
+            let () = client
+                .custom(CustomCommand::new_static("MSET", None, false), args)
+                .await?;
+        } else {
+            let mut keys: Vec<FredKey> = Vec::with_capacity(count);
+            let mut args: Vec<Value> = Vec::with_capacity(count * 2);
+            for (key, value, px) in items {
+                keys.push(key);
+                args.push(Value::Integer(px));
+                args.push(Value::Bytes(value));
+            }
+            // NOSCRIPT: nothing ran; load it and send again (once).
+            let sent: std::result::Result<i64, FredError> = self
+                .script
+                .evalsha(client, keys.clone(), args.clone())
+                .await;
+            if let Err(e) = sent {
+                if !e.details().starts_with("NOSCRIPT") {
+                    return Err(e);
+                }
+                self.script.load(client).await?;
+                let _: i64 = self.script.evalsha(client, keys, args).await?;
+            }
+        }
+        Ok(vec![(); count])
+    }
+}
+
+/// `GET` answers WRONGTYPE for a key holding a hash, a list, …; `MGET` (a
+/// coalesced `get`, `get_many`) answers nil. The store says the same
+/// either way: such a key holds no cache value, a miss.
+fn wrong_type_is_a_miss(
+    reply: std::result::Result<Option<Bytes>, FredError>,
+) -> std::result::Result<Option<Bytes>, FredError> {
+    match reply {
+        Err(e) if e.details().starts_with("WRONGTYPE") => Ok(None),
+        other => other,
+    }
 }
 
 /// The Redis store: fred's connection pool to a standalone server, a
@@ -270,6 +375,11 @@ struct Shared {
 ///   `used_memory`, `evicted_keys`) for the whole database of a standalone
 ///   server, and unknown (`None`, 0) within a namespace or on a cluster,
 ///   since counting them would take a full `SCAN`.
+/// - On one server (not a cluster), concurrent `get`s and `set`s that find
+///   every connection busy wait and go together as one `MGET` / `MSET` (or
+///   one script call when some carry a TTL), each within the command
+///   timeout it would have had alone (`coalesce.rs`). A key holding another
+///   Redis type reads as a miss, batched or not.
 /// - A command that times out after it was written may still run when the
 ///   server answers again (a timed-out `set` may land).
 #[derive(Clone)]
@@ -323,8 +433,19 @@ impl RedisStore {
             }
             connected.up.store(true, Relaxed);
         }
+        let (slots, timeout) = (config.pool_size, config.command_timeout);
         Ok(Self {
             shared: Arc::new(Shared {
+                clustered: pool.next().is_clustered(),
+                gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
+                sets: Coalescer::new(
+                    Sets {
+                        pool: pool.clone(),
+                        script: Script::from_lua(SET_EACH),
+                    },
+                    slots,
+                    timeout,
+                ),
                 walker: walk_retry::WalkClient::new(pool.clone()),
                 pool,
                 config,
@@ -353,7 +474,7 @@ impl RedisStore {
     }
 
     fn clustered(&self) -> bool {
-        self.pool().next().is_clustered()
+        self.shared.clustered
     }
 
     /// SCAN pages of keys under `scope` whose rest matches `pattern`, from
@@ -431,18 +552,38 @@ impl RedisStore {
         Ok(counts.iter().sum())
     }
 
+    /// `GET`, or a share of an `MGET` when every slot is busy
+    /// (`coalesce.rs`; one server only).
     async fn get(&self, key: StoreKey<'_>) -> Result<Option<Bytes>> {
-        self.pool()
-            .get(fred_key(key))
-            .await
-            .map_err(self.err("get"))
+        let key = fred_key(key);
+        let reply = if self.clustered() {
+            self.pool().get(key).await
+        } else {
+            match self.shared.gets.enter(key) {
+                Turn::Direct(_slot, key) => self.pool().get(key).await,
+                Turn::Queued(queued) => queued.answer().await,
+            }
+        };
+        wrong_type_is_a_miss(reply).map_err(self.err("get"))
     }
 
+    /// `SET … PX`, or a share of an `MSET` (or `SET_EACH`) when every slot
+    /// is busy (`coalesce.rs`; one server only, values up to
+    /// `COALESCED_VALUE_MAX`).
     async fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
-        self.pool()
-            .set(fred_key(key), value, ttl.map(px), None, false)
-            .await
-            .map_err(self.err("set"))
+        let key = fred_key(key);
+        let reply = if self.clustered() || value.len() > COALESCED_VALUE_MAX {
+            self.pool().set(key, value, ttl.map(px), None, false).await
+        } else {
+            let millis = ttl.map_or(0, |t| t.as_millis() as i64);
+            match self.shared.sets.enter((key, value, millis)) {
+                Turn::Direct(_slot, (key, value, _)) => {
+                    self.pool().set(key, value, ttl.map(px), None, false).await
+                }
+                Turn::Queued(queued) => queued.answer().await,
+            }
+        };
+        reply.map_err(self.err("set"))
     }
 
     async fn delete(&self, key: StoreKey<'_>) -> Result<bool> {

@@ -24,6 +24,7 @@
 
 mod adapter;
 mod backplane;
+mod coalesce;
 mod config;
 mod errors;
 mod migration;

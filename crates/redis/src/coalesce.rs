@@ -1,0 +1,486 @@
+//! Concurrent single-key calls to one server sent as one command: `get`s as
+//! one `MGET`, `set`s as one `MSET` (or one script call when some carry a
+//! TTL).
+//!
+//! Why: on a loaded machine the client's CPU per command decides the
+//! throughput, and fred spends more of it per command than redis-rs does
+//! (docs/PERFORMANCE.md, "The hot path"). One command for many calls pays
+//! fred's per-command cost, its timer, and the server's per-command cost
+//! once.
+//!
+//! How, without making a lone call wait:
+//! - A store has a few **slots** (the pool size). A call that finds one free
+//!   takes it and sends its own command at once, on its own task, as
+//!   before: at low concurrency nothing changes.
+//! - A call that finds every slot taken **waits** in a list. When a slot's
+//!   command answers, the slot is handed to the whole list, sent as one
+//!   batch by a spawned task, and each waiting call gets its own answer.
+//! - **Bounded latency**: a batch must answer by its oldest call's arrival
+//!   plus the command timeout, so no call waits longer than the timeout it
+//!   would have had alone (the fault tests' bound is unchanged).
+//! - A slot is freed when its holder's future completes or is dropped. A
+//!   future polled once and then neither polled nor dropped (leaked) would
+//!   hold its slot: a **watchdog** task (one per store, ticking four times
+//!   per command timeout) takes back slots held for about two timeouts, and
+//!   sends a list that has waited a whole tick even with no slot free.
+//!
+//! Clusters do not coalesce: keys span slots there, and the store queues
+//! their commands with fred at once instead (`get_many`, `set_many`).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use fred::error::{Error as FredError, ErrorKind as FredKind};
+use tokio::sync::oneshot;
+
+/// One kind of call that can be sent many at a time.
+pub(crate) trait Batch: Send + Sync + 'static {
+    /// One call's input.
+    type Item: Send + 'static;
+    /// One call's answer.
+    type Reply: Send + 'static;
+    /// Calls per command at most (a larger list goes as several commands,
+    /// at once).
+    const MAX_ITEMS: usize;
+    /// Sends `items` as one command; the replies in the items' order.
+    fn send(
+        &self,
+        items: Vec<Self::Item>,
+    ) -> impl Future<Output = Result<Vec<Self::Reply>, FredError>> + Send;
+}
+
+type Answer<R> = Result<R, FredError>;
+
+struct Waiting<I, R> {
+    item: I,
+    answer: oneshot::Sender<Answer<R>>,
+}
+
+/// A taken slot: which ticket holds it, and the watchdog's tick it was
+/// taken in.
+#[derive(Clone, Copy)]
+struct Held {
+    ticket: u64,
+    since_tick: u64,
+}
+
+struct Lanes<I, R> {
+    slots: Vec<Option<Held>>,
+    next_ticket: u64,
+    /// The watchdog's tick count.
+    tick: u64,
+    waiting: Vec<Waiting<I, R>>,
+    /// When the first of `waiting` arrived: its deadline is the batch's.
+    oldest: Option<Instant>,
+}
+
+impl<I, R> Lanes<I, R> {
+    fn hold(&mut self, index: usize) -> u64 {
+        self.next_ticket += 1;
+        self.slots[index] = Some(Held {
+            ticket: self.next_ticket,
+            since_tick: self.tick,
+        });
+        self.next_ticket
+    }
+}
+
+/// Coalesces calls of one kind (see the module's docs).
+pub(crate) struct Coalescer<B: Batch> {
+    batch: B,
+    lanes: Mutex<Lanes<B::Item, B::Reply>>,
+    timeout: Duration,
+    /// Where batches run when the releasing code runs outside a runtime.
+    runtime: tokio::runtime::Handle,
+}
+
+/// What a call does: send its own command, or wait for its batch's answer.
+pub(crate) enum Turn<B: Batch> {
+    /// Send it yourself; the slot is free again when `Slot` drops.
+    Direct(Slot<B>, B::Item),
+    /// Another call's completion sends it in a batch.
+    Queued(Queued<B::Reply>),
+}
+
+/// A waiting call's answer to come.
+pub(crate) struct Queued<R>(oneshot::Receiver<Answer<R>>);
+
+impl<R> Queued<R> {
+    /// The call's answer, when its batch answers.
+    pub(crate) async fn answer(self) -> Answer<R> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(FredError::new(
+                FredKind::Canceled,
+                "the batch holding this call was dropped (its runtime is shutting down)",
+            ))
+        })
+    }
+}
+
+/// A taken slot; dropping it frees the slot or hands it to the waiting list.
+pub(crate) struct Slot<B: Batch> {
+    owner: Arc<Coalescer<B>>,
+    index: usize,
+    ticket: u64,
+}
+
+impl<B: Batch> Drop for Slot<B> {
+    fn drop(&mut self) {
+        self.owner.release(self.index, self.ticket);
+    }
+}
+
+impl<B: Batch> Coalescer<B> {
+    /// A coalescer with `slots` commands in flight before calls wait, each
+    /// call bounded by `timeout`; starts its watchdog on the current
+    /// runtime (call it inside one).
+    pub(crate) fn new(batch: B, slots: usize, timeout: Duration) -> Arc<Self> {
+        let this = Arc::new(Self {
+            batch,
+            lanes: Mutex::new(Lanes {
+                slots: vec![None; slots.max(1)],
+                next_ticket: 0,
+                tick: 0,
+                waiting: Vec::new(),
+                oldest: None,
+            }),
+            timeout,
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let tick = (timeout / 4).max(Duration::from_millis(5));
+        tokio::spawn(watchdog(Arc::downgrade(&this), tick));
+        this
+    }
+
+    fn lanes(&self) -> MutexGuard<'_, Lanes<B::Item, B::Reply>> {
+        // The lock guards plain bookkeeping: a panic cannot leave it half
+        // updated in a way that matters more than a stuck call would.
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a free slot for `item`, or puts it on the waiting list.
+    pub(crate) fn enter(self: &Arc<Self>, item: B::Item) -> Turn<B> {
+        let mut lanes = self.lanes();
+        if let Some(index) = lanes.slots.iter().position(Option::is_none) {
+            let slot = self.take(&mut lanes, index);
+            drop(lanes);
+            return Turn::Direct(slot, item);
+        }
+        let (answer, answered) = oneshot::channel();
+        if lanes.waiting.is_empty() {
+            lanes.oldest = Some(Instant::now());
+        }
+        lanes.waiting.push(Waiting { item, answer });
+        Turn::Queued(Queued(answered))
+    }
+
+    fn release(self: &Arc<Self>, index: usize, ticket: u64) {
+        let mut lanes = self.lanes();
+        if lanes.slots[index].map(|held| held.ticket) != Some(ticket) {
+            return; // taken back by the watchdog
+        }
+        if lanes.waiting.is_empty() {
+            lanes.slots[index] = None;
+            return;
+        }
+        let slot = self.take(&mut lanes, index);
+        self.dispatch(lanes, Some(slot));
+    }
+
+    /// Marks slot `index` taken, under a new ticket.
+    fn take(self: &Arc<Self>, lanes: &mut Lanes<B::Item, B::Reply>, index: usize) -> Slot<B> {
+        let ticket = lanes.hold(index);
+        Slot {
+            owner: Arc::clone(self),
+            index,
+            ticket,
+        }
+    }
+
+    /// Sends the waiting list (holding `slot`, if any) from a task of its own.
+    fn dispatch(
+        self: &Arc<Self>,
+        mut lanes: MutexGuard<'_, Lanes<B::Item, B::Reply>>,
+        slot: Option<Slot<B>>,
+    ) {
+        let waiting = std::mem::take(&mut lanes.waiting);
+        let oldest = lanes.oldest.take().unwrap_or_else(Instant::now);
+        drop(lanes);
+        let this = Arc::clone(self);
+        let run = async move {
+            let _slot = slot;
+            this.run(waiting, oldest + this.timeout).await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(here) => drop(here.spawn(run)),
+            Err(_) => drop(self.runtime.spawn(run)),
+        }
+    }
+
+    async fn run(&self, waiting: Vec<Waiting<B::Item, B::Reply>>, deadline: Instant) {
+        let mut waiting = waiting.into_iter();
+        let chunks = std::iter::from_fn(|| {
+            let chunk: Vec<_> = waiting.by_ref().take(B::MAX_ITEMS).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
+        futures::future::join_all(chunks.map(|chunk| self.run_one(chunk, deadline))).await;
+    }
+
+    async fn run_one(&self, chunk: Vec<Waiting<B::Item, B::Reply>>, deadline: Instant) {
+        let (items, answers): (Vec<_>, Vec<_>) =
+            chunk.into_iter().map(|w| (w.item, w.answer)).unzip();
+        let expected = answers.len();
+        let replies = match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => {
+                match tokio::time::timeout(left, self.batch.send(items)).await {
+                    Ok(replies) => replies,
+                    Err(_) => Err(timed_out()),
+                }
+            }
+            _ => Err(timed_out()),
+        };
+        match replies {
+            Ok(replies) if replies.len() == expected => {
+                for (answer, reply) in answers.into_iter().zip(replies) {
+                    let _ = answer.send(Ok(reply));
+                }
+            }
+            Ok(replies) => {
+                let error = FredError::new(
+                    FredKind::Protocol,
+                    format!("a batch of {expected} calls got {} answers", replies.len()),
+                );
+                for answer in answers {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+            Err(error) => {
+                for answer in answers {
+                    let _ = answer.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// One watchdog tick: slots held for 8 ticks (two command timeouts)
+    /// are taken back, and a list that has waited a tick is sent.
+    fn tick(self: &Arc<Self>, tick: Duration) {
+        let mut lanes = self.lanes();
+        lanes.tick += 1;
+        let now = lanes.tick;
+        for slot in lanes.slots.iter_mut() {
+            if slot.is_some_and(|held| now - held.since_tick >= 8) {
+                *slot = None;
+            }
+        }
+        let stale = lanes.oldest.is_some_and(|oldest| oldest.elapsed() >= tick);
+        if lanes.waiting.is_empty() {
+            return;
+        }
+        if let Some(index) = lanes.slots.iter().position(Option::is_none) {
+            let slot = self.take(&mut lanes, index);
+            self.dispatch(lanes, Some(slot));
+        } else if stale {
+            self.dispatch(lanes, None);
+        }
+    }
+}
+
+fn timed_out() -> FredError {
+    FredError::new(
+        FredKind::Timeout,
+        "the batch did not answer within the command timeout",
+    )
+}
+
+async fn watchdog<B: Batch>(coalescer: Weak<Coalescer<B>>, tick: Duration) {
+    let mut ticks = tokio::time::interval(tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(coalescer) = coalescer.upgrade() else {
+            return;
+        };
+        coalescer.tick(tick);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// Echoes each item times ten, after `delay`; records each batch's size.
+    struct Echo {
+        delay: Duration,
+        batches: Mutex<Vec<usize>>,
+        fail: bool,
+        calls: AtomicUsize,
+    }
+
+    impl Echo {
+        fn new(delay: Duration) -> Self {
+            Self {
+                delay,
+                batches: Mutex::new(Vec::new()),
+                fail: false,
+                calls: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl Batch for Echo {
+        type Item = u64;
+        type Reply = u64;
+        const MAX_ITEMS: usize = 4;
+        fn send(&self, items: Vec<u64>) -> impl Future<Output = Answer<Vec<u64>>> + Send {
+            self.calls.fetch_add(1, Relaxed);
+            self.batches.lock().unwrap().push(items.len());
+            let (delay, fail) = (self.delay, self.fail);
+            async move {
+                tokio::time::sleep(delay).await;
+                if fail {
+                    return Err(FredError::new(FredKind::IO, "connection reset"));
+                }
+                Ok(items.into_iter().map(|i| i * 10).collect())
+            }
+        }
+    }
+
+    /// A call as the store makes it: its own command when it has a slot.
+    async fn call(c: &Arc<Coalescer<Echo>>, item: u64) -> Answer<u64> {
+        match c.enter(item) {
+            Turn::Direct(_slot, item) => {
+                tokio::time::sleep(c.batch.delay).await;
+                Ok(item * 10)
+            }
+            Turn::Queued(queued) => queued.answer().await,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lone_call_sends_its_own_command_and_a_crowd_shares_batches() {
+        runtime().block_on(async {
+            let c = Coalescer::new(
+                Echo::new(Duration::from_millis(20)),
+                2,
+                Duration::from_secs(5),
+            );
+            // One at a time: never a batch.
+            for i in 0..5 {
+                assert_eq!(call(&c, i).await.unwrap(), i * 10);
+            }
+            assert_eq!(c.batch.calls.load(Relaxed), 0);
+            // 30 at once over 2 slots: 2 go direct, 28 wait and go in
+            // batches of at most 4, each getting its own answer.
+            let calls = (0..30u64).map(|i| {
+                let c = Arc::clone(&c);
+                async move { (i, call(&c, i).await.unwrap()) }
+            });
+            for (i, got) in futures::future::join_all(calls).await {
+                assert_eq!(got, i * 10, "call {i} got another call's answer");
+            }
+            let batches = c.batch.batches.lock().unwrap().clone();
+            assert_eq!(batches.iter().sum::<usize>(), 28, "{batches:?}");
+            assert!(batches.iter().all(|&n| (1..=4).contains(&n)), "{batches:?}");
+            // Every slot is free again.
+            assert!(c.lanes().slots.iter().all(Option::is_none));
+        });
+    }
+
+    #[test]
+    fn a_batch_error_reaches_every_waiting_call() {
+        runtime().block_on(async {
+            let mut echo = Echo::new(Duration::from_millis(20));
+            echo.fail = true;
+            let c = Coalescer::new(echo, 1, Duration::from_secs(5));
+            let calls = (0..6u64).map(|i| {
+                let c = Arc::clone(&c);
+                async move { call(&c, i).await }
+            });
+            let answers = futures::future::join_all(calls).await;
+            // The first went direct (it succeeds in this fake); the five
+            // batched calls share the batch's error.
+            assert_eq!(answers.iter().filter(|a| a.is_err()).count(), 5);
+            assert!(answers.iter().flatten().all(|&answer| answer == 0));
+        });
+    }
+
+    #[test]
+    fn a_waiting_call_answers_within_the_timeout_when_the_batch_hangs() {
+        runtime().block_on(async {
+            let timeout = Duration::from_millis(200);
+            let c = Coalescer::new(Echo::new(Duration::from_secs(60)), 1, timeout);
+            let started = Instant::now();
+            // The direct call hangs (its own command would time out in the
+            // store); the others wait for its slot, then their batch hangs.
+            let direct = c.enter(0);
+            let queued = (1..4u64).map(|i| {
+                let c = Arc::clone(&c);
+                async move { call(&c, i).await }
+            });
+            let answers = futures::future::join_all(queued).await;
+            let took = started.elapsed();
+            for answer in answers {
+                let error = answer.unwrap_err();
+                assert_eq!(error.kind(), &FredKind::Timeout, "{error:?}");
+            }
+            // Sent by the watchdog after a tick (50 ms), then bounded by
+            // the oldest call's deadline: about 200 ms, never 2 timeouts.
+            assert!(took >= timeout, "answered after {took:?}");
+            assert!(took < timeout * 2, "answered after {took:?}");
+            drop(direct);
+        });
+    }
+
+    #[test]
+    fn a_leaked_slot_is_taken_back_and_calls_keep_flowing() {
+        runtime().block_on(async {
+            let timeout = Duration::from_millis(100);
+            let c = Coalescer::new(Echo::new(Duration::from_millis(1)), 1, timeout);
+            // A future polled once and forgotten: its slot is never dropped.
+            let Turn::Direct(slot, _) = c.enter(0) else {
+                panic!("the first call has a slot");
+            };
+            std::mem::forget(slot);
+            // Waiting calls are still answered (the watchdog sends them),
+            // and after two timeouts the slot is free again.
+            assert_eq!(call(&c, 7).await.unwrap(), 70);
+            tokio::time::sleep(timeout * 3).await;
+            assert!(c.lanes().slots.iter().all(Option::is_none));
+            let Turn::Direct(..) = c.enter(1) else {
+                panic!("the slot was not taken back");
+            };
+        });
+    }
+
+    #[test]
+    fn a_dropped_waiting_call_does_not_disturb_the_others() {
+        runtime().block_on(async {
+            let c = Coalescer::new(
+                Echo::new(Duration::from_millis(20)),
+                1,
+                Duration::from_secs(5),
+            );
+            let direct = c.enter(0);
+            let Turn::Queued(dropped) = c.enter(1) else {
+                panic!("the slot is taken");
+            };
+            let Turn::Queued(kept) = c.enter(2) else {
+                panic!("the slot is taken");
+            };
+            drop(dropped);
+            drop(direct);
+            assert_eq!(kept.answer().await.unwrap(), 20);
+        });
+    }
+}

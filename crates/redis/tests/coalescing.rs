@@ -1,0 +1,190 @@
+//! Concurrent `get`s and `set`s on one server are coalesced into `MGET`
+//! and `MSET` (or one script call) when every slot is busy (issue 10;
+//! `src/coalesce.rs`). What must hold: each call gets its own answer, TTLs
+//! land per call, a key of another type reads as a miss either way, and
+//! large values are never batched. The servers' `INFO commandstats` show
+//! that the batching happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_port::{Cache, TtlState};
+use cache_redis::{RedisCache, RedisConfig};
+use cache_redis_harness::RedisServer;
+
+const TASKS: usize = 64;
+const ROUNDS: usize = 40;
+
+/// Calls of `command` the server has run (`INFO commandstats`).
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    server
+        .command("INFO commandstats")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
+        .unwrap_or(0)
+}
+
+async fn cache(server: &RedisServer) -> Arc<RedisCache> {
+    let config = RedisConfig::from_url(&server.url())
+        .unwrap()
+        .namespace("co")
+        .pool_size(2)
+        .command_timeout(Duration::from_secs(5));
+    Arc::new(config.connect().await.unwrap())
+}
+
+fn value_of(key: &str) -> Bytes {
+    Bytes::from(format!("value of {key}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_share_mgets_and_each_gets_its_own_value() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
+    let items = keys.iter().map(|k| (k.clone(), value_of(k))).collect();
+    cache.set_many(items, None).await.unwrap();
+    let mgets_before = calls(&server, "mget");
+
+    let keys = Arc::new(keys);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (cache, keys) = (Arc::clone(&cache), Arc::clone(&keys));
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    // Some keys are missing: a miss must stay a miss.
+                    let key = if round % 5 == 0 {
+                        format!("missing{t}:{round}")
+                    } else {
+                        keys[(t * ROUNDS + round) % keys.len()].clone()
+                    };
+                    let got = cache.get(&key).await.unwrap();
+                    let expected = (!key.starts_with("missing")).then(|| value_of(&key));
+                    assert_eq!(got, expected, "task {t} read {key}");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (gets, mgets) = (calls(&server, "get"), calls(&server, "mget") - mgets_before);
+    assert!(
+        mgets > 0,
+        "{TASKS} tasks over 2 slots sent no MGET ({gets} GETs): nothing was coalesced"
+    );
+    assert!(
+        gets < (TASKS * ROUNDS) as u64,
+        "{gets} GETs for {} gets: nothing was coalesced",
+        TASKS * ROUNDS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sets_share_commands_and_each_keeps_its_own_ttl() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let key = format!("s{t}:{round}");
+                    // Odd tasks set a TTL, even ones none: batches mix both.
+                    let ttl = (t % 2 == 1).then(|| Duration::from_secs(600));
+                    cache.set(&key, value_of(&key), ttl).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for t in 0..TASKS {
+        for round in 0..ROUNDS {
+            let key = format!("s{t}:{round}");
+            assert_eq!(cache.get(&key).await.unwrap(), Some(value_of(&key)));
+            match cache.ttl(&key).await.unwrap() {
+                TtlState::ExpiresIn(left) if t % 2 == 1 => {
+                    assert!(left > Duration::from_secs(590), "{key}: {left:?}")
+                }
+                TtlState::Persistent if t % 2 == 0 => {}
+                other => panic!("{key} (task {t}): {other:?}"),
+            }
+        }
+    }
+    let batched = calls(&server, "mset") + calls(&server, "evalsha");
+    assert!(
+        batched > 0,
+        "{TASKS} tasks over 2 slots sent no MSET and no script: nothing was coalesced"
+    );
+    assert!(calls(&server, "set") < (TASKS * ROUNDS) as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_of_several_concurrent_sets_of_one_key_wins_in_a_batch() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    // Hold both slots with sets of other keys, so that the next ones wait
+    // together and go as one batch, in the order they were made.
+    let busy_keys = ["busy0", "busy1"];
+    for _ in 0..20 {
+        let busy = busy_keys.iter().map(|k| cache.set(k, "x".into(), None));
+        let same = (0..10).map(|i| cache.set("one", Bytes::from(format!("{i}")), None));
+        let (_, done) = futures::future::join(
+            futures::future::join_all(busy),
+            futures::future::join_all(same),
+        )
+        .await;
+        assert!(done.iter().all(Result::is_ok));
+        assert_eq!(cache.get("one").await.unwrap(), Some(Bytes::from("9")));
+    }
+    assert!(
+        calls(&server, "mset") >= 10,
+        "the waiting sets were not batched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_another_type_reads_as_a_miss_alone_and_in_a_batch() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    server.command("HSET co:hash field value");
+    assert_eq!(cache.get("hash").await.unwrap(), None, "alone (GET)");
+    let gets = (0..TASKS).map(|_| cache.get("hash"));
+    for got in futures::future::join_all(gets).await {
+        assert_eq!(got.unwrap(), None, "in a batch (MGET)");
+    }
+    assert!(
+        calls(&server, "mget") > 0,
+        "the waiting gets were not batched"
+    );
+    // A set replaces it, as SET does.
+    cache
+        .set("hash", "now a string".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get("hash").await.unwrap(),
+        Some(Bytes::from("now a string"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_are_never_batched() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    let big = Bytes::from(vec![7u8; 64 * 1024]);
+    let sets = (0..TASKS).map(|i| {
+        let (cache, big) = (&cache, big.clone());
+        async move { cache.set(&format!("big{i}"), big, None).await }
+    });
+    for done in futures::future::join_all(sets).await {
+        done.unwrap();
+    }
+    assert_eq!(calls(&server, "mset") + calls(&server, "evalsha"), 0);
+    assert_eq!(calls(&server, "set"), TASKS as u64);
+    assert_eq!(cache.get("big63").await.unwrap(), Some(big));
+}
