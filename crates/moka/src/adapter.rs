@@ -376,6 +376,11 @@ impl Store for MokaStore {
         std::future::ready(self.answer(request))
     }
 
+    #[inline]
+    fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        std::future::ready(Ok(self.get_value(&key)))
+    }
+
     fn max_value_len(&self) -> usize {
         self.shared.max_value_len
     }

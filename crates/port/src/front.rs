@@ -204,13 +204,11 @@ macro_rules! valid {
 impl<S: Store> Cache for Front<S> {
     port_call! { fn get(&self, key: &'k str) -> Option<Bytes> {
         let key = valid!(self, self::key(key));
-        boxed(
-            Op::Get,
-            self.store.call(Request::Get { key }),
-            |reply| match reply {
-                Reply::Value(v) => Ok(v),
-                other => Err(other),
-            },
+        // The store's `get` (the default goes through `call`).
+        Box::pin(
+            self.store
+                .get(key)
+                .map(|result| result.map_err(|error| error.for_operation(Op::Get))),
         )
     }}
 

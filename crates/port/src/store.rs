@@ -387,6 +387,21 @@ pub trait Store: Send + Sync + 'static {
     /// Runs one operation.
     fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send;
 
+    /// Reads one key: what `call(Request::Get { key })` does, without
+    /// building the request and matching its reply at every layer (the
+    /// hottest call). The default goes through [`call`](Store::call), so a
+    /// layer or store that leaves it alone behaves exactly as before. One
+    /// that overrides it must do what its `call` does for a `Get`
+    /// (`Counted`, `Namespaced`, `Either`, `Arc` and the moka store do;
+    /// the conformance suite runs `get` through them on every adapter).
+    fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        use futures::FutureExt;
+        self.call(Request::Get { key }).map(|result| match result? {
+            Reply::Value(value) => Ok(value),
+            other => Err(unexpected_reply(Op::Get, &other)),
+        })
+    }
+
     /// The largest value, in bytes, this store accepts.
     fn max_value_len(&self) -> usize;
 
@@ -417,6 +432,11 @@ impl<S: Store> Store for std::sync::Arc<S> {
     #[inline]
     fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
         (**self).call(request)
+    }
+
+    #[inline]
+    fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        (**self).get(key)
     }
 
     fn max_value_len(&self) -> usize {

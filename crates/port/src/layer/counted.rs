@@ -90,6 +90,21 @@ impl<S: Store> Store for Counted<S> {
             .map(move |result| self.counted(op, batch, result))
     }
 
+    #[inline]
+    fn get<'k>(
+        &self,
+        key: crate::StoreKey<'k>,
+    ) -> impl Future<Output = Result<Option<bytes::Bytes>>> + Send {
+        // What `counted` does for a `Get`: an error, or a hit or a miss.
+        self.inner.get(key).map(move |result| {
+            let result = self.counters.track(result);
+            if let Ok(value) = &result {
+                self.counters.lookup(value.is_some());
+            }
+            result
+        })
+    }
+
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }
@@ -143,8 +158,13 @@ mod tests {
     async fn counts_each_kind_of_outcome() {
         let mut mock = MockCache::new();
         mock.expect_max_value_len().return_const(64usize);
-        mock.expect_get()
-            .returning(|k| Ok((k == "hit").then(|| Bytes::from("v"))));
+        mock.expect_get().returning(|k| match k {
+            "down" => Err(CacheError::Unavailable {
+                message: "down".into(),
+                source: None,
+            }),
+            k => Ok((k == "hit").then(|| Bytes::from("v"))),
+        });
         mock.expect_get_many()
             .returning(|keys| Ok(keys.iter().map(|_| None).collect()));
         mock.expect_set_many().returning(|_, _| Ok(()));
@@ -161,6 +181,9 @@ mod tests {
         let cache = CacheBuilder::new(CacheStore::new(mock)).build();
         cache.get("hit").await.unwrap();
         cache.get("miss").await.unwrap();
+        // An error is an error, neither a hit nor a miss (the store's `get`
+        // fast path counts as `call` does).
+        cache.get("down").await.unwrap_err();
         cache.get_many(&["a".into(), "b".into()]).await.unwrap();
         let items = vec![("a".into(), Bytes::new()), ("b".into(), Bytes::new())];
         cache.set_many(items, None).await.unwrap();
@@ -178,7 +201,7 @@ mod tests {
                 stats.deletes,
                 stats.errors
             ),
-            (1, 3, 2, 7, 2)
+            (1, 3, 2, 7, 3)
         );
         assert_eq!(stats.evictions, 3);
     }

@@ -64,6 +64,18 @@ impl<S: Store> Store for Namespaced<S> {
         self.inner.call(request)
     }
 
+    #[inline]
+    fn get<'k>(
+        &self,
+        key: crate::StoreKey<'k>,
+    ) -> impl Future<Output = crate::Result<Option<bytes::Bytes>>> + Send {
+        let key = match &self.namespace {
+            None => key,
+            Some(ns) => Cow::Owned([ns.prefix(), &key].concat()),
+        };
+        self.inner.get(key)
+    }
+
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }
@@ -107,6 +119,7 @@ mod tests {
                 Request::Keys { .. } => Reply::Keys(vec!["k".into()]),
                 Request::GetMany { keys } => Reply::Values(vec![None; keys.len()]),
                 Request::Delete { .. } => Reply::Flag(false),
+                Request::Get { .. } => Reply::Value(None),
                 _ => Reply::Done,
             })
         }
@@ -125,11 +138,14 @@ mod tests {
             .unwrap()
             .build();
         cache.set("k", "v".into(), None).await.unwrap();
+        // `get` takes the stores' `get` shortcut: prefixed all the same.
+        assert_eq!(cache.get("g").await.unwrap(), None);
         cache.get_many(&["a".into(), "b".into()]).await.unwrap();
         assert_eq!(cache.keys("*").await.unwrap(), vec!["k"]);
         cache.clear().await.unwrap();
         let seen = recorder.0.lock().unwrap().join("\n");
         assert!(seen.contains(r#"key: "app:child:k""#), "{seen}");
+        assert!(seen.contains(r#"Get { key: "app:child:g" }"#), "{seen}");
         assert!(seen.contains(r#"["app:child:a", "app:child:b"]"#), "{seen}");
         assert!(seen.contains(r#"Keys { scope: "app:child:""#), "{seen}");
         assert!(seen.contains(r#"Clear { scope: "app:child:" }"#), "{seen}");

@@ -42,6 +42,17 @@ impl<L: Store, S: Store> Store for Either<L, S> {
         }
     }
 
+    #[inline]
+    fn get<'k>(
+        &self,
+        key: crate::StoreKey<'k>,
+    ) -> impl Future<Output = Result<Option<bytes::Bytes>>> + Send {
+        match self {
+            Either::Layered(store) => futures::future::Either::Left(store.get(key)),
+            Either::Bare(store) => futures::future::Either::Right(store.get(key)),
+        }
+    }
+
     fn max_value_len(&self) -> usize {
         match self {
             Either::Layered(store) => store.max_value_len(),
