@@ -263,11 +263,32 @@ struct Shared {
     delete_if_equals_script: Script,
     set_many_script: Script,
     connected: Arc<Connected>,
-    /// A cluster (fred knows from the configuration; it never changes).
-    clustered: bool,
-    /// Concurrent `get`s and `set`s on one server, coalesced (`coalesce.rs`).
+    /// Concurrent `get`s and `set`s coalesced (`coalesce.rs`): on one
+    /// server only, `None` on a cluster (fred knows which from the
+    /// configuration; it never changes).
+    coalescing: Option<Coalescing>,
+}
+
+/// The coalescers of one server's store.
+struct Coalescing {
     gets: Arc<Coalescer<Gets>>,
     sets: Arc<Coalescer<Sets>>,
+}
+
+impl Coalescing {
+    /// One slot per pooled connection; each call bounded by the command
+    /// timeout.
+    fn new(pool: &Pool, config: &RedisConfig) -> Self {
+        let (slots, timeout) = (config.pool_size, config.command_timeout);
+        let sets = Sets {
+            pool: pool.clone(),
+            script: Script::from_lua(SET_EACH),
+        };
+        Self {
+            gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
+            sets: Coalescer::new(sets, slots, timeout),
+        }
+    }
 }
 
 /// Waiting `get`s as one `MGET`.
@@ -280,12 +301,8 @@ impl Batch for Gets {
     type Reply = Option<Bytes>;
     const MAX_ITEMS: usize = 256;
 
-    fn send(
-        &self,
-        keys: Vec<FredKey>,
-    ) -> impl std::future::Future<Output = std::result::Result<Vec<Option<Bytes>>, FredError>> + Send
-    {
-        self.pool.next().mget(keys)
+    async fn send(&self, keys: Vec<FredKey>) -> std::result::Result<Vec<Option<Bytes>>, FredError> {
+        self.pool.next().mget(keys).await
     }
 }
 
@@ -324,18 +341,7 @@ impl Batch for Sets {
                 args.push(Value::Integer(px));
                 args.push(Value::Bytes(value));
             }
-            // NOSCRIPT: nothing ran; load it and send again (once).
-            let sent: std::result::Result<i64, FredError> = self
-                .script
-                .evalsha(client, keys.clone(), args.clone())
-                .await;
-            if let Err(e) = sent {
-                if !e.details().starts_with("NOSCRIPT") {
-                    return Err(e);
-                }
-                self.script.load(client).await?;
-                let _: i64 = self.script.evalsha(client, keys, args).await?;
-            }
+            let _: i64 = self.script.evalsha_with_reload(client, keys, args).await?;
         }
         Ok(vec![(); count])
     }
@@ -433,19 +439,9 @@ impl RedisStore {
             }
             connected.up.store(true, Relaxed);
         }
-        let (slots, timeout) = (config.pool_size, config.command_timeout);
         Ok(Self {
             shared: Arc::new(Shared {
-                clustered: pool.next().is_clustered(),
-                gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
-                sets: Coalescer::new(
-                    Sets {
-                        pool: pool.clone(),
-                        script: Script::from_lua(SET_EACH),
-                    },
-                    slots,
-                    timeout,
-                ),
+                coalescing: (!pool.next().is_clustered()).then(|| Coalescing::new(&pool, &config)),
                 walker: walk_retry::WalkClient::new(pool.clone()),
                 pool,
                 config,
@@ -474,7 +470,7 @@ impl RedisStore {
     }
 
     fn clustered(&self) -> bool {
-        self.shared.clustered
+        self.shared.coalescing.is_none()
     }
 
     /// SCAN pages of keys under `scope` whose rest matches `pattern`, from
@@ -556,13 +552,12 @@ impl RedisStore {
     /// (`coalesce.rs`; one server only).
     async fn get(&self, key: StoreKey<'_>) -> Result<Option<Bytes>> {
         let key = fred_key(key);
-        let reply = if self.clustered() {
-            self.pool().get(key).await
-        } else {
-            match self.shared.gets.enter(key) {
+        let reply = match &self.shared.coalescing {
+            None => self.pool().get(key).await,
+            Some(coalescing) => match coalescing.gets.enter(key) {
                 Turn::Direct(_slot, key) => self.pool().get(key).await,
                 Turn::Queued(queued) => queued.answer().await,
-            }
+            },
         };
         wrong_type_is_a_miss(reply).map_err(self.err("get"))
     }
@@ -572,16 +567,17 @@ impl RedisStore {
     /// `COALESCED_VALUE_MAX`).
     async fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
         let key = fred_key(key);
-        let reply = if self.clustered() || value.len() > COALESCED_VALUE_MAX {
-            self.pool().set(key, value, ttl.map(px), None, false).await
-        } else {
-            let millis = ttl.map_or(0, |t| t.as_millis() as i64);
-            match self.shared.sets.enter((key, value, millis)) {
-                Turn::Direct(_slot, (key, value, _)) => {
-                    self.pool().set(key, value, ttl.map(px), None, false).await
+        let reply = match &self.shared.coalescing {
+            Some(coalescing) if value.len() <= COALESCED_VALUE_MAX => {
+                let millis = ttl.map_or(0, |t| t.as_millis() as i64);
+                match coalescing.sets.enter((key, value, millis)) {
+                    Turn::Direct(_slot, (key, value, _)) => {
+                        self.pool().set(key, value, ttl.map(px), None, false).await
+                    }
+                    Turn::Queued(queued) => queued.answer().await,
                 }
-                Turn::Queued(queued) => queued.answer().await,
             }
+            _ => self.pool().set(key, value, ttl.map(px), None, false).await,
         };
         reply.map_err(self.err("set"))
     }
