@@ -24,9 +24,17 @@ fn main() {
     let server = RedisServer::start();
     let plan = Plan::REDIS;
     let url = server.url();
-    let (ours, manager, multiplexed, fred_pool) = rt.block_on(async {
+    let (ours, coalescing, manager, multiplexed, fred_pool) = rt.block_on(async {
         let ours: Arc<dyn Cache> = Arc::new(
             RedisConfig::from_url(&url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+        // The same with the one option that changes the hot path.
+        let coalescing: Arc<dyn Cache> = Arc::new(
+            RedisConfig::from_url(&format!("{url}?coalesce=true"))
                 .unwrap()
                 .connect()
                 .await
@@ -41,19 +49,23 @@ fn main() {
             .build_pool(4)
             .unwrap();
         fred_pool.init().await.unwrap();
-        (ours, manager, multiplexed, fred_pool)
+        (ours, coalescing, manager, multiplexed, fred_pool)
     });
     let hot = keys("hot", KEYS);
     rt.block_on(async {
         let items = hot.iter().map(|k| (k.clone(), value(VALUE))).collect();
         ours.set_many(items, None).await.unwrap();
     });
-    let (ours, hot, v) = (leak(ours), leak(hot), leak(value(VALUE)));
+    let (ours, coalescing, hot, v) = (leak(ours), leak(coalescing), leak(hot), leak(value(VALUE)));
     let (manager, multiplexed, fred_pool) = (leak(manager), leak(multiplexed), leak(fred_pool));
 
-    for tasks in [1usize, 64] {
+    for (tasks, label, ours) in [
+        (1usize, "defaults", ours),
+        (64, "defaults", ours),
+        (64, "coalesce=true", coalescing),
+    ] {
         header(&format!(
-            "cache-redis (defaults) vs peers with their defaults, concurrency {tasks}; target ≥ 1.0 at 64"
+            "cache-redis ({label}) vs peers with their defaults, concurrency {tasks}; target ≥ 1.0 at 64"
         ));
         let target = (tasks == 64).then_some(1.0);
         let our_get = |n| {

@@ -23,12 +23,14 @@ fn main() {
     let server = RedisServer::start();
     let plan = Plan::REDIS;
 
-    let (ours, raw) = rt.block_on(async {
+    let (ours, coalescing, raw) = rt.block_on(async {
         let config = RedisConfig::from_url(&server.url())
             .unwrap()
             .pool_size(POOL)
             .command_timeout(Duration::from_secs(10));
         let ours: Arc<dyn Cache> = Arc::new(RedisConfig::connect(&config).await.unwrap());
+        let coalescing = config.clone().coalesce(true);
+        let coalescing: Arc<dyn Cache> = Arc::new(coalescing.connect().await.unwrap());
         // The raw client, configured the same way (pool, timeouts, reconnection).
         let mut builder = Builder::from_config(Config::from_url(&server.url()).unwrap());
         builder
@@ -37,14 +39,14 @@ fn main() {
             .set_policy(ReconnectPolicy::new_constant(0, 200));
         let raw = builder.build_pool(POOL).unwrap();
         raw.init().await.unwrap();
-        (ours, raw)
+        (ours, coalescing, raw)
     });
     let hot = keys("hot", KEYS);
     rt.block_on(async {
         let items = hot.iter().map(|k| (k.clone(), value(VALUE))).collect();
         ours.set_many(items, None).await.unwrap();
     });
-    let (ours, raw, hot) = (leak(ours), leak(raw), leak(hot));
+    let (ours, coalescing, raw, hot) = (leak(ours), leak(coalescing), leak(raw), leak(hot));
     let v = value(VALUE);
 
     for concurrency in [1usize, 64] {
@@ -52,42 +54,50 @@ fn main() {
             "cache-redis vs raw fred, same server, pool of {POOL}, concurrency {concurrency}"
         ));
         let target = (concurrency == 64).then_some(0.95); // issue 9
-        compare(
-            "get",
-            plan,
-            target,
-            |n| {
-                run_tasks(&rt, concurrency, n, move |i| async move {
-                    let _: Option<Bytes> = raw.get(&hot[i % KEYS]).await.unwrap();
-                })
-            },
-            |n| {
-                run_tasks(&rt, concurrency, n, move |i| async move {
-                    ours.get(&hot[i % KEYS]).await.unwrap();
-                })
-            },
-        );
-        compare(
-            "set",
-            plan,
-            target,
-            |n| {
-                let v = v.clone();
-                run_tasks(&rt, concurrency, n, move |i| {
+                                                          // The defaults, and at 64 tasks `coalesce=true` as well.
+        let variants: &[(&str, &'static Arc<dyn Cache>)] = if concurrency == 64 {
+            &[("", ours), (", coalesce=true", coalescing)]
+        } else {
+            &[("", ours)]
+        };
+        for &(label, cache) in variants {
+            compare(
+                &format!("get{label}"),
+                plan,
+                target,
+                |n| {
+                    run_tasks(&rt, concurrency, n, move |i| async move {
+                        let _: Option<Bytes> = raw.get(&hot[i % KEYS]).await.unwrap();
+                    })
+                },
+                |n| {
+                    run_tasks(&rt, concurrency, n, move |i| async move {
+                        cache.get(&hot[i % KEYS]).await.unwrap();
+                    })
+                },
+            );
+            compare(
+                &format!("set{label}"),
+                plan,
+                target,
+                |n| {
                     let v = v.clone();
-                    async move {
-                        let () = raw.set(&hot[i % KEYS], v, None, None, false).await.unwrap();
-                    }
-                })
-            },
-            |n| {
-                let v = v.clone();
-                run_tasks(&rt, concurrency, n, move |i| {
+                    run_tasks(&rt, concurrency, n, move |i| {
+                        let v = v.clone();
+                        async move {
+                            let () = raw.set(&hot[i % KEYS], v, None, None, false).await.unwrap();
+                        }
+                    })
+                },
+                |n| {
                     let v = v.clone();
-                    async move { ours.set(&hot[i % KEYS], v, None).await.unwrap() }
-                })
-            },
-        );
+                    run_tasks(&rt, concurrency, n, move |i| {
+                        let v = v.clone();
+                        async move { cache.set(&hot[i % KEYS], v, None).await.unwrap() }
+                    })
+                },
+            );
+        }
         let batches: Arc<Vec<Vec<String>>> =
             Arc::new(hot.chunks(100).map(|c| c.to_vec()).collect());
         let b = leak(Arc::clone(&batches));

@@ -263,9 +263,10 @@ struct Shared {
     delete_if_equals_script: Script,
     set_many_script: Script,
     connected: Arc<Connected>,
-    /// Concurrent `get`s and `set`s coalesced (`coalesce.rs`): on one
-    /// server only, `None` on a cluster (fred knows which from the
-    /// configuration; it never changes).
+    /// A cluster (fred knows from the configuration; it never changes).
+    clustered: bool,
+    /// Concurrent `get`s and `set`s coalesced (`coalesce.rs`): with
+    /// `coalesce` on one server only.
     coalescing: Option<Coalescing>,
 }
 
@@ -381,11 +382,12 @@ fn wrong_type_is_a_miss(
 ///   `used_memory`, `evicted_keys`) for the whole database of a standalone
 ///   server, and unknown (`None`, 0) within a namespace or on a cluster,
 ///   since counting them would take a full `SCAN`.
-/// - On one server (not a cluster), concurrent `get`s and `set`s that find
-///   every connection busy wait and go together as one `MGET` / `MSET` (or
-///   one script call when some carry a TTL), each within the command
-///   timeout it would have had alone (`coalesce.rs`). A key holding another
-///   Redis type reads as a miss, batched or not.
+/// - With `coalesce` (off by default), on one server (not a cluster),
+///   concurrent `get`s and `set`s that find every connection busy wait and
+///   go together as one `MGET` / `MSET` (or one script call when some carry
+///   a TTL), each within the command timeout it would have had alone
+///   (`coalesce.rs`). A key holding another Redis type reads as a miss,
+///   batched or not.
 /// - A command that times out after it was written may still run when the
 ///   server answers again (a timed-out `set` may land).
 #[derive(Clone)]
@@ -441,7 +443,9 @@ impl RedisStore {
         }
         Ok(Self {
             shared: Arc::new(Shared {
-                coalescing: (!pool.next().is_clustered()).then(|| Coalescing::new(&pool, &config)),
+                clustered: pool.next().is_clustered(),
+                coalescing: (config.coalesce && !pool.next().is_clustered())
+                    .then(|| Coalescing::new(&pool, &config)),
                 walker: walk_retry::WalkClient::new(pool.clone()),
                 pool,
                 config,
@@ -470,7 +474,7 @@ impl RedisStore {
     }
 
     fn clustered(&self) -> bool {
-        self.shared.coalescing.is_none()
+        self.shared.clustered
     }
 
     /// SCAN pages of keys under `scope` whose rest matches `pattern`, from

@@ -31,6 +31,7 @@ async fn cache(server: &RedisServer) -> Arc<RedisCache> {
         .unwrap()
         .namespace("co")
         .pool_size(2)
+        .coalesce(true)
         .command_timeout(Duration::from_secs(5));
     Arc::new(config.connect().await.unwrap())
 }
@@ -187,4 +188,28 @@ async fn large_values_are_never_batched() {
     assert_eq!(calls(&server, "mset") + calls(&server, "evalsha"), 0);
     assert_eq!(calls(&server, "set"), TASKS as u64);
     assert_eq!(cache.get("big63").await.unwrap(), Some(big));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalescing_is_off_by_default() {
+    let server = RedisServer::start();
+    let config = RedisConfig::from_url(&server.url()).unwrap().pool_size(2);
+    let cache = Arc::new(config.connect().await.unwrap());
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let key = format!("d{t}:{round}");
+                    cache.set(&key, value_of(&key), None).await.unwrap();
+                    assert_eq!(cache.get(&key).await.unwrap(), Some(value_of(&key)));
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(calls(&server, "mget") + calls(&server, "mset"), 0);
+    assert_eq!(calls(&server, "get"), (TASKS * ROUNDS) as u64);
 }

@@ -21,7 +21,7 @@ fn main() {
     let servers = Arc::new(Mutex::new(Vec::new()));
     // Every adapter is a namespaced view of one connection pool, connected
     // on first use.
-    let harness = |name: &str, start: fn() -> Server| {
+    let harness = |name: &str, start: fn() -> Server, coalesce: bool| {
         let servers = Arc::clone(&servers);
         Arc::new(ViewsOf::new(name, move || {
             let servers = Arc::clone(&servers);
@@ -35,6 +35,7 @@ fn main() {
                 let config = RedisConfig::from_url(&url)
                     .unwrap()
                     .max_value_len(1024 * 1024)
+                    .coalesce(coalesce)
                     .command_timeout(Duration::from_secs(5));
                 RedisStore::connect(&config).await.unwrap()
             })
@@ -42,15 +43,28 @@ fn main() {
     };
     let mut all = trials(
         "standalone",
-        harness("cache-redis (standalone)", || {
-            Server::Standalone(RedisServer::start())
-        }),
+        harness(
+            "cache-redis (standalone)",
+            || Server::Standalone(RedisServer::start()),
+            false,
+        ),
     );
+    // The whole suite again with concurrent gets and sets coalesced.
+    all.extend(trials(
+        "standalone-coalescing",
+        harness(
+            "cache-redis (standalone, coalesce=true)",
+            || Server::Standalone(RedisServer::start()),
+            true,
+        ),
+    ));
     all.extend(trials(
         "cluster",
-        harness("cache-redis (3-primary cluster)", || {
-            Server::Cluster(RedisCluster::start())
-        }),
+        harness(
+            "cache-redis (3-primary cluster)",
+            || Server::Cluster(RedisCluster::start()),
+            false,
+        ),
     ));
     cache_conformance::main(all, servers);
 }
