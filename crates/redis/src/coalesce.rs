@@ -19,13 +19,16 @@
 //!   plus the command timeout, so no call waits longer than the timeout it
 //!   would have had alone (the fault tests' bound is unchanged).
 //! - A slot is freed when its holder's future completes or is dropped, so
-//!   it waits for its holder to be polled after the answer came. On a busy
-//!   machine that can take a while, and nothing else should wait for it: the
-//!   **first call of a list waits at most `MAX_WAIT` (1 ms)** for a slot,
-//!   then sends the list itself, slot or not (one timer per list, not per
-//!   call). Found by the conformance suite over the tiered cache: 152
-//!   behaviours share one store there, and a soft-timeout read waited
-//!   440 ms for slots whose holders' threads were not running.
+//!   it waits for its holder to be polled after the answer came, and
+//!   nothing else should wait for that: the **first call of a list waits at
+//!   most `MAX_WAIT` (1 ms)** for a slot, then sends the list itself, slot
+//!   or not (one timer per list, not per call;
+//!   `a_list_waits_for_a_slot_at_most_max_wait` took 2.5 s without it).
+//! - A batch runs as a task of its own. Spawned from outside the runtime's
+//!   workers (a `block_on` thread) it can wait long in tokio's global
+//!   queue: the conformance suite over the tiered cache measured batches
+//!   answered 400 ms after they were sent off while each took milliseconds
+//!   at the server. One reason coalescing is opt-in (docs/SEMANTICS.md).
 //! - A future polled once and then neither polled nor dropped (leaked) would
 //!   hold its slot: a **watchdog** task (one per store, ticking four times
 //!   per command timeout) takes back slots held for about two timeouts, and

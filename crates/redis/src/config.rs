@@ -274,7 +274,7 @@ impl RedisConfig {
     /// find every pooled connection busy wait and go together as one `MGET`
     /// / `MSET` (or one script call when some carry a TTL), each within its
     /// command timeout. Off by default: it buys throughput at high
-    /// concurrency (1.4–1.5x raw fred at 64 tasks here) with latency when
+    /// concurrency (1.2–1.4x raw fred with the same timeouts at 64 tasks here) with latency when
     /// the CPUs are oversubscribed, since a waiting call's batch goes when
     /// another caller's task is next polled or after 1 ms
     /// (docs/SEMANTICS.md, "Batches and concurrency"). Not with the tiered
