@@ -24,7 +24,7 @@ fn main() {
     let server = RedisServer::start();
     let plan = Plan::REDIS;
     let url = server.url();
-    let (ours, coalescing, manager, multiplexed, fred_pool) = rt.block_on(async {
+    let (ours, uncoalesced, manager, multiplexed, fred_pool) = rt.block_on(async {
         let ours: Arc<dyn Cache> = Arc::new(
             RedisConfig::from_url(&url)
                 .unwrap()
@@ -32,9 +32,9 @@ fn main() {
                 .await
                 .unwrap(),
         );
-        // The same with the one option that changes the hot path.
-        let coalescing: Arc<dyn Cache> = Arc::new(
-            RedisConfig::from_url(&format!("{url}?coalesce=true"))
+        // The same without the one option that changes the hot path.
+        let uncoalesced: Arc<dyn Cache> = Arc::new(
+            RedisConfig::from_url(&format!("{url}?coalesce=false"))
                 .unwrap()
                 .connect()
                 .await
@@ -49,25 +49,27 @@ fn main() {
             .build_pool(4)
             .unwrap();
         fred_pool.init().await.unwrap();
-        (ours, coalescing, manager, multiplexed, fred_pool)
+        (ours, uncoalesced, manager, multiplexed, fred_pool)
     });
     let hot = keys("hot", KEYS);
     rt.block_on(async {
         let items = hot.iter().map(|k| (k.clone(), value(VALUE))).collect();
         ours.set_many(items, None).await.unwrap();
     });
-    let (ours, coalescing, hot, v) = (leak(ours), leak(coalescing), leak(hot), leak(value(VALUE)));
+    let (ours, uncoalesced, hot, v) =
+        (leak(ours), leak(uncoalesced), leak(hot), leak(value(VALUE)));
     let (manager, multiplexed, fred_pool) = (leak(manager), leak(multiplexed), leak(fred_pool));
 
     for (tasks, label, ours) in [
         (1usize, "defaults", ours),
         (64, "defaults", ours),
-        (64, "coalesce=true", coalescing),
+        (64, "coalesce=false", uncoalesced),
     ] {
         header(&format!(
-            "cache-redis ({label}) vs peers with their defaults, concurrency {tasks}; target ≥ 1.0 at 64"
+            "cache-redis ({label}) vs peers with their defaults, concurrency {tasks}; target ≥ 1.0 at 64 on the defaults"
         ));
-        let target = (tasks == 64).then_some(1.0);
+        // Issue 10's target is for the defaults; the other row shows them.
+        let target = (tasks == 64 && label == "defaults").then_some(1.0);
         let our_get = |n| {
             run_tasks(&rt, tasks, n, move |i| async move {
                 assert!(ours.get(&hot[i % KEYS]).await.unwrap().is_some());

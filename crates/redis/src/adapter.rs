@@ -266,7 +266,7 @@ struct Shared {
     /// A cluster (fred knows from the configuration; it never changes).
     clustered: bool,
     /// Concurrent `get`s and `set`s coalesced (`coalesce.rs`): with
-    /// `coalesce` on one server only.
+    /// `coalesce` (the default), on one server only.
     coalescing: Option<Coalescing>,
 }
 
@@ -382,7 +382,7 @@ fn wrong_type_is_a_miss(
 ///   `used_memory`, `evicted_keys`) for the whole database of a standalone
 ///   server, and unknown (`None`, 0) within a namespace or on a cluster,
 ///   since counting them would take a full `SCAN`.
-/// - With `coalesce` (off by default), on one server (not a cluster),
+/// - With `coalesce` (on by default), on one server (not a cluster),
 ///   concurrent `get`s and `set`s that find every connection busy wait and
 ///   go together as one `MGET` / `MSET` (or one script call when some carry
 ///   a TTL), each within the command timeout it would have had alone

@@ -47,7 +47,7 @@ const FRED_PARAMS: &[&str] = &[
 /// | `max_value_len` | 512 MiB | largest value accepted |
 /// | `scan_count` | 1000 | `COUNT` of each `SCAN` batch |
 /// | `allow_flushdb` | false | let `clear` without a namespace run `FLUSHDB` |
-/// | `coalesce` | false | on one server, concurrent `get`s and `set`s that find every connection busy go together as one `MGET` / `MSET` (more throughput at high concurrency, more latency for a call when the machine's CPUs are oversubscribed; docs/SEMANTICS.md) |
+/// | `coalesce` | true | on one server, concurrent `get`s and `set`s that find every connection busy go together as one `MGET` / `MSET`, each within its own command timeout (more throughput at high concurrency; `false` sends every call alone; docs/SEMANTICS.md) |
 /// | `lazy_connect` | false | start without waiting for Redis: connect in the background; until the first connection, calls fail at once with `Unavailable` |
 /// | `tls_ca_file` | the system's roots | `rediss://` only: a PEM file of the CA certificates to trust instead |
 /// | `tls_cert_file`, `tls_key_file` | none | `rediss://` only: a PEM client certificate (chain) and its key, for servers that require one (mutual TLS) |
@@ -207,7 +207,7 @@ impl RedisConfig {
             scan_count: 1000,
             allow_flushdb: false,
             lazy_connect: false,
-            coalesce: false,
+            coalesce: true,
             tls: TlsFiles::default(),
         }
     }
@@ -273,13 +273,12 @@ impl RedisConfig {
     /// On one server (not a cluster), lets concurrent `get`s and `set`s that
     /// find every pooled connection busy wait and go together as one `MGET`
     /// / `MSET` (or one script call when some carry a TTL), each within its
-    /// command timeout. Off by default: it buys throughput at high
-    /// concurrency (1.2–1.4x raw fred with the same timeouts at 64 tasks here) with latency when
-    /// the CPUs are oversubscribed, since a waiting call's batch goes when
-    /// another caller's task is next polled or after 1 ms
-    /// (docs/SEMANTICS.md, "Batches and concurrency"). Not with the tiered
-    /// cache yet: its conformance suite over a coalescing store fails a few
-    /// loader behaviours, for a reason not found yet.
+    /// command timeout. On by default: at 64 tasks it is what makes the
+    /// store faster than raw fred and redis-rs (docs/PERFORMANCE.md, "The
+    /// hot path"); a waiting call's batch goes when a connection frees, when
+    /// the batch is full, or 1 ms after its first call came
+    /// (docs/SEMANTICS.md, "Batches and concurrency"). `false` sends every
+    /// call alone.
     pub fn coalesce(mut self, on: bool) -> Self {
         self.coalesce = on;
         self
@@ -442,11 +441,11 @@ mod tests {
     #[test]
     fn reads_options_and_leaves_fred_the_rest() {
         let c = RedisConfig::from_url(
-            "redis://u:p%40ss@127.0.0.1:7000/3?namespace=a%3Ab&pool_size=2&command_timeout_ms=250&allow_flushdb=true&coalesce=true",
+            "redis://u:p%40ss@127.0.0.1:7000/3?namespace=a%3Ab&pool_size=2&command_timeout_ms=250&allow_flushdb=true&coalesce=false",
         )
         .unwrap();
-        assert!(c.coalesce);
-        assert!(!RedisConfig::from_url("redis://h").unwrap().coalesce);
+        assert!(!c.coalesce);
+        assert!(RedisConfig::from_url("redis://h").unwrap().coalesce);
         assert_eq!(c.namespace.as_deref(), Some("a:b"));
         assert_eq!(c.pool_size, 2);
         assert_eq!(c.command_timeout, Duration::from_millis(250));

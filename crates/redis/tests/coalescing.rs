@@ -190,11 +190,9 @@ async fn large_values_are_never_batched() {
     assert_eq!(cache.get("big63").await.unwrap(), Some(big));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn coalescing_is_off_by_default() {
-    let server = RedisServer::start();
-    let config = RedisConfig::from_url(&server.url()).unwrap().pool_size(2);
-    let cache = Arc::new(config.connect().await.unwrap());
+/// 64 tasks each setting then reading its own keys through `cache`.
+async fn set_and_read_back(cache: RedisCache) {
+    let cache = Arc::new(cache);
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
             let cache = Arc::clone(&cache);
@@ -210,6 +208,29 @@ async fn coalescing_is_off_by_default() {
     for task in tasks {
         task.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalescing_is_on_by_default() {
+    let server = RedisServer::start();
+    let config = RedisConfig::from_url(&server.url()).unwrap().pool_size(2);
+    set_and_read_back(config.connect().await.unwrap()).await;
+    assert!(calls(&server, "mget") > 0, "no get was coalesced");
+    assert!(calls(&server, "mset") > 0, "no set was coalesced");
+    // Fewer commands than calls: that is the point.
+    let sent = calls(&server, "get") + calls(&server, "mget");
+    assert!(
+        sent < (TASKS * ROUNDS) as u64,
+        "{sent} commands for the gets"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesce_false_sends_each_call_alone() {
+    let server = RedisServer::start();
+    let url = format!("{}?coalesce=false", server.url());
+    let config = RedisConfig::from_url(&url).unwrap().pool_size(2);
+    set_and_read_back(config.connect().await.unwrap()).await;
     assert_eq!(calls(&server, "mget") + calls(&server, "mset"), 0);
     assert_eq!(calls(&server, "get"), (TASKS * ROUNDS) as u64);
 }

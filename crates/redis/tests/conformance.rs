@@ -41,21 +41,23 @@ fn main() {
             })
         }))
     };
+    // On one server, concurrent gets and sets are coalesced by default
+    // (a cluster never coalesces).
     let mut all = trials(
         "standalone",
         harness(
             "cache-redis (standalone)",
             || Server::Standalone(RedisServer::start()),
-            false,
+            true,
         ),
     );
-    // The whole suite again with concurrent gets and sets coalesced.
+    // The whole suite again with every call sent alone.
     all.extend(trials(
-        "standalone-coalescing",
+        "standalone-uncoalesced",
         harness(
-            "cache-redis (standalone, coalesce=true)",
+            "cache-redis (standalone, coalesce=false)",
             || Server::Standalone(RedisServer::start()),
-            true,
+            false,
         ),
     ));
     all.extend(trials(
@@ -63,7 +65,7 @@ fn main() {
         harness(
             "cache-redis (3-primary cluster)",
             || Server::Cluster(RedisCluster::start()),
-            false,
+            true,
         ),
     ));
     cache_conformance::main(all, servers);
