@@ -47,7 +47,7 @@ const FRED_PARAMS: &[&str] = &[
 /// | `max_value_len` | 512 MiB | largest value accepted |
 /// | `scan_count` | 1000 | `COUNT` of each `SCAN` batch |
 /// | `allow_flushdb` | false | let `clear` without a namespace run `FLUSHDB` |
-/// | `coalesce` | true | on one server, concurrent `get`s and `set`s that find every connection busy go together as one `MGET` / `MSET`, each within its own command timeout (more throughput at high concurrency; `false` sends every call alone; docs/SEMANTICS.md) |
+/// | `coalesce` | true | on one server, concurrent `get`s, `set`s and `ttl`s that find every connection busy go together as one `MGET` / `MSET` / `PTTL` script call, each within its own command timeout (more throughput at high concurrency; `false` sends every call alone; docs/SEMANTICS.md) |
 /// | `lazy_connect` | false | start without waiting for Redis: connect in the background; until the first connection, calls fail at once with `Unavailable` |
 /// | `tls_ca_file` | the system's roots | `rediss://` only: a PEM file of the CA certificates to trust instead |
 /// | `tls_cert_file`, `tls_key_file` | none | `rediss://` only: a PEM client certificate (chain) and its key, for servers that require one (mutual TLS) |
@@ -270,9 +270,10 @@ impl RedisConfig {
         self
     }
 
-    /// On one server (not a cluster), lets concurrent `get`s and `set`s that
-    /// find every pooled connection busy wait and go together as one `MGET`
-    /// / `MSET` (or one script call when some carry a TTL), each within its
+    /// On one server (not a cluster), lets concurrent `get`s, `set`s and
+    /// `ttl`s that find every pooled connection busy wait and go together as
+    /// one `MGET`, one `MSET` (or one script call when some carry a TTL), one
+    /// script call of `PTTL`s, each within its
     /// command timeout. On by default: at 64 tasks it is what makes the
     /// store faster than raw fred and redis-rs (docs/PERFORMANCE.md, "The
     /// hot path"); a waiting call's batch goes when a connection frees, when

@@ -1,5 +1,6 @@
-//! Concurrent `get`s and `set`s on one server are coalesced into `MGET`
-//! and `MSET` (or one script call) when every slot is busy (issue 10;
+//! Concurrent `get`s, `set`s and `ttl`s on one server are coalesced into
+//! `MGET`, `MSET` (or one script call) and one `PTTL` script call when
+//! every slot is busy (issue 10;
 //! `src/coalesce.rs`). What must hold: each call gets its own answer, TTLs
 //! land per call, a key of another type reads as a miss either way, and
 //! large values are never batched. The servers' `INFO commandstats` show
@@ -188,6 +189,60 @@ async fn large_values_are_never_batched() {
     assert_eq!(calls(&server, "mset") + calls(&server, "evalsha"), 0);
     assert_eq!(calls(&server, "set"), TASKS as u64);
     assert_eq!(cache.get("big63").await.unwrap(), Some(big));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ttls_share_scripts_and_each_gets_its_own_ttl() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    // Key i expires in 1,000 + 10 i seconds, every third key has no TTL,
+    // and "gone" keys do not exist: a mixed-up answer shows.
+    const KEYS: usize = 200;
+    let expected = |i: usize| match i % 3 {
+        0 => None,
+        _ => Some(Duration::from_secs(1_000 + 10 * i as u64)),
+    };
+    for i in 0..KEYS {
+        let key = format!("t{i}");
+        cache.set(&key, value_of(&key), expected(i)).await.unwrap();
+    }
+    let (pttls_before, scripts_before) = (calls(&server, "pttl"), calls(&server, "evalsha"));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let i = (t * ROUNDS + round) % KEYS;
+                    if round % 7 == 0 {
+                        let gone = format!("gone{t}:{round}");
+                        assert_eq!(cache.ttl(&gone).await.unwrap(), TtlState::Missing);
+                        continue;
+                    }
+                    let key = format!("t{i}");
+                    match (cache.ttl(&key).await.unwrap(), expected(i)) {
+                        (TtlState::Persistent, None) => {}
+                        (TtlState::ExpiresIn(left), Some(ttl)) => assert!(
+                            left <= ttl && left > ttl - Duration::from_secs(5),
+                            "{key}: {left:?} left of {ttl:?}"
+                        ),
+                        (got, want) => panic!("{key}: {got:?}, expected {want:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // The server counts a script's own `PTTL`s too: every call ran
+    // exactly once, and some of them inside scripts.
+    let pttls = calls(&server, "pttl") - pttls_before;
+    let scripts = calls(&server, "evalsha") - scripts_before;
+    assert_eq!(pttls, (TASKS * ROUNDS) as u64);
+    assert!(
+        scripts > 0,
+        "{TASKS} tasks over 2 slots sent no script: nothing was coalesced"
+    );
 }
 
 /// 64 tasks each setting then reading its own keys through `cache`.
