@@ -20,7 +20,7 @@ use fred::types::scripts::Script;
 use fred::types::CustomCommand;
 use futures::{Stream, StreamExt};
 
-use crate::coalesce::{Batch, Coalescer, Turn};
+use crate::coalesce::{Batch, Coalescer};
 use crate::config::RedisConfig;
 use crate::errors::ErrorContext;
 use crate::migration;
@@ -591,10 +591,7 @@ impl RedisStore {
         let key = fred_key(key);
         let reply = match &self.shared.coalescing {
             None => self.pool().get(key).await,
-            Some(coalescing) => match coalescing.gets.enter(key) {
-                Turn::Direct(_slot, key) => self.pool().get(key).await,
-                Turn::Queued(queued) => queued.answer().await,
-            },
+            Some(coalescing) => coalescing.gets.call(key, |key| self.pool().get(key)).await,
         };
         wrong_type_is_a_miss(reply).map_err(self.err("get"))
     }
@@ -607,12 +604,8 @@ impl RedisStore {
         let reply = match &self.shared.coalescing {
             Some(coalescing) if value.len() <= COALESCED_VALUE_MAX => {
                 let millis = ttl.map_or(0, |t| t.as_millis() as i64);
-                match coalescing.sets.enter((key, value, millis)) {
-                    Turn::Direct(_slot, (key, value, _)) => {
-                        self.pool().set(key, value, ttl.map(px), None, false).await
-                    }
-                    Turn::Queued(queued) => queued.answer().await,
-                }
+                let alone = |(key, value, _)| self.pool().set(key, value, ttl.map(px), None, false);
+                coalescing.sets.call((key, value, millis), alone).await
             }
             _ => self.pool().set(key, value, ttl.map(px), None, false).await,
         };
@@ -810,10 +803,7 @@ impl RedisStore {
         let key = fred_key(key);
         let millis: i64 = match &self.shared.coalescing {
             None => self.pool().pttl(key).await,
-            Some(coalescing) => match coalescing.ttls.enter(key) {
-                Turn::Direct(_slot, key) => self.pool().pttl(key).await,
-                Turn::Queued(queued) => queued.answer().await,
-            },
+            Some(coalescing) => coalescing.ttls.call(key, |key| self.pool().pttl(key)).await,
         }
         .map_err(self.err("ttl"))?;
         Ok(match millis {

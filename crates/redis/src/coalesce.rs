@@ -226,6 +226,20 @@ impl<B: Batch> Coalescer<B> {
         Turn::Queued(Queued { answered, first })
     }
 
+    /// One call: sent `alone` when it gets a slot (which is free again
+    /// when `alone`'s future completes or is dropped), else its share of a
+    /// batch.
+    pub(crate) async fn call<F, Fut>(self: &Arc<Self>, item: B::Item, alone: F) -> Answer<B::Reply>
+    where
+        F: FnOnce(B::Item) -> Fut,
+        Fut: Future<Output = Answer<B::Reply>>,
+    {
+        match self.enter(item) {
+            Turn::Direct(_slot, item) => alone(item).await,
+            Turn::Queued(queued) => queued.answer().await,
+        }
+    }
+
     /// Sends list number `list` now, slot or not, unless it has gone.
     fn send_if_waiting(self: &Arc<Self>, list: u64) {
         let lanes = self.lanes();
@@ -410,13 +424,12 @@ mod tests {
 
     /// A call as the store makes it: its own command when it has a slot.
     async fn call(c: &Arc<Coalescer<Echo>>, item: u64) -> Answer<u64> {
-        match c.enter(item) {
-            Turn::Direct(_slot, item) => {
-                tokio::time::sleep(c.batch.delay).await;
-                Ok(item * 10)
-            }
-            Turn::Queued(queued) => queued.answer().await,
-        }
+        let delay = c.batch.delay;
+        c.call(item, |item| async move {
+            tokio::time::sleep(delay).await;
+            Ok(item * 10)
+        })
+        .await
     }
 
     fn runtime() -> tokio::runtime::Runtime {
