@@ -6,12 +6,22 @@
 //! [`RedisCluster::start`] does the same for a local three-primary cluster.
 //! When `redis-server` is not installed, both panic with how to install it:
 //! a Redis test never skips.
+//!
+//! A test process killed by a signal (SIGKILL, or SIGPIPE when its output
+//! is piped into `head`) runs no `Drop`: its servers die with it all the
+//! same, because each is started under `setpriv --pdeathsig KILL` (Linux's
+//! parent-death signal; `setpriv` comes with util-linux, which every Debian
+//! has) from one thread that lives as long as the process (the signal
+//! follows the thread that spawned the child, and a test's own thread ends
+//! before the servers it started for others). Without `setpriv` the server
+//! starts plainly, and only `Drop` stops it.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Mutex, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -173,7 +183,7 @@ impl RedisServer {
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = server_command();
         if let Some(primary) = self.options.sentinel_of {
             // A sentinel needs a config file of its own, which it rewrites.
             let conf = self.dir.join("sentinel.conf");
@@ -243,10 +253,8 @@ impl RedisServer {
     }
 
     /// Spawns `cmd` and waits until the process answers.
-    fn spawn_and_ping(&mut self, mut cmd: Command) -> Result<(), String> {
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("spawn redis-server: {e}"))?;
+    fn spawn_and_ping(&mut self, cmd: Command) -> Result<(), String> {
+        let mut child = spawn_tied(cmd).map_err(|e| format!("spawn redis-server: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -506,6 +514,56 @@ impl RedisSentinel {
         // *2\r\n$9\r\n127.0.0.1\r\n$5\r\nPORT\r\n
         reply.lines().nth(4).and_then(|p| p.trim().parse().ok())
     }
+}
+
+/// `redis-server`, under `setpriv --pdeathsig KILL` where `setpriv` runs:
+/// it is killed when the thread that spawns it ([`spawn_tied`]'s) ends.
+fn server_command() -> Command {
+    static SETPRIV: OnceLock<bool> = OnceLock::new();
+    let setpriv = *SETPRIV.get_or_init(|| {
+        Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !setpriv {
+        return Command::new("redis-server");
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--pdeathsig", "KILL", "redis-server"]);
+    cmd
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Spawns `cmd` from a thread that lives as long as the process, so that
+/// a parent-death signal set for the child fires when the process ends,
+/// not when the calling test's thread does.
+fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("redis-harness-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in incoming {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("start the harness's spawner thread");
+        Mutex::new(requests)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((cmd, reply))
+        .map_err(|_| std::io::Error::other("the harness's spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the harness's spawner thread is gone"))?
 }
 
 /// Panics with [`INSTALL_HINT`] when `redis-server` cannot be run.
