@@ -280,6 +280,11 @@ impl RedisConfig {
     /// the batch is full, or 1 ms after its first call came
     /// (docs/SEMANTICS.md, "Batches and concurrency"). `false` sends every
     /// call alone.
+    ///
+    /// A Redis user restricted by ACL must be allowed `MGET`, `MSET` and
+    /// `EVALSHA` (as `get_many`, `set_many` and `incr` with a TTL already
+    /// need), or batched calls fail with the server's `NOPERM` under load
+    /// while lone ones succeed: give such a user `coalesce=false`.
     pub fn coalesce(mut self, on: bool) -> Self {
         self.coalesce = on;
         self

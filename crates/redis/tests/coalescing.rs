@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_port::{Cache, TtlState};
 use cache_redis::{RedisCache, RedisConfig};
-use cache_redis_harness::RedisServer;
+use cache_redis_harness::{RedisServer, ServerOptions};
 
 const TASKS: usize = 64;
 const ROUNDS: usize = 40;
@@ -243,6 +243,53 @@ async fn concurrent_ttls_share_scripts_and_each_gets_its_own_ttl() {
         scripts > 0,
         "{TASKS} tasks over 2 slots sent no script: nothing was coalesced"
     );
+}
+
+/// A user whose ACL refuses `MGET` reads alone but not in a batch: what
+/// `RedisConfig::coalesce` and docs/SEMANTICS.md tell such a user
+/// (`coalesce=false`), shown both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_without_mget_needs_coalesce_false() {
+    let server = RedisServer::start_with(ServerOptions {
+        acl_users: vec!["bob on >bob-pass ~* &* +@all -mget".into()],
+        ..Default::default()
+    });
+    let url = format!("redis://bob:bob-pass@127.0.0.1:{}", server.port());
+    // 64 tasks reading over 2 connections; the errors they saw.
+    let read_under_load = |cache: RedisCache| async move {
+        cache.set("k", value_of("k"), None).await.unwrap();
+        let cache = Arc::new(cache);
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move {
+                    let mut errors = Vec::new();
+                    for _ in 0..ROUNDS {
+                        if let Err(e) = cache.get("k").await {
+                            errors.push(e.to_string());
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        let mut errors = Vec::new();
+        for task in tasks {
+            errors.extend(task.await.unwrap());
+        }
+        errors
+    };
+    let alone = RedisConfig::from_url(&format!("{url}?coalesce=false"))
+        .unwrap()
+        .pool_size(2);
+    assert_eq!(
+        read_under_load(alone.connect().await.unwrap()).await,
+        Vec::<String>::new()
+    );
+    let batched = RedisConfig::from_url(&url).unwrap().pool_size(2);
+    let errors = read_under_load(batched.connect().await.unwrap()).await;
+    assert!(!errors.is_empty(), "no get was batched");
+    assert!(errors.iter().all(|e| e.contains("NOPERM")), "{errors:?}");
 }
 
 /// 64 tasks each setting then reading its own keys through `cache`.
