@@ -284,7 +284,10 @@ impl RedisConfig {
     /// A Redis user restricted by ACL must be allowed `MGET`, `MSET` and
     /// `EVALSHA` (as `get_many`, `set_many` and `incr` with a TTL already
     /// need), or batched calls fail with the server's `NOPERM` under load
-    /// while lone ones succeed: give such a user `coalesce=false`.
+    /// while lone ones succeed. And an ACL that limits keys (`~app:*`)
+    /// refuses a whole batch when one of its keys is outside the pattern:
+    /// a call within it can then fail for another call's key. Give such a
+    /// user `coalesce=false`.
     pub fn coalesce(mut self, on: bool) -> Self {
         self.coalesce = on;
         self

@@ -245,6 +245,36 @@ async fn concurrent_ttls_share_scripts_and_each_gets_its_own_ttl() {
     );
 }
 
+/// 64 tasks over `cache`, task `t` reading `key_of(t)` (after `app:k` is
+/// set); the errors, each with the key read.
+async fn read_under_load(
+    cache: RedisCache,
+    key_of: fn(usize) -> &'static str,
+) -> Vec<(String, String)> {
+    cache.set("app:k", value_of("app:k"), None).await.unwrap();
+    let cache = Arc::new(cache);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                let key = key_of(t);
+                let mut errors = Vec::new();
+                for _ in 0..ROUNDS {
+                    if let Err(e) = cache.get(key).await {
+                        errors.push((key.to_owned(), e.to_string()));
+                    }
+                }
+                errors
+            })
+        })
+        .collect();
+    let mut errors = Vec::new();
+    for task in tasks {
+        errors.extend(task.await.unwrap());
+    }
+    errors
+}
+
 /// A user whose ACL refuses `MGET` reads alone but not in a batch: what
 /// `RedisConfig::coalesce` and docs/SEMANTICS.md tell such a user
 /// (`coalesce=false`), shown both ways.
@@ -255,40 +285,51 @@ async fn an_acl_user_without_mget_needs_coalesce_false() {
         ..Default::default()
     });
     let url = format!("redis://bob:bob-pass@127.0.0.1:{}", server.port());
-    // 64 tasks reading over 2 connections; the errors they saw.
-    let read_under_load = |cache: RedisCache| async move {
-        cache.set("k", value_of("k"), None).await.unwrap();
-        let cache = Arc::new(cache);
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let cache = Arc::clone(&cache);
-                tokio::spawn(async move {
-                    let mut errors = Vec::new();
-                    for _ in 0..ROUNDS {
-                        if let Err(e) = cache.get("k").await {
-                            errors.push(e.to_string());
-                        }
-                    }
-                    errors
-                })
-            })
-            .collect();
-        let mut errors = Vec::new();
-        for task in tasks {
-            errors.extend(task.await.unwrap());
-        }
+    let alone = RedisConfig::from_url(&format!("{url}?coalesce=false"))
+        .unwrap()
+        .pool_size(2);
+    let errors = read_under_load(alone.connect().await.unwrap(), |_| "app:k").await;
+    assert_eq!(errors, vec![]);
+    let batched = RedisConfig::from_url(&url).unwrap().pool_size(2);
+    let errors = read_under_load(batched.connect().await.unwrap(), |_| "app:k").await;
+    assert!(!errors.is_empty(), "no get was batched");
+    assert!(
+        errors.iter().all(|(_, e)| e.contains("NOPERM")),
+        "{errors:?}"
+    );
+}
+
+/// A user whose ACL limits keys (`~app:*`) and who reads keys on both
+/// sides through one store: alone, a read of an allowed key never fails;
+/// batched, it can fail because another call in its batch read a key
+/// outside the pattern (the server refuses the whole `MGET`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_pattern_acl_refuses_whole_batches() {
+    let server = RedisServer::start_with(ServerOptions {
+        acl_users: vec!["carol on >carol-pass ~app:* &* +@all".into()],
+        ..Default::default()
+    });
+    let url = format!("redis://carol:carol-pass@127.0.0.1:{}", server.port());
+    // Half the tasks read inside the pattern, half outside.
+    let key_of = |t: usize| if t % 2 == 0 { "app:k" } else { "other:k" };
+    let allowed = |errors: Vec<(String, String)>| -> Vec<String> {
         errors
+            .into_iter()
+            .filter(|(key, _)| key == "app:k")
+            .map(|(_, e)| e)
+            .collect()
     };
     let alone = RedisConfig::from_url(&format!("{url}?coalesce=false"))
         .unwrap()
         .pool_size(2);
-    assert_eq!(
-        read_under_load(alone.connect().await.unwrap()).await,
-        Vec::<String>::new()
-    );
+    let errors = allowed(read_under_load(alone.connect().await.unwrap(), key_of).await);
+    assert_eq!(errors, Vec::<String>::new());
     let batched = RedisConfig::from_url(&url).unwrap().pool_size(2);
-    let errors = read_under_load(batched.connect().await.unwrap()).await;
-    assert!(!errors.is_empty(), "no get was batched");
+    let errors = allowed(read_under_load(batched.connect().await.unwrap(), key_of).await);
+    assert!(
+        !errors.is_empty(),
+        "no read of app:k shared a batch with other:k"
+    );
     assert!(errors.iter().all(|e| e.contains("NOPERM")), "{errors:?}");
 }
 
