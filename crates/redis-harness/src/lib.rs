@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, OnceLock};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -542,7 +542,7 @@ type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 /// a parent-death signal set for the child fires when the process ends,
 /// not when the calling test's thread does.
 fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    static SPAWNER: OnceLock<mpsc::Sender<SpawnRequest>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (requests, incoming) = mpsc::channel::<SpawnRequest>();
         std::thread::Builder::new()
@@ -553,12 +553,10 @@ fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
                 }
             })
             .expect("start the harness's spawner thread");
-        Mutex::new(requests)
+        requests
     });
     let (reply, answer) = mpsc::channel();
     spawner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .send((cmd, reply))
         .map_err(|_| std::io::Error::other("the harness's spawner thread is gone"))?;
     answer
