@@ -418,8 +418,8 @@ fn wrong_type_is_a_miss(
 /// - With `coalesce` (on by default), on one server (not a cluster),
 ///   concurrent `get`s, `set`s and `ttl`s that find every connection busy
 ///   wait and go together as one `MGET`, one `MSET` (or one script call when
-///   some carry a TTL), one `PTTL_EACH` script call, each within the command timeout it would have had alone
-///   (`coalesce.rs`). A key holding another Redis type reads as a miss,
+///   some carry a TTL), one `PTTL_EACH` script call, each within the
+///   command timeout it would have had alone (`coalesce.rs`). A key holding another Redis type reads as a miss,
 ///   batched or not.
 /// - A command that times out after it was written may still run when the
 ///   server answers again (a timed-out `set` may land).
@@ -474,10 +474,11 @@ impl RedisStore {
             }
             connected.up.store(true, Relaxed);
         }
+        let clustered = pool.next().is_clustered();
         Ok(Self {
             shared: Arc::new(Shared {
-                clustered: pool.next().is_clustered(),
-                coalescing: (config.coalesce && !pool.next().is_clustered())
+                clustered,
+                coalescing: (config.coalesce && !clustered)
                     .then(|| Coalescing::new(&pool, &config)),
                 walker: walk_retry::WalkClient::new(pool.clone()),
                 pool,

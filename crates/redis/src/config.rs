@@ -273,8 +273,8 @@ impl RedisConfig {
     /// On one server (not a cluster), lets concurrent `get`s, `set`s and
     /// `ttl`s that find every pooled connection busy wait and go together as
     /// one `MGET`, one `MSET` (or one script call when some carry a TTL), one
-    /// script call of `PTTL`s, each within its
-    /// command timeout. On by default: at 64 tasks it is what makes the
+    /// script call of `PTTL`s, each within its command timeout. On by
+    /// default: at 64 tasks it is what makes the
     /// store faster than raw fred and redis-rs (docs/PERFORMANCE.md, "The
     /// hot path"); a waiting call's batch goes when a connection frees, when
     /// the batch is full, or 1 ms after its first call came
