@@ -7,19 +7,61 @@ cd "$(dirname "$0")/.."
 fail() { echo "invariant broken: $*" >&2; exit 1; }
 
 # The crates a package depends on (normal dependencies, every depth), by name.
-deps() { cargo tree -p "$1" -e normal --prefix none --all-features 2>/dev/null | awk '{print $1}' | sort -u; }
-# Its direct normal dependencies, by name.
+# With its default features: what a crate that depends on it plainly compiles.
+deps() { cargo tree -p "$1" -e normal --prefix none 2>/dev/null | awk '{print $1}' | sort -u; }
+# The same with every feature on (an optional dependency counts).
+deps_all() { cargo tree -p "$1" -e normal --prefix none --all-features 2>/dev/null | awk '{print $1}' | sort -u; }
+# Its direct normal dependencies, by name, every feature on.
 direct() { cargo tree -p "$1" -e normal --prefix none --depth 1 --all-features 2>/dev/null | awk 'NR > 1 {print $1}' | sort -u; }
+# Its direct dependencies among the workspace's own crates.
+ours() { direct "$1" | grep -E '^cache-' || true; }
+# Fails unless every workspace crate $1 depends on directly is in the rest.
+only_ours() {
+  local crate=$1; shift
+  for dep in $(ours "$crate"); do
+    local allowed=no
+    for ok in "$@"; do [ "$dep" = "$ok" ] && allowed=yes; done
+    [ $allowed = yes ] || fail "$crate depends on $dep (allowed: $*)"
+  done
+}
 
-echo "-- the port depends on no adapter, no client and no DI framework"
-for banned in cache-moka cache-redis moka fred shaku; do
-  deps cache-port | grep -qx "$banned" && fail "cache-port depends on $banned"
+echo "-- the port needs no runtime, no metrics or tracing, no engine, no DI framework, none of our other crates"
+port=$(deps cache-port)
+for banned in tokio metrics quanta quick_cache tracing moka fred shaku fastrand; do
+  echo "$port" | grep -qx "$banned" && fail "cache-port depends on $banned"
+done
+for banned in moka fred shaku tokio metrics quanta quick_cache; do
+  deps_all cache-port | grep -qx "$banned" && fail "cache-port depends on $banned with its features on"
+done
+only_ours cache-port
+
+echo "-- the store side depends on the port alone of our crates, and on no engine"
+only_ours cache-store cache-port
+for banned in moka fred shaku metrics quanta; do
+  deps_all cache-store | grep -qx "$banned" && fail "cache-store depends on $banned"
 done
 
-echo "-- the conformance suite depends on the port only (no adapter)"
-for banned in cache-moka cache-redis moka fred shaku; do
-  deps cache-conformance | grep -qx "$banned" && fail "cache-conformance depends on $banned"
-done
+echo "-- observability depends on the port and the store side"
+only_ours cache-observe cache-port cache-store
+
+echo "-- loading depends on the port alone of our crates"
+only_ours cache-loading cache-port
+
+echo "-- adapters depend on the port and the store side only (plus their engine)"
+only_ours cache-moka cache-port cache-store
+only_ours cache-redis cache-port cache-store
+deps_all cache-moka | grep -qx fred && fail "cache-moka depends on fred"
+deps_all cache-redis | grep -qx moka && fail "cache-redis depends on moka"
+
+echo "-- the tiered cache builds its L1 from cache-moka, takes any L2 and backplane, never names Redis"
+only_ours cache-tiered cache-port cache-store cache-moka
+deps_all cache-tiered | grep -qx -e cache-redis -e fred && fail "cache-tiered depends on Redis (its L2 and backplane are handed in)"
+
+echo "-- the conformance suite depends on no adapter"
+only_ours cache-conformance cache-port cache-store cache-loading
+
+echo "-- the catalogue library depends on the port and loading alone of our crates (domain code)"
+only_ours cache-example-catalog cache-port cache-loading
 
 echo "-- only cache-composition names shaku"
 members=$(sed -n 's/^name = "\(cache-.*\)"$/\1/p' crates/*/Cargo.toml tests/Cargo.toml)
@@ -28,15 +70,11 @@ for member in $members; do
   direct "$member" | grep -qx shaku && fail "$member depends on shaku directly"
 done
 
-echo "-- the catalogue library depends on cache-port alone of the workspace's crates"
-others=$(deps cache-example-catalog | grep -E '^cache-' | grep -vx -e cache-example-catalog -e cache-port || true)
-[ -z "$others" ] || fail "cache-example-catalog depends on: $others"
-
-echo "-- adapters do not depend on each other (the tiered adapter builds its L1 from cache-moka, and takes any L2 and backplane)"
-deps cache-moka | grep -qx cache-redis && fail "cache-moka depends on cache-redis"
-deps cache-redis | grep -qx cache-moka && fail "cache-redis depends on cache-moka"
-deps cache-tiered | grep -qx -e cache-redis -e fred && fail "cache-tiered depends on Redis (its L2 and backplane are handed in)"
-deps cache-redis | grep -qx cache-tiered && fail "cache-redis depends on cache-tiered"
-deps cache-moka | grep -qx cache-tiered && fail "cache-moka depends on cache-tiered"
+echo "-- no crate imports from one above it: the port, store side, observability and loading name no adapter"
+for crate in cache-port cache-store cache-observe cache-loading; do
+  for above in cache-moka cache-redis cache-tiered cache-composition cache-cli; do
+    deps_all "$crate" | grep -qx "$above" && fail "$crate depends on $above"
+  done
+done
 
 echo "invariants hold"

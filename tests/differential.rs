@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_port::{Cache, ErrorKind, Store, Ttl, TtlState, View, MAX_KEY_LEN, MAX_TTL};
+use cache_port::{Cache, ErrorKind, Ttl, TtlState, MAX_KEY_LEN, MAX_TTL};
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
+use cache_store::{Store, View};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 
@@ -668,7 +669,7 @@ fn tiered_and_redis_answer_alike() {
                 .max_value_len(MAX_VALUE)
                 .command_timeout(Duration::from_secs(5));
             let l2 = cache_redis::RedisStore::connect(&config).await.unwrap();
-            let backplane: Arc<dyn cache_port::backplane::Backplane> =
+            let backplane: Arc<dyn cache_store::backplane::Backplane> =
                 cache_redis::RedisBackplane::connect(&config, cache_redis::DEFAULT_CHANNEL)
                     .await
                     .unwrap();
@@ -837,8 +838,8 @@ async fn fresh_pair(server: &RedisServer, namespace: Option<&str>) -> Pair {
 }
 
 /// The counted stack over `store`, in `namespace` if any.
-fn stack<S: cache_port::Store>(store: S, namespace: Option<&str>) -> Arc<dyn Cache> {
-    let builder = cache_port::CacheBuilder::new(store);
+fn stack<S: cache_store::Store>(store: S, namespace: Option<&str>) -> Arc<dyn Cache> {
+    let builder = cache_store::CacheBuilder::new(store);
     match namespace {
         Some(ns) => builder.namespace(ns).unwrap().build(),
         None => builder.in_namespace(None).build(),

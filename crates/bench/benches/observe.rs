@@ -25,7 +25,7 @@ fn main() {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let scrape = recorder.handle();
     metrics::set_global_recorder(recorder).unwrap();
-    cache_port::observe::names::describe();
+    cache_observe::names::describe();
     tracing::subscriber::set_global_default(
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::INFO)

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cache_loading::{LoadOptions, Loader, StampedeLock};
 use cache_moka::MokaConfig;
-use cache_port::loading::{LoadOptions, Loader, StampedeLock};
 use cache_port::{Cache, CacheError, CacheExt};
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
@@ -203,7 +203,7 @@ fn main() {
         let store = MokaConfig::default().build_store().unwrap();
         scenarios("cache-moka (4 adapters = 4 views of one store)", || {
             let store = store.clone();
-            async move { cache_port::CacheBuilder::new(store).build() }
+            async move { cache_store::CacheBuilder::new(store).build() }
         })
         .await;
 
@@ -225,7 +225,7 @@ fn main() {
                 async move {
                     let config = RedisConfig::from_url(&url).unwrap();
                     let l2 = cache_redis::RedisStore::connect(&config).await.unwrap();
-                    let backplane: Arc<dyn cache_port::backplane::Backplane> =
+                    let backplane: Arc<dyn cache_store::backplane::Backplane> =
                         cache_redis::RedisBackplane::connect(&config, cache_redis::DEFAULT_CHANNEL)
                             .await
                             .unwrap();

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_moka::MokaConfig;
-use cache_port::backplane::Backplane;
 use cache_port::Cache;
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
 use cache_redis_harness::RedisServer;
+use cache_store::backplane::Backplane;
 use cache_tiered::TieredConfig;
 use peak_alloc::PeakAlloc;
 

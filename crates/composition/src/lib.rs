@@ -19,7 +19,7 @@
 //!   `namespace`, `fail_open`, `keys_limit`, `metrics`, `tracing` and
 //!   `trace_keys`. Unknown schemes, unknown or bad options, and a Redis URL
 //!   in a build without the `redis` feature are errors at startup.
-//! - [`build_cache`] builds the stack with `cache_port::CacheBuilder`: the
+//! - [`build_cache`] builds the stack with `cache_store::CacheBuilder`: the
 //!   adapter's store, the namespace, the metrics and tracing layers and
 //!   fail-open if asked for, the stats counters, and the front, boxed once.
 //! - `serve_prometheus` (feature `prometheus`) installs a Prometheus

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use cache_port::layer::{FailOpenLayer, MetricsLayer, TracingLayer};
-use cache_port::{Cache, CacheBuilder, Result, Store};
+use cache_observe::{MetricsLayer, TracingLayer};
+use cache_port::{Cache, Result};
+use cache_store::layer::FailOpenLayer;
+use cache_store::{CacheBuilder, Store};
 use shaku::{Component, HasComponent, Interface};
 
 use crate::config::{AdapterConfig, CacheConfig};
@@ -69,7 +71,7 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
             match config.tier() {
                 None => stack(l2, config, "redis"),
                 Some(tier) => {
-                    let backplane: Arc<dyn cache_port::backplane::Backplane> =
+                    let backplane: Arc<dyn cache_store::backplane::Backplane> =
                         cache_redis::RedisBackplane::connect(c, &tier.channel).await?;
                     let tiered = cache_tiered::TieredConfig::default()
                         .l1(cache_moka::MokaConfig::default().capacity_bytes(tier.l1_bytes))

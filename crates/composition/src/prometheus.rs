@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use cache_port::observe::names;
 use cache_port::{CacheError, Result};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -24,11 +23,13 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder> {
         message: format!("Prometheus exporter: {e}"),
     };
     let mut builder = PrometheusBuilder::new().with_recommended_naming(true);
-    for name in [
-        names::OPERATION_DURATION,
-        names::LOADER_DURATION,
-        names::BACKPLANE_LAG,
-    ] {
+    let durations = [
+        cache_observe::names::OPERATION_DURATION,
+        cache_loading::names::LOADER_DURATION,
+        #[cfg(feature = "redis")]
+        cache_tiered::names::BACKPLANE_LAG,
+    ];
+    for name in durations {
         builder = builder
             .set_buckets_for_metric(Matcher::Full(name.to_owned()), DURATION_BUCKETS)
             .map_err(bad)?;
@@ -62,6 +63,16 @@ pub fn serve_prometheus(addr: SocketAddr) -> Result<PrometheusHandle> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|e| failed(&e))?;
     tokio::spawn(exporter);
-    names::describe();
+    describe();
     Ok(handle)
+}
+
+/// Registers the description and unit of every metric the toolkit records
+/// (the layers', the loader's and, with feature `redis`, the tiered
+/// cache's) with the installed recorder; [`serve_prometheus`] calls it.
+pub fn describe() {
+    cache_observe::names::describe();
+    cache_loading::names::describe();
+    #[cfg(feature = "redis")]
+    cache_tiered::names::describe();
 }

@@ -54,7 +54,7 @@ proptest! {
         // The redactor hides userinfo and secret-named parameters' values
         // (a secret elsewhere, as a path or a parameter name, is refused by
         // the parsers above without being repeated).
-        let redacted = cache_port::redact_url(&url);
+        let redacted = cache_store::redact_url(&url);
         if form.contains("{}@") || form.contains("={}") || form.contains(":{}@") {
             prop_assert!(!redacted.contains(&secret), "{url:?} redacted as {redacted}");
         }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_port::loading::{LoadError, LoadOptions, Loader};
+use cache_loading::{LoadError, LoadOptions, Loader};
 
 use crate::Ctx;
 
@@ -253,15 +253,15 @@ struct Calls(Arc<std::sync::Mutex<std::collections::HashMap<&'static str, usize>
 
 /// A store over the behaviour's adapter that counts what goes through it.
 struct Counting {
-    inner: cache_port::layer::CacheStore<Arc<dyn cache_port::Cache>>,
+    inner: cache_store::layer::CacheStore<dyn cache_port::Cache>,
     calls: Calls,
 }
 
-impl cache_port::Store for Counting {
+impl cache_store::Store for Counting {
     async fn call(
         &self,
-        request: cache_port::Request<'_>,
-    ) -> cache_port::Result<cache_port::Reply> {
+        request: cache_store::Request<'_>,
+    ) -> cache_port::Result<cache_store::Reply> {
         *self
             .calls
             .0
@@ -293,8 +293,8 @@ pub async fn get_or_load_many_reads_once_loads_once_writes_once(cx: Ctx) {
         .collect();
     cx.cache.set_many(present, None).await.unwrap();
     let calls = Calls::default();
-    let counted = cache_port::CacheBuilder::new(Counting {
-        inner: cache_port::layer::CacheStore::new(Arc::clone(&cx.cache)),
+    let counted = cache_store::CacheBuilder::new(Counting {
+        inner: cache_store::layer::CacheStore::shared(Arc::clone(&cx.cache)),
         calls: calls.clone(),
     })
     .build();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_port::loading::{
+use cache_loading::{
     FailSafe, LoadError, LoadOptions, Loaded, Loader, Origin, StaleReason, StampedeLock,
 };
 use cache_port::CacheExt;
@@ -85,7 +85,7 @@ pub async fn stampede_lock_makes_one_load_per_expiry_across_loaders(cx: Ctx) {
         }
         assert_eq!(calls.load(SeqCst), 1, "expiry {expiry}: loader calls");
         // The lock was released by its owner.
-        let lock = format!("hot{}", cache_port::loading::LOCK_SUFFIX);
+        let lock = format!("hot{}", cache_loading::LOCK_SUFFIX);
         assert!(!cx.cache.exists(&lock).await.unwrap(), "expiry {expiry}");
         sleep_ms(350).await;
     }

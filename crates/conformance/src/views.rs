@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cache_port::{Cache, CacheBuilder, Store};
+use cache_port::Cache;
+use cache_store::{CacheBuilder, Store};
 use futures::future::BoxFuture;
 use tokio::sync::OnceCell;
 
@@ -18,7 +19,7 @@ use crate::Harness;
 /// use cache_conformance::{trials, ViewsOf};
 ///
 /// // An adapter's test: every behaviour on a namespaced view of `store`.
-/// fn suite<S: cache_port::Store + Clone>(store: S) -> Vec<libtest_mimic::Trial> {
+/// fn suite<S: cache_store::Store + Clone>(store: S) -> Vec<libtest_mimic::Trial> {
 ///     let harness = ViewsOf::new("my adapter", move || {
 ///         let store = store.clone();
 ///         Box::pin(async move { store })

@@ -6,8 +6,9 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use cache_example_catalog::{CatalogService, Product, SlowRepository};
-//! use cache_port::layer::{CacheStore, FailOpenLayer};
-//! use cache_port::{CacheBuilder, CacheError, MockCache};
+//! use cache_store::layer::{CacheStore, FailOpenLayer};
+//! use cache_store::CacheBuilder;
+//! use cache_port::{CacheError, MockCache};
 //!
 //! let lamp = Product { id: 1, name: "lamp".into(), category: "lighting".into(), price_cents: 1999 };
 //! let repository = Arc::new(SlowRepository::new(Duration::from_millis(1), [lamp.clone()]));

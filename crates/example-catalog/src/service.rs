@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_port::loading::{FailSafe, LoadError, LoadOptions, Loader};
+use cache_loading::{FailSafe, LoadError, LoadOptions, Loader};
 use cache_port::{Cache, CacheError};
 
 use crate::product::{Product, ProductRepository, RepositoryError};

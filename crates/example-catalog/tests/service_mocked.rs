@@ -10,8 +10,9 @@ use cache_example_catalog::{
     CatalogError, CatalogService, Product, SlowRepository, PRODUCT_TTL, PRODUCT_TTL_JITTER,
     STALE_FOR,
 };
-use cache_port::layer::{CacheStore, FailOpenHandle, FailOpenLayer};
-use cache_port::{typed, Cache, CacheBuilder, CacheError, MockCache};
+use cache_port::{typed, Cache, CacheError, MockCache};
+use cache_store::layer::{CacheStore, FailOpenHandle, FailOpenLayer};
+use cache_store::CacheBuilder;
 use common::lamp;
 use mockall::predicate::{always, eq, function};
 

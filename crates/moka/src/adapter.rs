@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cache_port::{
-    CacheError, KeyPages, Pattern, Reply, Request, Result, Stats, Store, StoreKey, Ttl, TtlState,
-    View,
-};
+use cache_port::{CacheError, KeyPages, Pattern, Result, Stats, Ttl, TtlState};
+use cache_store::{Reply, Request, Store, StoreKey, View};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 

@@ -76,7 +76,7 @@ impl MokaConfig {
         Ok(crate::MokaCache::over(self.build_store()?, namespace))
     }
 
-    /// Builds a new store alone, for `cache_port::CacheBuilder` stacks of
+    /// Builds a new store alone, for `cache_store::CacheBuilder` stacks of
     /// your own (the namespace is not applied: add it to the builder).
     pub fn build_store(&self) -> Result<crate::MokaStore> {
         crate::MokaStore::from_config(self)

@@ -20,11 +20,11 @@
 //!   entries evicted first, evictions counted.
 //! - Per-entry TTLs with Redis `SET` semantics: `set` replaces value and TTL;
 //!   an entry is invisible from the instant it expires.
-//! - [`MokaStore`] is the store (it implements `cache_port::Store`);
+//! - [`MokaStore`] is the store (it implements `cache_store::Store`);
 //!   [`MokaCache`] is the port over it, counted and optionally namespaced.
 //!   Several namespaces can share one store (`MokaCache::namespaced`), and
 //!   any layer of `cache_port::layer` composes over it through
-//!   `cache_port::CacheBuilder`.
+//!   `cache_store::CacheBuilder`.
 //! - Patterns through the port's shared Redis-glob matcher, so `keys` and
 //!   `delete_pattern` answer exactly as Redis would.
 //! - `clear` on a view without a namespace empties the whole store: the store

@@ -244,7 +244,7 @@ async fn an_entry_that_could_never_fit_is_refused_not_dropped() {
 #[tokio::test]
 async fn keys_refuses_past_its_limit() {
     let store = MokaConfig::default().build_store().unwrap();
-    let cache = cache_port::CacheBuilder::new(store)
+    let cache = cache_store::CacheBuilder::new(store)
         .keys_limit(10)
         .namespace("limited")
         .unwrap()

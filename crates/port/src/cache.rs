@@ -1,9 +1,11 @@
 //! The port: one object-safe async trait.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_core::Stream;
 
 use crate::error::Result;
 use crate::stats::Stats;
@@ -17,7 +19,8 @@ use crate::ttl::TtlState;
 /// keys are validated by [`Key`](crate::Key), TTLs by [`Ttl`](crate::Ttl),
 /// patterns by [`Pattern`](crate::Pattern), and a bad input is a typed error
 /// that changes nothing. A backend failure is an error, never a miss
-/// (unless the caller wraps the adapter in [`layer::FailOpen`](crate::layer::FailOpen)).
+/// (unless the caller wraps the adapter in the fail-open layer,
+/// `cache_store::layer::FailOpen`).
 ///
 /// TTLs are `Option<Duration>`: `None` means the entry never expires (a
 /// bounded in-process store may still evict it).
@@ -97,5 +100,10 @@ pub trait Cache: Send + Sync {
     /// least once, and may be listed twice (Redis `SCAN`'s guarantee); keys
     /// written or deleted meanwhile may or may not be. A bad pattern is the
     /// stream's one item, an `InvalidPattern` error.
-    fn keys_stream(&self, pattern: &str) -> crate::KeyPages;
+    fn keys_stream(&self, pattern: &str) -> KeyPages;
 }
+
+/// Pages of keys, as [`Cache::keys_stream`] gives them (and a store's `scan`
+/// on the store side): owned, so a caller can hold it across awaits and
+/// tasks. The same type as `futures::stream::BoxStream<'static, _>`.
+pub type KeyPages = Pin<Box<dyn Stream<Item = Result<Vec<String>>> + Send>>;

@@ -232,21 +232,6 @@ impl CacheError {
         )
     }
 
-    /// `self` for a call of `op`: a transport failure (timeout, lost
-    /// connection) of an operation that is not idempotent becomes
-    /// [`CacheError::OutcomeUnknown`]; anything else is kept.
-    pub fn for_operation(self, op: crate::Op) -> Self {
-        let transport = matches!(self.kind(), ErrorKind::Timeout | ErrorKind::Unavailable);
-        if transport && !op.is_idempotent() {
-            Self::OutcomeUnknown {
-                operation: op.name(),
-                source: Box::new(self),
-            }
-        } else {
-            self
-        }
-    }
-
     /// A codec error around `source`.
     pub fn codec(source: impl Into<BoxError>) -> Self {
         Self::Codec {

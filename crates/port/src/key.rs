@@ -19,7 +19,7 @@ pub const MAX_KEY_LEN: usize = 4096;
 /// error that changes nothing.
 ///
 /// ```
-/// use cache_port::{Key, ErrorKind};
+/// use cache_port::{ErrorKind, Key};
 ///
 /// assert_eq!(Key::new("user:42").unwrap().as_str(), "user:42");
 /// assert_eq!(Key::new("").unwrap_err().kind(), ErrorKind::InvalidKey);

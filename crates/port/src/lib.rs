@@ -27,58 +27,50 @@
 //! # });
 //! ```
 //!
-//! What is here:
+//! What is here, and all that domain code needs:
 //! - [`Cache`], the port: one object-safe `#[async_trait]` trait, shared as
 //!   `Arc<dyn Cache>`, with [`CacheExt`] for typed values and cache-aside.
-//! - [`Store`], what adapters implement: one generic, unboxed `call` over a
-//!   [`Request`] of already validated inputs, answered by a [`Reply`].
-//! - [`Front`], the one place that validates caller input and boxes a
-//!   future; [`CacheBuilder`] composes a store, its [`layer`]s and the front
-//!   at startup; [`View`] is the counted, namespaced stack adapters hand out.
-//! - [`layer`]: namespacing, stats counting, fail-open, metrics, tracing,
-//!   and any `Cache` as a store; each one file with its own tests.
-//! - [`observe`]: metric names, the log throttle, how keys show in spans.
 //! - Domain types that carry the contract's rules: [`Key`] (non-empty, at most
 //!   [`MAX_KEY_LEN`] bytes), [`Namespace`] (non-empty segments joined by
 //!   `:`), [`Ttl`] (1 ms to [`MAX_TTL`], rounded up to the millisecond),
-//!   [`TtlState`] (missing / persistent / expires in), and [`Pattern`], the
-//!   one Redis-glob validator and matcher every adapter uses.
+//!   [`TtlState`] (missing / persistent / expires in), [`Pattern`] (the
+//!   one Redis-glob validator and matcher every adapter uses) and
+//!   [`Stats`].
 //! - [`CacheError`], the one error type, with [`ErrorKind`] to match on and
 //!   [`CacheError::is_retryable`].
-//! - [`loading::Loader`]: single-flight cache-aside (of concurrent callers
-//!   that miss a key, one loads).
+//! - [`typed`]: MessagePack values and the [`typed::envelope`] a loader
+//!   stores them in; [`report`]: the log target, throttle and key digest
+//!   every crate of the toolkit reports with.
 //! - `MockCache` (feature `mock`), a mockall mock of the port.
 //!
-//! This crate depends on no adapter and on no dependency-injection framework.
+//! What is elsewhere: the store side adapters implement (`Store`, the
+//! `Front`, `CacheBuilder`, the core layers) is `cache-store`; the metrics and
+//! tracing layers `cache-observe`; single-flight, fail-safe loading
+//! (`Loader`) `cache-loading`; the adapters `cache-moka`, `cache-redis` and
+//! `cache-tiered`; `CACHE_URL` to a cache `cache-composition`.
+//!
+//! This crate needs no runtime: it depends on no async runtime, no metrics
+//! or tracing facade (`tracing` only with the feature of that name, which
+//! the store side turns on), no cache engine and no dependency-injection
+//! framework (`scripts/check-invariants.sh` checks it).
 
-pub mod backplane;
-mod builder;
 mod cache;
 mod error;
-mod front;
 mod key;
-pub mod layer;
-pub mod loading;
 mod namespace;
-pub mod observe;
 mod pattern;
-mod secret;
+pub mod report;
 mod stats;
-mod store;
 mod ttl;
 pub mod typed;
 
-pub use builder::{CacheBuilder, View};
-pub use cache::Cache;
 #[cfg(feature = "mock")]
 pub use cache::MockCache;
+pub use cache::{Cache, KeyPages};
 pub use error::{BoxError, CacheError, ErrorKind, Result};
-pub use front::{Front, DEFAULT_KEYS_LIMIT};
 pub use key::{validate_keys, Key, MAX_KEY_LEN};
 pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
-pub use secret::{is_secret_parameter, redact_url, shown_parameter_name};
-pub use stats::{Stats, StatsCounters};
-pub use store::{unexpected_reply, KeyPages, Op, Reply, Request, Store, StoreKey};
+pub use stats::Stats;
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;

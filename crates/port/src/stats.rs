@@ -1,6 +1,4 @@
-//! The `stats` snapshot and the counters adapters keep for it.
-
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+//! The `stats` snapshot.
 
 /// A snapshot of an adapter's figures, as `stats()` returns it.
 ///
@@ -34,58 +32,5 @@ impl Stats {
     pub fn hit_rate(&self) -> Option<f64> {
         let lookups = self.hits + self.misses;
         (lookups > 0).then(|| self.hits as f64 / lookups as f64)
-    }
-}
-
-/// Lock-free counters behind [`Stats`], for adapters to share.
-#[derive(Debug, Default)]
-pub struct StatsCounters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    sets: AtomicU64,
-    deletes: AtomicU64,
-    errors: AtomicU64,
-}
-
-impl StatsCounters {
-    /// Counts one lookup.
-    pub fn lookup(&self, hit: bool) {
-        if hit { &self.hits } else { &self.misses }.fetch_add(1, Relaxed);
-    }
-
-    /// Counts `found` hits and `missed` misses.
-    pub fn lookups(&self, found: u64, missed: u64) {
-        self.hits.fetch_add(found, Relaxed);
-        self.misses.fetch_add(missed, Relaxed);
-    }
-
-    /// Counts `n` writes.
-    pub fn sets(&self, n: u64) {
-        self.sets.fetch_add(n, Relaxed);
-    }
-
-    /// Counts `n` removed keys.
-    pub fn deletes(&self, n: u64) {
-        self.deletes.fetch_add(n, Relaxed);
-    }
-
-    /// Counts an error when `result` is one, and hands it back.
-    pub fn track<T>(&self, result: crate::Result<T>) -> crate::Result<T> {
-        if result.is_err() {
-            self.errors.fetch_add(1, Relaxed);
-        }
-        result
-    }
-
-    /// The counters as a [`Stats`] with no store figures.
-    pub fn snapshot(&self) -> Stats {
-        Stats {
-            hits: self.hits.load(Relaxed),
-            misses: self.misses.load(Relaxed),
-            sets: self.sets.load(Relaxed),
-            deletes: self.deletes.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-            ..Stats::default()
-        }
     }
 }

@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_port::backplane::{Backplane, BackplaneEvent, Notice};
 use cache_port::{CacheError, Result};
+use cache_store::backplane::{Backplane, BackplaneEvent, Notice};
 use fred::clients::SubscriberClient;
 use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
 use futures::future::BoxFuture;
@@ -21,8 +21,8 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use tokio::sync::broadcast;
 
-use crate::adapter::fred_builder;
 use crate::config::RedisConfig;
+use crate::connection::fred_builder;
 use crate::errors::ErrorContext;
 
 /// The default channel: one per Redis database the tiered caches share.

@@ -180,7 +180,7 @@ impl RedisConfig {
                 unknown => {
                     return Err(config_error(format!(
                         "unknown Redis URL parameter {}",
-                        cache_port::shown_parameter_name(unknown)
+                        cache_store::shown_parameter_name(unknown)
                     )))
                 }
             }
@@ -377,7 +377,7 @@ impl RedisConfig {
         let mut secrets: Vec<String> = url.password().map(str::to_owned).into_iter().collect();
         secrets.extend(
             url.query_pairs()
-                .filter(|(k, _)| cache_port::is_secret_parameter(k))
+                .filter(|(k, _)| cache_store::is_secret_parameter(k))
                 .map(|(_, v)| v.into_owned()),
         );
         // Percent-decoded forms too: that is what a server would echo.
@@ -420,9 +420,9 @@ impl fmt::Debug for RedisConfig {
 }
 
 /// `url` with its userinfo and every secret-named query parameter replaced
-/// by `***`: the port's one redactor, [`cache_port::redact_url`].
+/// by `***`: the port's one redactor, [`cache_store::redact_url`].
 pub fn redact_url(url: &str) -> String {
-    cache_port::redact_url(url)
+    cache_store::redact_url(url)
 }
 
 fn parse_flag(name: &str, value: &str) -> Result<bool> {

@@ -22,17 +22,22 @@
 //! credentials `Auth`, a server error `Backend` with the server's message;
 //! fred's error (with secrets scrubbed) is kept as the source.
 
-mod adapter;
 mod backplane;
+mod batches;
 mod coalesce;
+mod commands;
 mod config;
+mod connection;
 mod errors;
 mod migration;
+mod scripts;
+mod store;
 #[cfg(feature = "tls")]
 mod tls;
 mod walk_retry;
+mod walks;
 
-pub use adapter::{connect_url, RedisCache, RedisStore};
 pub use backplane::{RedisBackplane, DEFAULT_CHANNEL};
 pub use config::{redact_url, RedisConfig, REDIS_MAX_VALUE_LEN};
 pub use errors::RedisClientError;
+pub use store::{connect_url, RedisCache, RedisStore};

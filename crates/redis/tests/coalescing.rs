@@ -1,7 +1,7 @@
 //! Concurrent `get`s, `set`s and `ttl`s on one server are coalesced into
 //! `MGET`, `MSET` (or one script call) and one `PTTL` script call when
 //! every slot is busy (issue 10;
-//! `src/coalesce.rs`). What must hold: each call gets its own answer, TTLs
+//! `src/coalesce/`). What must hold: each call gets its own answer, TTLs
 //! land per call, a key of another type reads as a miss either way, and
 //! large values are never batched. The servers' `INFO commandstats` show
 //! that the batching happened.

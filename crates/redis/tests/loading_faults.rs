@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_port::loading::{FailSafe, LoadOptions, Loader, Origin, StaleReason};
+use cache_loading::{FailSafe, LoadOptions, Loader, Origin, StaleReason};
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
 
@@ -77,7 +77,7 @@ async fn redis_killed_while_the_loader_fails_serves_stale_then_recovers() {
     tokio::time::sleep_until((killed + window + Duration::from_millis(300)).into()).await;
     let (late, took) = read(loader.clone(), "never").await;
     match late {
-        Err(cache_port::loading::LoadError::Cache(e)) => assert!(e.is_retryable(), "{e}"),
+        Err(cache_loading::LoadError::Cache(e)) => assert!(e.is_retryable(), "{e}"),
         other => panic!("past the fail-safe window: {other:?}"),
     }
     assert!(took <= COMMAND_TIMEOUT + SLACK, "took {took:?}");

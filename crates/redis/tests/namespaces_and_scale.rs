@@ -171,7 +171,7 @@ async fn keys_refuses_past_its_limit() {
     )
     .await
     .unwrap();
-    let cache = cache_port::CacheBuilder::new(store)
+    let cache = cache_store::CacheBuilder::new(store)
         .keys_limit(1000)
         .namespace("limited")
         .unwrap()

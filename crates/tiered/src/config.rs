@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_moka::MokaConfig;
-use cache_port::backplane::Backplane;
-use cache_port::{CacheError, Namespace, Result, Store};
+use cache_port::{CacheError, Namespace, Result};
+use cache_store::backplane::Backplane;
+use cache_store::Store;
 
 use crate::{TieredCache, TieredStore};
 

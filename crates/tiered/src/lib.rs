@@ -6,7 +6,7 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use cache_moka::MokaConfig;
-//! use cache_port::backplane::{Backplane, LocalBackplane};
+//! use cache_store::backplane::{Backplane, LocalBackplane};
 //! use cache_port::Cache;
 //! use cache_tiered::TieredConfig;
 //!
@@ -30,10 +30,11 @@
 mod coherence;
 mod config;
 mod listener;
+pub mod names;
 mod store;
 
 pub use config::TieredConfig;
 pub use store::{TieredFigures, TieredStore};
 
 /// The port over a tiered store: counted, optionally namespaced.
-pub type TieredCache<L2> = cache_port::View<TieredStore<L2>>;
+pub type TieredCache<L2> = cache_store::View<TieredStore<L2>>;

@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::names;
 use cache_moka::MokaStore;
-use cache_port::backplane::{Backplane, BackplaneEvent, Invalidation, Notice};
-use cache_port::observe::names;
-use cache_port::{Pattern, Request, Store};
+use cache_port::Pattern;
+use cache_store::backplane::{Backplane, BackplaneEvent, Invalidation, Notice};
+use cache_store::{Request, Store};
 use futures::StreamExt;
 
 use crate::coherence::Coherence;

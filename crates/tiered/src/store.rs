@@ -5,11 +5,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::names;
 use bytes::Bytes;
 use cache_moka::MokaStore;
-use cache_port::backplane::{Backplane, Invalidation, Notice};
-use cache_port::observe::{names, LogThrottle};
-use cache_port::{KeyPages, Op, Pattern, Reply, Request, Result, Store, StoreKey, Ttl, TtlState};
+use cache_port::report::LogThrottle;
+use cache_port::{KeyPages, Pattern, Result, Ttl, TtlState};
+use cache_store::backplane::{Backplane, Invalidation, Notice};
+use cache_store::{Op, Reply, Request, Store, StoreKey};
 
 use crate::coherence::{Coherence, Ticket};
 use crate::listener::{self, Counters, Listener};
@@ -211,7 +213,7 @@ impl<L2: Store> TieredStore<L2> {
                 }
                 Ok(Reply::Values(values))
             }
-            other => Err(cache_port::unexpected_reply(Op::GetMany, &other)),
+            other => Err(cache_store::unexpected_reply(Op::GetMany, &other)),
         }
     }
 

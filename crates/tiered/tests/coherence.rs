@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_port::backplane::Backplane;
 use cache_port::Cache;
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
 use cache_redis_harness::RedisServer;
+use cache_store::backplane::Backplane;
 use cache_tiered::{TieredCache, TieredConfig};
 
 const INSTANCES: usize = 3;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_moka::MokaConfig;
-use cache_port::backplane::{Backplane, LocalBackplane};
 use cache_port::Cache;
+use cache_store::backplane::{Backplane, LocalBackplane};
 use cache_tiered::TieredConfig;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cache_moka::MokaConfig;
-use cache_port::backplane::{Backplane, LocalBackplane};
 use cache_port::{Cache, ErrorKind};
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
 use cache_redis_harness::RedisServer;
+use cache_store::backplane::{Backplane, LocalBackplane};
 use cache_tiered::{TieredCache, TieredConfig};
 
 async fn until(what: &str, mut done: impl FnMut() -> bool) {

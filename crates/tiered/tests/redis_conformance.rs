@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cache_conformance::{trials, ViewsOf};
-use cache_port::backplane::Backplane;
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
 use cache_redis_harness::{RedisCluster, RedisServer};
+use cache_store::backplane::Backplane;
 use cache_tiered::TieredConfig;
 
 enum Server {

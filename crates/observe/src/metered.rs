@@ -1,0 +1,400 @@
+//! `Metered<S>`: every operation timed and counted through the `metrics` facade.
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use futures::FutureExt;
+use metrics::{Counter, Gauge, Histogram, Label};
+// quanta's clock reads the TSC where it is reliable (falling back to the OS
+// clock where not): the timer every call pays for.
+use quanta::Instant;
+
+use crate::names;
+use cache_port::Namespace;
+use cache_port::{CacheError, Result};
+use cache_store::{Op, Reply, Request, Store};
+
+/// Records each operation under the names in [`observe::names`](crate::names):
+/// its duration ([`OPERATION_DURATION`](names::OPERATION_DURATION), labelled
+/// with the operation, adapter, namespace, outcome and error kind), hits
+/// and misses ([`LOOKUPS`](names::LOOKUPS)), failures
+/// ([`ERRORS`](names::ERRORS)), and, whenever a `stats` call passes, the
+/// store's entries, bytes and evictions.
+///
+/// It records into whatever recorder the process installed (Prometheus,
+/// OpenTelemetry, StatsD…) through the [`metrics`] facade; with none
+/// installed it costs two clock reads per call. Install the recorder before
+/// building the cache: the layer takes its metric handles on first use.
+/// Caller errors refused by the front (a bad key, an oversized value) never
+/// reach the store and are not timed; `stats()` counts them.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use cache_store::layer::CacheStore;
+/// use cache_observe::MetricsLayer;
+/// use cache_port::{Cache, MockCache};
+/// use cache_store::CacheBuilder;
+///
+/// let mut store = MockCache::new(); // an adapter's store in production
+/// store.expect_max_value_len().return_const(1024usize);
+/// store.expect_get().returning(|_| Ok(None));
+/// let cache = CacheBuilder::new(CacheStore::new(store))
+///     .namespace("shop")?
+///     .layer(MetricsLayer::new("moka").namespace("shop"))
+///     .build();
+/// cache.get("cart:1").await?; // db.client.operation.duration{db.operation.name="get", cache.outcome="miss", …}
+/// # Ok::<(), cache_port::CacheError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Metered<S> {
+    inner: S,
+    handles: Arc<Handles>,
+}
+
+/// How many [`Op`]s there are (`Ping` is the last).
+const OPS: usize = Op::Ping as usize + 1;
+
+/// The outcomes of a successful call, each a series of its own, taken on
+/// its first use (so that no empty series, a `delete` "hit", is exported).
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Ok = 0,
+    Hit = 1,
+    Miss = 2,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Hit => "hit",
+            Outcome::Miss => "miss",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Handles {
+    /// `db.system.name` and, when set, `db.namespace`.
+    base: Vec<Label>,
+    durations: [[OnceLock<Histogram>; 3]; OPS],
+    lookups: OnceLock<(Counter, Counter)>,
+    store: OnceLock<(Gauge, Gauge, Counter)>,
+}
+
+impl Handles {
+    fn labels(&self, more: &[(&'static str, &'static str)]) -> Vec<Label> {
+        let mut labels = self.base.clone();
+        labels.extend(more.iter().map(|(k, v)| Label::new(*k, *v)));
+        labels
+    }
+
+    fn duration(&self, op: Op, outcome: Outcome) -> &Histogram {
+        self.durations[op as usize][outcome as usize].get_or_init(|| {
+            metrics::histogram!(
+                names::OPERATION_DURATION,
+                self.labels(&[
+                    (names::OPERATION, op.name()),
+                    (names::OUTCOME, outcome.name())
+                ])
+            )
+        })
+    }
+
+    fn lookups(&self) -> &(Counter, Counter) {
+        self.lookups.get_or_init(|| {
+            let with = |outcome| {
+                metrics::counter!(names::LOOKUPS, self.labels(&[(names::OUTCOME, outcome)]))
+            };
+            (with("hit"), with("miss"))
+        })
+    }
+
+    fn failed(&self, op: Op, error: &CacheError, seconds: f64) {
+        let kind = error.kind().name();
+        metrics::histogram!(
+            names::OPERATION_DURATION,
+            self.labels(&[
+                (names::OPERATION, op.name()),
+                (names::OUTCOME, "error"),
+                (names::ERROR_TYPE, kind),
+            ])
+        )
+        .record(seconds);
+        metrics::counter!(
+            names::ERRORS,
+            self.labels(&[(names::OPERATION, op.name()), (names::ERROR_TYPE, kind)])
+        )
+        .increment(1);
+    }
+
+    fn record(&self, op: Op, began: Instant, result: &Result<Reply>) {
+        let seconds = began.elapsed().as_secs_f64();
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(error) => return self.failed(op, error, seconds),
+        };
+        match reply {
+            Reply::Value(Some(_)) => {
+                self.duration(op, Outcome::Hit).record(seconds);
+                self.lookups().0.increment(1);
+            }
+            Reply::Value(None) => {
+                self.duration(op, Outcome::Miss).record(seconds);
+                self.lookups().1.increment(1);
+            }
+            Reply::Values(values) => {
+                self.duration(op, Outcome::Ok).record(seconds);
+                let found = values.iter().filter(|v| v.is_some()).count() as u64;
+                let (hits, misses) = self.lookups();
+                hits.increment(found);
+                misses.increment(values.len() as u64 - found);
+            }
+            Reply::Stats(stats) => {
+                self.duration(op, Outcome::Ok).record(seconds);
+                let (entries, bytes, evictions) = self.store.get_or_init(|| {
+                    (
+                        metrics::gauge!(names::ENTRIES, self.base.clone()),
+                        metrics::gauge!(names::BYTES, self.base.clone()),
+                        metrics::counter!(names::EVICTIONS, self.base.clone()),
+                    )
+                });
+                if let Some(n) = stats.entries {
+                    entries.set(n as f64);
+                }
+                if let Some(n) = stats.bytes {
+                    bytes.set(n as f64);
+                }
+                evictions.absolute(stats.evictions);
+            }
+            _ => self.duration(op, Outcome::Ok).record(seconds),
+        }
+    }
+}
+
+impl<S> Metered<S> {
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Store> Store for Metered<S> {
+    #[inline]
+    fn call(&self, request: Request<'_>) -> impl Future<Output = Result<Reply>> + Send {
+        let op = request.op();
+        let began = Instant::now();
+        self.inner.call(request).map(move |result| {
+            self.handles.record(op, began, &result);
+            result
+        })
+    }
+
+    fn max_value_len(&self) -> usize {
+        self.inner.max_value_len()
+    }
+
+    fn scan(&self, scope: String, pattern: cache_port::Pattern) -> cache_port::KeyPages {
+        self.inner.scan(scope, pattern)
+    }
+}
+
+/// Builds [`Metered`]: the adapter's name (`db.system.name`) and the
+/// namespace (`db.namespace`) label every series it records.
+#[derive(Debug, Clone)]
+pub struct MetricsLayer {
+    system: &'static str,
+    namespace: Option<String>,
+}
+
+impl MetricsLayer {
+    /// Series labelled `db.system.name = system` (`"moka"`, `"redis"`, …).
+    pub fn new(system: &'static str) -> Self {
+        Self {
+            system,
+            namespace: None,
+        }
+    }
+
+    /// Labels every series with `db.namespace = namespace`.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.to_owned());
+        self
+    }
+
+    /// [`namespace`](Self::namespace), when there is one.
+    pub fn in_namespace(mut self, namespace: Option<&Namespace>) -> Self {
+        self.namespace = namespace.map(|ns| ns.as_str().to_owned());
+        self
+    }
+}
+
+impl<S: Store> cache_store::layer::Layer<S> for MetricsLayer {
+    type Store = Metered<S>;
+
+    fn layer(self, inner: S) -> Metered<S> {
+        // quanta calibrates its clock on first use (up to 200 ms by its
+        // docs): pay for it here, at startup, not in the first call.
+        let _ = Instant::now();
+        let mut base = vec![Label::new(names::SYSTEM, self.system)];
+        if let Some(ns) = self.namespace {
+            base.push(Label::new(names::NAMESPACE, ns));
+        }
+        Metered {
+            inner,
+            handles: Arc::new(Handles {
+                base,
+                durations: std::array::from_fn(|_| Default::default()),
+                lookups: OnceLock::new(),
+                store: OnceLock::new(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bytes::Bytes;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+    use metrics_util::MetricKind;
+
+    use super::*;
+    use cache_port::{MockCache, Stats};
+    use cache_store::layer::CacheStore;
+    use cache_store::CacheBuilder;
+
+    /// Every series as `name{label=value,…}` (labels sorted) → its value.
+    fn series(snapshotter: &Snapshotter) -> HashMap<String, DebugValue> {
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let (kind, key) = key.into_parts();
+                let (name, labels) = key.into_parts();
+                let mut labels: Vec<String> = labels
+                    .into_iter()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                labels.sort();
+                let kind = match kind {
+                    MetricKind::Counter => "counter",
+                    MetricKind::Gauge => "gauge",
+                    MetricKind::Histogram => "histogram",
+                };
+                (
+                    format!("{kind} {}{{{}}}", name.as_str(), labels.join(",")),
+                    value,
+                )
+            })
+            .collect()
+    }
+
+    fn count(series: &HashMap<String, DebugValue>, name: &str) -> usize {
+        match series.get(name) {
+            Some(DebugValue::Histogram(values)) => values.len(),
+            Some(DebugValue::Counter(n)) => *n as usize,
+            Some(DebugValue::Gauge(g)) => g.into_inner() as usize,
+            None => panic!("no series {name}; have {:#?}", series.keys()),
+        }
+    }
+
+    #[test]
+    fn each_outcome_lands_in_its_own_series_and_keys_never_become_labels() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut mock = MockCache::new();
+                mock.expect_max_value_len().return_const(64usize);
+                mock.expect_get()
+                    .returning(|k| Ok(k.ends_with("hit").then(|| Bytes::from("v"))));
+                mock.expect_get_many().returning(|keys| {
+                    Ok(keys
+                        .iter()
+                        .map(|k| (k == "ns:a").then(Bytes::new))
+                        .collect())
+                });
+                mock.expect_set().returning(|_, _, _| Ok(()));
+                mock.expect_incr().returning(|_, _, _| {
+                    Err(CacheError::Timeout {
+                        operation: "incr",
+                        after: std::time::Duration::from_secs(1),
+                        source: None,
+                    })
+                });
+                mock.expect_stats().returning(|| {
+                    let mut stats = Stats::default();
+                    stats.evictions = 4;
+                    stats.entries = Some(10);
+                    stats.bytes = Some(2048);
+                    Ok(stats)
+                });
+                let cache = CacheBuilder::new(CacheStore::new(mock))
+                    .namespace("ns")
+                    .unwrap()
+                    .layer(MetricsLayer::new("moka").namespace("ns"))
+                    .build();
+                cache.get("user:alice:hit").await.unwrap();
+                cache.get("user:bob").await.unwrap();
+                cache.get("user:carol").await.unwrap();
+                cache
+                    .get_many(&["a".into(), "b".into(), "c".into()])
+                    .await
+                    .unwrap();
+                cache.set("k", Bytes::new(), None).await.unwrap();
+                cache.incr("n", 1, None).await.unwrap_err();
+                cache.stats().await.unwrap();
+            });
+        });
+        let s = series(&snapshotter);
+        let base = "db.namespace=ns,db.system.name=moka";
+        let d = "histogram db.client.operation.duration";
+        assert_eq!(count(&s, &format!("{d}{{cache.outcome=hit,db.namespace=ns,db.operation.name=get,db.system.name=moka}}")), 1);
+        assert_eq!(count(&s, &format!("{d}{{cache.outcome=miss,db.namespace=ns,db.operation.name=get,db.system.name=moka}}")), 2);
+        assert_eq!(count(&s, &format!("{d}{{cache.outcome=ok,db.namespace=ns,db.operation.name=get_many,db.system.name=moka}}")), 1);
+        assert_eq!(count(&s, &format!("{d}{{cache.outcome=ok,db.namespace=ns,db.operation.name=set,db.system.name=moka}}")), 1);
+        // incr's timeout is an outcome it does not know: the front reports
+        // `outcome_unknown`, but under the front the store saw a timeout.
+        assert_eq!(count(&s, &format!("{d}{{cache.outcome=error,db.namespace=ns,db.operation.name=incr,db.system.name=moka,error.type=timeout}}")), 1);
+        assert_eq!(count(&s, "counter cache.errors{db.namespace=ns,db.operation.name=incr,db.system.name=moka,error.type=timeout}"), 1);
+        assert_eq!(
+            count(
+                &s,
+                &format!("counter cache.lookups{{cache.outcome=hit,{base}}}")
+            ),
+            2
+        );
+        assert_eq!(
+            count(
+                &s,
+                &format!("counter cache.lookups{{cache.outcome=miss,{base}}}")
+            ),
+            4
+        );
+        assert_eq!(count(&s, &format!("gauge cache.entries{{{base}}}")), 10);
+        assert_eq!(count(&s, &format!("gauge cache.bytes{{{base}}}")), 2048);
+        assert_eq!(count(&s, &format!("counter cache.evictions{{{base}}}")), 4);
+        for name in s.keys() {
+            assert!(
+                !name.contains("alice") && !name.contains("user"),
+                "a key in a label: {name}"
+            );
+        }
+        // Only series that were used: get hit and miss, get_many, set, incr, stats.
+        let durations = s.keys().filter(|k| k.starts_with(d)).count();
+        assert_eq!(durations, 6, "{:#?}", s.keys());
+    }
+
+    #[test]
+    fn every_operation_has_a_slot() {
+        assert!((Op::Ping as usize) < OPS);
+        assert!((Op::Get as usize) < OPS && (Op::DeleteIfEquals as usize) < OPS);
+    }
+}

@@ -1,0 +1,286 @@
+//! One method per port operation on a key or a batch: the native command
+//! (or script) each sends, and how its reply maps onto the port.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_port::{CacheError, Pattern, Result, Stats, Ttl, TtlState};
+use cache_store::StoreKey;
+use fred::prelude::{
+    ClientLike, Expiration, Key as FredKey, KeysInterface, ServerInterface, SetOptions, Value,
+};
+use fred::types::CustomCommand;
+
+use crate::batches::wrong_type_is_a_miss;
+use crate::scripts::{COALESCED_VALUE_MAX, SET_MANY_SLICE};
+use crate::store::RedisStore;
+
+/// A store key as fred's key, without copying an owned one.
+pub(crate) fn fred_key(key: StoreKey<'_>) -> FredKey {
+    FredKey::from(key.into_owned())
+}
+
+pub(crate) fn px(ttl: Ttl) -> Expiration {
+    Expiration::PX(ttl.as_millis() as i64)
+}
+
+pub(crate) fn info_field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl RedisStore {
+    /// `GET`, or a share of an `MGET` when every slot is busy
+    /// (`coalesce/`; one server only).
+    pub(crate) async fn get(&self, key: StoreKey<'_>) -> Result<Option<Bytes>> {
+        let key = fred_key(key);
+        let reply = match &self.shared.coalescing {
+            None => self.pool().get(key).await,
+            Some(coalescing) => coalescing.gets.call(key, |key| self.pool().get(key)).await,
+        };
+        wrong_type_is_a_miss(reply).map_err(self.err("get"))
+    }
+
+    /// `SET … PX`, or a share of an `MSET` (or `SET_EACH`) when every slot
+    /// is busy (`coalesce/`; one server only, values up to
+    /// `COALESCED_VALUE_MAX`).
+    pub(crate) async fn set(
+        &self,
+        key: StoreKey<'_>,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
+        let key = fred_key(key);
+        let reply = match &self.shared.coalescing {
+            Some(coalescing) if value.len() <= COALESCED_VALUE_MAX => {
+                let millis = ttl.map_or(0, |t| t.as_millis() as i64);
+                let alone = |(key, value, _)| self.pool().set(key, value, ttl.map(px), None, false);
+                coalescing.sets.call((key, value, millis), alone).await
+            }
+            _ => self.pool().set(key, value, ttl.map(px), None, false).await,
+        };
+        reply.map_err(self.err("set"))
+    }
+
+    pub(crate) async fn delete(&self, key: StoreKey<'_>) -> Result<bool> {
+        let removed: u64 = self
+            .pool()
+            .unlink(fred_key(key))
+            .await
+            .map_err(self.err("delete"))?;
+        Ok(removed > 0)
+    }
+
+    pub(crate) async fn exists(&self, key: StoreKey<'_>) -> Result<bool> {
+        let n: u64 = self
+            .pool()
+            .exists(fred_key(key))
+            .await
+            .map_err(self.err("exists"))?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Vec<Option<Bytes>>> {
+        let client = self.pool().next();
+        if client.is_clustered() {
+            // Keys span slots, so no MGET. Every GET is queued with fred at
+            // once: fred then writes each node's share to its socket and
+            // flushes once per node. (fred's pipelines flush after every
+            // command, one packet per key: tests/cluster_round_trips.rs
+            // counts the read events on each node.)
+            let gets = keys.into_iter().map(|key| client.get(fred_key(key)));
+            futures::future::try_join_all(gets)
+                .await
+                .map_err(self.err("get_many"))
+        } else {
+            let keys: Vec<FredKey> = keys.into_iter().map(fred_key).collect();
+            client.mget(keys).await.map_err(self.err("get_many"))
+        }
+    }
+
+    pub(crate) async fn set_many(
+        &self,
+        items: Vec<(StoreKey<'_>, Bytes)>,
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
+        let client = self.pool().next();
+        if !client.is_clustered() {
+            let px = ttl.map_or(0, |t| t.as_millis() as i64);
+            let mut items = items.into_iter().peekable();
+            while items.peek().is_some() {
+                let slice: Vec<_> = items.by_ref().take(SET_MANY_SLICE).collect();
+                let mut args: Vec<Value> = Vec::with_capacity(slice.len() + 1);
+                args.push(Value::Integer(px));
+                let mut keys: Vec<FredKey> = Vec::with_capacity(slice.len());
+                for (key, value) in slice {
+                    keys.push(fred_key(key));
+                    args.push(Value::Bytes(value));
+                }
+                let _: i64 = self
+                    .shared
+                    .set_many_script
+                    .evalsha_with_reload(client, keys, args)
+                    .await
+                    .map_err(self.err("set_many"))?;
+            }
+            return Ok(());
+        }
+        // On a cluster every SET is queued with fred at once, so that fred
+        // writes each node's share to its socket together and flushes once
+        // (its pipelines flush after every command). Not atomic across keys.
+        let sets = items.into_iter().map(|(key, value)| {
+            client.set::<(), _, _>(fred_key(key), value, ttl.map(px), None, false)
+        });
+        futures::future::try_join_all(sets)
+            .await
+            .map_err(self.err("set_many"))?;
+        Ok(())
+    }
+
+    /// `PTTL`, or a share of a `PTTL_EACH` call when every slot is busy
+    /// (`coalesce/`; one server only).
+    pub(crate) async fn ttl(&self, key: StoreKey<'_>) -> Result<TtlState> {
+        let key = fred_key(key);
+        let millis: i64 = match &self.shared.coalescing {
+            None => self.pool().pttl(key).await,
+            Some(coalescing) => coalescing.ttls.call(key, |key| self.pool().pttl(key)).await,
+        }
+        .map_err(self.err("ttl"))?;
+        Ok(match millis {
+            -2 => TtlState::Missing,
+            -1 => TtlState::Persistent,
+            ms if ms >= 0 => TtlState::ExpiresIn(Duration::from_millis(ms as u64)),
+            other => {
+                return Err(CacheError::Backend {
+                    message: format!("ttl: PTTL answered {other}"),
+                    source: None,
+                })
+            }
+        })
+    }
+
+    pub(crate) async fn expire(&self, key: StoreKey<'_>, ttl: Ttl) -> Result<bool> {
+        let set: i64 = self
+            .pool()
+            .pexpire(fred_key(key), ttl.as_millis() as i64, None)
+            .await
+            .map_err(self.err("expire"))?;
+        Ok(set == 1)
+    }
+
+    pub(crate) async fn set_if_absent(
+        &self,
+        key: StoreKey<'_>,
+        value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<bool> {
+        let reply: Value = self
+            .pool()
+            .set(
+                fred_key(key),
+                value,
+                ttl.map(px),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(self.err("set_if_absent"))?;
+        Ok(!reply.is_null())
+    }
+
+    pub(crate) async fn delete_if_equals(&self, key: StoreKey<'_>, value: Bytes) -> Result<bool> {
+        let deleted: i64 = self
+            .shared
+            .delete_if_equals_script
+            .evalsha_with_reload(self.pool().next(), fred_key(key), vec![value])
+            .await
+            .map_err(self.err("delete_if_equals"))?;
+        Ok(deleted == 1)
+    }
+
+    pub(crate) async fn incr(
+        &self,
+        key: StoreKey<'_>,
+        delta: i64,
+        ttl: Option<Ttl>,
+    ) -> Result<i64> {
+        match ttl {
+            None => self
+                .pool()
+                .incr_by(fred_key(key), delta)
+                .await
+                .map_err(self.err("incr")),
+            Some(ttl) => {
+                let stored: String = self
+                    .shared
+                    .incr_script
+                    .evalsha_with_reload(
+                        self.pool().next(),
+                        fred_key(key),
+                        vec![delta, ttl.as_millis() as i64],
+                    )
+                    .await
+                    .map_err(self.err("incr"))?;
+                stored.parse().map_err(|_| CacheError::Backend {
+                    message: format!("incr: the counter reads back as {stored:?}"),
+                    source: None,
+                })
+            }
+        }
+    }
+
+    pub(crate) async fn clear(&self, scope: &str) -> Result<()> {
+        if !scope.is_empty() {
+            let everything = Pattern::new("*")?;
+            return self
+                .delete_pattern(scope, &everything, "clear")
+                .await
+                .map(drop);
+        }
+        if !self.shared.config.allow_flushdb {
+            return Err(CacheError::NotAllowed {
+                message: "clear without a namespace would empty the whole Redis database; \
+                          configure a namespace, or allow_flushdb if that is what you want"
+                    .into(),
+            });
+        }
+        let client = self.pool().next();
+        if client.is_clustered() {
+            client.flushall_cluster().await.map_err(self.err("clear"))
+        } else {
+            let () = client
+                .custom(
+                    CustomCommand::new_static("FLUSHDB", None, false),
+                    Vec::<Value>::new(),
+                )
+                .await
+                .map_err(self.err("clear"))?;
+            Ok(())
+        }
+    }
+
+    pub(crate) async fn stats(&self, scope: &str) -> Result<Stats> {
+        let mut stats = Stats::default();
+        if scope.is_empty() && !self.clustered() {
+            let client = self.pool().next();
+            let entries: u64 = client.dbsize().await.map_err(self.err("stats"))?;
+            let info: String = client.info(None).await.map_err(self.err("stats"))?;
+            stats.entries = Some(entries);
+            stats.bytes = info_field(&info, "used_memory");
+            stats.evictions = info_field(&info, "evicted_keys").unwrap_or(0);
+        }
+        Ok(stats)
+    }
+
+    pub(crate) async fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        let () = self
+            .pool()
+            .next()
+            .ping(None)
+            .await
+            .map_err(self.err("ping"))?;
+        Ok(start.elapsed())
+    }
+}

@@ -1,0 +1,91 @@
+//! Building the fred pool from the configuration, and connecting it (at
+//! once, or in the background with `lazy_connect`).
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Weak;
+
+use cache_port::Result;
+use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
+
+use crate::config::RedisConfig;
+use crate::errors::ErrorContext;
+
+/// fred's builder configured as every connection of ours is (timeouts,
+/// one attempt per command, endless reconnection), and the error context.
+pub(crate) fn fred_builder(config: &RedisConfig) -> Result<(Builder, ErrorContext)> {
+    config.validate()?;
+    let errors = ErrorContext {
+        command_timeout: config.command_timeout,
+        secrets: config.secrets(),
+    };
+    #[allow(unused_mut)]
+    let mut fred_config =
+        Config::from_url(&config.server_url).map_err(|e| errors.map("connect", e))?;
+    #[cfg(feature = "tls")]
+    if config.is_tls() {
+        if let Some(tls) = crate::tls::tls_config(&config.tls)? {
+            fred_config.tls = Some(tls);
+        }
+    }
+    let mut builder = Builder::from_config(fred_config);
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = config.connect_timeout;
+            c.internal_command_timeout = config.connect_timeout;
+            // A command whose connection dropped fails instead of being
+            // sent again after reconnecting: a retried INCRBY would count twice.
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| p.default_command_timeout = config.command_timeout)
+        .set_policy(ReconnectPolicy::new_constant(
+            0,
+            config.reconnect_delay.as_millis() as u32,
+        ));
+    Ok((builder, errors))
+}
+
+/// Whether the pool has connected once (always, unless `lazy_connect`).
+#[derive(Default)]
+pub(crate) struct Connected {
+    pub(crate) up: AtomicBool,
+    /// Why the last background attempt failed, scrubbed.
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Connects `pool` in the background until it is up or the store is gone.
+pub(crate) fn connect_in_background(pool: Pool, connected: Weak<Connected>, config: &RedisConfig) {
+    let errors = ErrorContext {
+        command_timeout: config.command_timeout,
+        secrets: config.secrets(),
+    };
+    let delay = config.reconnect_delay;
+    let _connection_task = pool.connect();
+    tokio::spawn(async move {
+        loop {
+            let outcome = pool.wait_for_connect().await;
+            let Some(state) = connected.upgrade() else {
+                let _ = pool.quit().await;
+                return;
+            };
+            match outcome {
+                Ok(()) => {
+                    state.up.store(true, Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    let message = errors.map("connect", e).to_string();
+                    *state.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(message);
+                }
+            }
+            drop(state);
+            tokio::time::sleep(delay).await;
+        }
+    });
+}
+
+/// Stops a pool that failed to start, without waiting for it.
+pub(crate) fn stop(pool: Pool) {
+    tokio::spawn(async move {
+        let _ = pool.quit().await;
+    });
+}
