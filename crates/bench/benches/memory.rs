@@ -18,10 +18,7 @@ const ENTRIES: usize = 1_000_000;
 const VALUE: usize = 100;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::one_thread_runtime();
     println!("\nheap bytes per entry, {ENTRIES} entries of {VALUE}-byte values (11-byte keys)");
     println!("{:<52} {:>14} {:>10}", "store", "bytes/entry", "vs raw");
     let raw_bare = rt.block_on(measure(|| async {

@@ -14,10 +14,7 @@ const ENTRIES: usize = 100_000;
 const VALUE: usize = 100;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::one_thread_runtime();
     // More samples than the default: a ~1 µs operation on this machine
     // wanders by ±15 % from sample to sample, and the get-hit target (0.95)
     // is within that.

@@ -60,10 +60,7 @@ fn build(rt: &tokio::runtime::Runtime, url: &str) -> Arc<dyn Cache> {
 }
 
 fn count_only(n: usize, stack: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::one_thread_runtime();
     let url = match stack {
         "plain" => "memory://?capacity=1GiB&namespace=bench",
         _ => "memory://?capacity=1GiB&namespace=bench&metrics=true&tracing=true",
@@ -81,10 +78,7 @@ fn count_only(n: usize, stack: &str) {
 }
 
 fn moka_rows() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = cache_bench::one_thread_runtime();
     let plain = build(&rt, "memory://?capacity=1GiB&namespace=bench");
     let observed = build(
         &rt,

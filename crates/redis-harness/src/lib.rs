@@ -17,12 +17,14 @@
 //! starts plainly, and only `Drop` stops it.
 
 mod cluster;
+mod keeper;
 mod options;
 mod process;
 mod sentinel;
 mod server;
 
 pub use cluster::RedisCluster;
+pub use keeper::{AnyServer, Servers, SUITE_OPTIONS};
 pub use options::{ServerOptions, TlsServer};
 pub use process::require_redis_server;
 pub use sentinel::RedisSentinel;

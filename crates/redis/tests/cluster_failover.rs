@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use cache_redis_harness::RedisCluster;
 
 mod cluster_load;
-use cluster_load::{adapter, lost, seed, start_load};
+use cluster_load::{adapter, seed, start_load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_killed_under_load_is_replaced_by_its_replica() {
@@ -39,23 +39,11 @@ async fn a_primary_killed_under_load_is_replaced_by_its_replica() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let recovered = calm_since - killed;
-    let slowest = Duration::from_micros(
-        load.slowest_set_us
-            .load(std::sync::atomic::Ordering::SeqCst),
-    );
-    let (acked, errors, listings, short) = load.stop().await;
-    let lost = lost(&cache, &acked).await;
+    let finished = load.finish(&cache).await;
     println!(
-        "cluster primary killed: errors stopped {recovered:?} after the kill; slowest set {slowest:?}; errors by kind {errors:?}; \
-         {} writes acknowledged, {} lost; {listings} keys listings, {} short",
-        acked.len(),
-        lost.len(),
-        short.len()
+        "cluster primary killed: errors stopped {recovered:?} after the kill; {}",
+        finished.summary()
     );
     assert_eq!(cluster.primary_ports().len(), 3, "a replica was promoted");
-    assert!(
-        lost.is_empty(),
-        "lost acknowledged writes: {:?}",
-        &lost[..lost.len().min(5)]
-    );
+    finished.assert_none_lost();
 }

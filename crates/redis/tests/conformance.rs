@@ -4,40 +4,25 @@
 //! Each server starts with the first trial that needs it and stops when the
 //! run ends.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use cache_conformance::{trials, ViewsOf};
 use cache_redis::{RedisConfig, RedisStore};
-use cache_redis_harness::{RedisCluster, RedisServer};
-
-/// What keeps a server alive while its trials run.
-enum Server {
-    Standalone(RedisServer),
-    Cluster(RedisCluster),
-}
+use cache_redis_harness::{AnyServer, Servers, SUITE_OPTIONS};
 
 fn main() {
-    let servers = Arc::new(Mutex::new(Vec::new()));
+    let servers = Servers::default();
     // Every adapter is a namespaced view of one connection pool, connected
     // on first use.
-    let harness = |name: &str, start: fn() -> Server, coalesce: bool| {
-        let servers = Arc::clone(&servers);
+    let harness = |name: &str, start: fn() -> AnyServer, coalesce: bool| {
+        let servers = servers.clone();
         Arc::new(ViewsOf::new(name, move || {
-            let servers = Arc::clone(&servers);
+            let url = servers.start(start);
             Box::pin(async move {
-                let server = start();
-                let url = match &server {
-                    Server::Standalone(s) => s.url(),
-                    Server::Cluster(c) => c.url(),
-                };
-                servers.lock().unwrap().push(server);
-                let config = RedisConfig::from_url(&url)
+                let url = format!("{url}?{SUITE_OPTIONS}");
+                RedisStore::connect(&RedisConfig::from_url(&url).unwrap().coalesce(coalesce))
+                    .await
                     .unwrap()
-                    .max_value_len(1024 * 1024)
-                    .coalesce(coalesce)
-                    .command_timeout(Duration::from_secs(5));
-                RedisStore::connect(&config).await.unwrap()
             })
         }))
     };
@@ -45,28 +30,20 @@ fn main() {
     // (a cluster never coalesces).
     let mut all = trials(
         "standalone",
-        harness(
-            "cache-redis (standalone)",
-            || Server::Standalone(RedisServer::start()),
-            true,
-        ),
+        harness("cache-redis (standalone)", AnyServer::standalone, true),
     );
     // The whole suite again with every call sent alone.
     all.extend(trials(
         "standalone-uncoalesced",
         harness(
             "cache-redis (standalone, coalesce=false)",
-            || Server::Standalone(RedisServer::start()),
+            AnyServer::standalone,
             false,
         ),
     ));
     all.extend(trials(
         "cluster",
-        harness(
-            "cache-redis (3-primary cluster)",
-            || Server::Cluster(RedisCluster::start()),
-            true,
-        ),
+        harness("cache-redis (3-primary cluster)", AnyServer::cluster, true),
     ));
     cache_conformance::main(all, servers);
 }

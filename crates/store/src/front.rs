@@ -437,18 +437,26 @@ mod tests {
     #[tokio::test]
     async fn a_transport_failure_of_a_non_idempotent_write_has_an_unknown_outcome() {
         let cache = Front::new(Hanging);
-        let err = cache.incr("n", 1, None).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
-        assert!(!err.is_retryable());
-        assert!(
-            err.to_string().starts_with("incr: the outcome is unknown"),
-            "{err}"
-        );
-        let err = cache
-            .set_if_absent("lock", Bytes::new(), None)
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::OutcomeUnknown);
+        let non_idempotent = [
+            ("incr", cache.incr("n", 1, None).await.map(drop)),
+            (
+                "set_if_absent",
+                cache
+                    .set_if_absent("lock", Bytes::new(), None)
+                    .await
+                    .map(drop),
+            ),
+        ];
+        for (op, answer) in non_idempotent {
+            let err = answer.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::OutcomeUnknown, "{op}");
+            assert!(!err.is_retryable(), "{op}");
+            let said = err.to_string();
+            assert!(
+                said.starts_with(&format!("{op}: the outcome is unknown")),
+                "{said}"
+            );
+        }
         // Idempotent operations keep their retryable kind.
         for err in [
             cache.get("k").await.unwrap_err(),

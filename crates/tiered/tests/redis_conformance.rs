@@ -3,37 +3,22 @@
 //! Redis pub/sub backplane on: one instance, every behaviour a namespaced
 //! view of one tiered store, the behaviours unchanged.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use cache_conformance::{trials, ViewsOf};
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
-use cache_redis_harness::{RedisCluster, RedisServer};
+use cache_redis_harness::{AnyServer, Servers, SUITE_OPTIONS};
 use cache_store::backplane::Backplane;
 use cache_tiered::TieredConfig;
 
-enum Server {
-    Standalone(RedisServer),
-    Cluster(RedisCluster),
-}
-
 fn main() {
-    let servers = Arc::new(Mutex::new(Vec::new()));
-    let harness = |name: &str, start: fn() -> Server| {
-        let servers = Arc::clone(&servers);
+    let servers = Servers::default();
+    let harness = |name: &str, start: fn() -> AnyServer| {
+        let servers = servers.clone();
         Arc::new(ViewsOf::new(name, move || {
-            let servers = Arc::clone(&servers);
+            let url = servers.start(start);
             Box::pin(async move {
-                let server = start();
-                let url = match &server {
-                    Server::Standalone(s) => s.url(),
-                    Server::Cluster(c) => c.url(),
-                };
-                servers.lock().unwrap().push(server);
-                let config = RedisConfig::from_url(&url)
-                    .unwrap()
-                    .max_value_len(1024 * 1024)
-                    .command_timeout(Duration::from_secs(5));
+                let config = RedisConfig::from_url(&format!("{url}?{SUITE_OPTIONS}")).unwrap();
                 let l2 = RedisStore::connect(&config).await.unwrap();
                 let backplane: Arc<dyn Backplane> =
                     RedisBackplane::connect(&config, DEFAULT_CHANNEL)
@@ -47,15 +32,17 @@ fn main() {
     };
     let mut all = trials(
         "tiered-redis",
-        harness("cache-tiered over cache-redis (standalone)", || {
-            Server::Standalone(RedisServer::start())
-        }),
+        harness(
+            "cache-tiered over cache-redis (standalone)",
+            AnyServer::standalone,
+        ),
     );
     all.extend(trials(
         "tiered-redis-cluster",
-        harness("cache-tiered over cache-redis (3-primary cluster)", || {
-            Server::Cluster(RedisCluster::start())
-        }),
+        harness(
+            "cache-tiered over cache-redis (3-primary cluster)",
+            AnyServer::cluster,
+        ),
     ));
     cache_conformance::main(all, servers);
 }

@@ -174,15 +174,52 @@ pub fn start_load(cache: &Arc<dyn Cache>) -> Load {
     Load { tasks, ..load }
 }
 
+/// What a load saw, from the start to [`Load::finish`].
+pub struct Finished {
+    /// The slowest acknowledged `set`.
+    pub slowest_set: Duration,
+    /// Writes the cache acknowledged: key, value, when.
+    pub acked: Vec<(String, u64, Instant)>,
+    /// Failed calls, by operation and error kind.
+    pub errors: BTreeMap<String, usize>,
+    /// How many `keys` listings ran.
+    pub listings: u64,
+    /// Listings that missed stable keys (how many each missed).
+    pub short: Vec<usize>,
+    /// Acknowledged writes the cache no longer holds.
+    pub lost: Vec<String>,
+}
+
+impl Finished {
+    /// One line for the test's output.
+    pub fn summary(&self) -> String {
+        format!(
+            "slowest set {:?}; errors by kind {:?}; {} writes acknowledged, {} lost; {} keys listings, {} short ({:?})",
+            self.slowest_set,
+            self.errors,
+            self.acked.len(),
+            self.lost.len(),
+            self.listings,
+            self.short.len(),
+            self.short,
+        )
+    }
+
+    /// Fails the test if any acknowledged write was lost.
+    pub fn assert_none_lost(&self) {
+        assert!(
+            self.lost.is_empty(),
+            "lost acknowledged writes: {:?}",
+            &self.lost[..self.lost.len().min(5)]
+        );
+    }
+}
+
 impl Load {
-    pub async fn stop(
-        self,
-    ) -> (
-        Vec<(String, u64, Instant)>,
-        BTreeMap<String, usize>,
-        u64,
-        Vec<usize>,
-    ) {
+    /// Stops the load, waits for its tasks, and reads back every
+    /// acknowledged write.
+    pub async fn finish(self, cache: &Arc<dyn Cache>) -> Finished {
+        let slowest_set = Duration::from_micros(self.slowest_set_us.load(SeqCst));
         self.stop.store(true, SeqCst);
         for task in self.tasks {
             task.await.unwrap();
@@ -190,11 +227,19 @@ impl Load {
         let acked = std::mem::take(&mut *self.acked.lock().unwrap());
         let errors = self.errors.lock().unwrap().clone();
         let short = self.short_listings.lock().unwrap().clone();
-        (acked, errors, self.listings.load(SeqCst), short)
+        let lost = lost(cache, &acked).await;
+        Finished {
+            slowest_set,
+            acked,
+            errors,
+            listings: self.listings.load(SeqCst),
+            short,
+            lost,
+        }
     }
 }
 
-pub async fn lost(cache: &Arc<dyn Cache>, acked: &[(String, u64, Instant)]) -> Vec<String> {
+async fn lost(cache: &Arc<dyn Cache>, acked: &[(String, u64, Instant)]) -> Vec<String> {
     let mut lost = Vec::new();
     for chunk in acked.chunks(500) {
         let keys: Vec<String> = chunk.iter().map(|a| a.0.clone()).collect();
