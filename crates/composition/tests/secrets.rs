@@ -60,3 +60,65 @@ proptest! {
         }
     }
 }
+
+/// Every query parameter any adapter or the composition reads.
+const PARAMETERS: &[&str] = &[
+    // Every URL.
+    "namespace",
+    "fail_open",
+    "keys_limit",
+    "metrics",
+    "tracing",
+    "trace_keys",
+    "l1",
+    "l1_max_ttl_ms",
+    "backplane_channel",
+    // memory://
+    "capacity",
+    "capacity_bytes",
+    "max_value_len",
+    // redis://
+    "pool_size",
+    "connect_timeout_ms",
+    "command_timeout_ms",
+    "reconnect_delay_ms",
+    "scan_count",
+    "allow_flushdb",
+    "lazy_connect",
+    "coalesce",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "node",
+    "sentinelServiceName",
+    "sentinelUsername",
+];
+
+/// URLs each parameter is tried in: `{p}` the parameter, `{}` the secret.
+const CARRIERS: &[&str] = &[
+    "memory://?{p}={}",
+    "redis://127.0.0.1:6379/0?{p}={}",
+    "redis-cluster://127.0.0.1:7000?{p}={}",
+    "redis-sentinel://127.0.0.1:26379/0?sentinelServiceName=m&{p}={}",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Issue 23, item 3: a secret pasted as any parameter's value (letters,
+    /// or digits as a PIN would be) never comes back in the error that
+    /// refuses it: an error names the parameter and its rule, not the value.
+    /// (`pool_size=<password>` once answered `… not "<password>"`.)
+    #[test]
+    fn a_refused_value_is_never_repeated(
+        parameter in prop::sample::select(PARAMETERS),
+        carrier in prop::sample::select(CARRIERS),
+        secret in prop_oneof!["S3c[A-Za-z0-9]{6,20}", "[1-9][0-9]{8,15}", "S3c[A-Za-z0-9]{4,8}:[0-9]{1,3}", "S3c[A-Za-z0-9]{4,8}::[a-z]{2}"],
+    ) {
+        let url = carrier.replace("{p}", parameter).replace("{}", &secret);
+        if let Err(err) = CacheConfig::from_url(&url) {
+            let shown = format!("{err} / {err:?}");
+            prop_assert!(!shown.contains(&secret), "{url:?} was refused with its value: {shown}");
+        }
+    }
+}

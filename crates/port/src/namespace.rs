@@ -52,10 +52,13 @@ impl Namespace {
             ));
         }
         if namespace.split(':').any(str::is_empty) {
-            return Err(config(format!(
-                "the namespace {namespace:?} has an empty segment: a namespace is one or more \
-                 non-empty segments joined by ':' (such as shop or shop:eu)"
-            )));
+            // The namespace itself is not repeated: from a URL, it may be
+            // a secret pasted into the wrong parameter.
+            return Err(config(
+                "the namespace has an empty segment: a namespace is one or more non-empty \
+                 segments joined by ':' (such as shop or shop:eu)"
+                    .into(),
+            ));
         }
         Ok(Self {
             prefix: Arc::from(format!("{namespace}:")),

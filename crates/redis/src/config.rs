@@ -329,10 +329,7 @@ impl RedisConfig {
             ));
         }
         if self.pool_size == 0 || self.pool_size > 256 {
-            return Err(config_error(format!(
-                "pool_size must be 1 to 256, not {}",
-                self.pool_size
-            )));
+            return Err(config_error("pool_size must be 1 to 256".into()));
         }
         for (name, timeout) in [
             ("command_timeout", self.command_timeout),
@@ -340,7 +337,7 @@ impl RedisConfig {
         ] {
             if timeout.is_zero() || timeout > MAX_TIMEOUT {
                 return Err(config_error(format!(
-                    "{name} must be 1 ms to 1 hour (zero would mean none), not {timeout:?}"
+                    "{name} must be 1 ms to 1 hour (zero would mean none)"
                 )));
             }
         }
@@ -349,8 +346,7 @@ impl RedisConfig {
         }
         if self.max_value_len == 0 || self.max_value_len > REDIS_MAX_VALUE_LEN {
             return Err(config_error(format!(
-                "max_value_len must be 1 to {REDIS_MAX_VALUE_LEN} bytes, not {}",
-                self.max_value_len
+                "max_value_len must be 1 to {REDIS_MAX_VALUE_LEN} bytes"
             )));
         }
         if self.scan_count == 0 || self.scan_count > 1_000_000 {
@@ -428,15 +424,13 @@ pub fn redact_url(url: &str) -> String {
 fn parse_flag(name: &str, value: &str) -> Result<bool> {
     value
         .parse()
-        .map_err(|_| config_error(format!("{name} must be true or false, not {value:?}")))
+        .map_err(|_| config_error(format!("{name} must be true or false")))
 }
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|_| {
-        config_error(format!(
-            "{name} must be a whole number in its range, not {value:?}"
-        ))
-    })
+    value
+        .parse()
+        .map_err(|_| config_error(format!("{name} must be a whole number in its range")))
 }
 
 fn config_error(message: String) -> CacheError {

@@ -43,7 +43,7 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
                     .ok()
                     .filter(|n| (1..=100_000_000).contains(n))
                     .ok_or_else(|| {
-                        config_error(format!("keys_limit must be 1 to 100000000, not {value:?}"))
+                        config_error("keys_limit must be a whole number from 1 to 100000000".into())
                     })?
             }
             "l1" => l1 = Some(parse_size(&name, &value)?),
@@ -55,9 +55,9 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
                         .filter(|ms| (1..=86_400_000).contains(ms))
                         .map(std::time::Duration::from_millis)
                         .ok_or_else(|| {
-                            config_error(format!(
-                                "l1_max_ttl_ms must be 1 to 86400000, not {value:?}"
-                            ))
+                            config_error(
+                                "l1_max_ttl_ms must be a whole number from 1 to 86400000".into(),
+                            )
                         })?,
                 )
             }
@@ -93,7 +93,7 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
 pub(super) fn parse_flag(name: &str, value: &str) -> Result<bool> {
     value
         .parse()
-        .map_err(|_| config_error(format!("{name} must be true or false, not {value:?}")))
+        .map_err(|_| config_error(format!("{name} must be true or false")))
 }
 
 /// `hidden`, `hashed` or `truncated:N`.
@@ -101,7 +101,7 @@ pub(super) fn parse_key_field(value: &str) -> Result<cache_observe::KeyField> {
     use cache_observe::KeyField;
     let bad = || {
         config_error(format!(
-            "trace_keys must be hidden, hashed or truncated:N (N from 1 to 256), not {value:?}"
+            "trace_keys must be hidden, hashed or truncated:N (N from 1 to 256)"
         ))
     };
     match value {
@@ -173,9 +173,9 @@ pub(super) fn parse_size(name: &str, value: &str) -> Result<u64> {
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
-        other => {
+        _ => {
             return Err(config_error(format!(
-                "{name}: unknown size unit {other:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+                "{name}: the unit is not one of B, KiB, MiB, GiB, KB, MB, GB"
             )))
         }
     };
@@ -183,11 +183,7 @@ pub(super) fn parse_size(name: &str, value: &str) -> Result<u64> {
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| {
-            config_error(format!(
-                "{name} must be a size such as 64MiB, not {value:?}"
-            ))
-        })
+        .ok_or_else(|| config_error(format!("{name} must be a size such as 64MiB")))
 }
 
 pub(super) fn config_error(message: String) -> CacheError {
