@@ -274,7 +274,7 @@ async fn run_one(
     }
 
     let us = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
-    println!("cachectl bench on {} ({config:?})", ops::describe(&config));
+    println!("cachectl bench on {config}");
     println!(
         "  mix {}  concurrency {}  keys {}  value {} B  duration {:.1?}",
         args.mix, args.concurrency, args.keys, args.value_size, elapsed

@@ -17,7 +17,7 @@ pub const DEMO_NAMESPACE: &str = "cachectl-demo";
 /// Runs the demonstration.
 pub async fn run(cli: &Cli) -> Result<ExitCode, Failure> {
     let config = ops::config(cli)?.default_namespace(DEMO_NAMESPACE)?;
-    println!("cachectl demo on {} ({config:?})\n", ops::describe(&config));
+    println!("cachectl demo on {config}\n");
     let cache = ops::connect(&config).await?;
     let show = |op: &str, answer: String| println!("  {op:<44} -> {answer}");
     let minute = Some(Duration::from_secs(60));

@@ -243,3 +243,34 @@ async fn fail_open_from_the_url_reads_an_outage_as_a_counted_miss() {
         "one set, two failed-open misses, two failed writes (the write-back and the set)"
     );
 }
+
+/// Issue 23, item 6: a configuration reads as a person would say it: the
+/// adapter, the URL with its secrets redacted, the namespace, and only the
+/// options that differ from their defaults (`cachectl` printed the whole
+/// `Debug` struct, 600 characters on one line).
+#[test]
+fn a_configuration_is_shown_as_a_person_reads_it() {
+    let shown = |url: &str| CacheConfig::from_url(url).unwrap().to_string();
+    assert_eq!(shown("memory://"), "memory (in-process)");
+    assert_eq!(
+        shown("memory://?capacity=1MiB&namespace=shop&fail_open=true"),
+        "memory (in-process), namespace shop (options: capacity=1048576, fail_open=true)"
+    );
+    let redis = shown(
+        "redis://app:S3cretPw@cache.internal:6379/0?namespace=shop&l1=8MiB&coalesce=false&pool_size=8&metrics=true",
+    );
+    assert!(!redis.contains("S3cretPw"), "{redis}");
+    assert!(
+        redis.starts_with("redis at redis://***@cache.internal:6379/0"),
+        "{redis}"
+    );
+    assert!(
+        redis.ends_with(
+            ", namespace shop, with an in-process L1 of 8388608 bytes (options: pool_size=8, coalesce=false, metrics=true)"
+        ),
+        "{redis}"
+    );
+    for debug_only in ["{", "Some(", "RedisConfig", "TlsFiles", "pool_size: "] {
+        assert!(!redis.contains(debug_only), "{redis}");
+    }
+}

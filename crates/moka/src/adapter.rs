@@ -144,6 +144,7 @@ impl MokaStore {
             return Err(CacheError::ValueTooLarge {
                 len: value.len(),
                 limit,
+                which: CacheError::ENTRY_LIMIT,
             });
         }
         Ok(())

@@ -39,6 +39,20 @@ impl Default for MokaConfig {
 }
 
 impl MokaConfig {
+    /// The options that differ from their defaults, as `name=value` in the
+    /// URL's own spelling (`capacity=1048576`, `max_value_len=4096`); the
+    /// namespace is not among them (it is shown on its own).
+    pub fn changed_options(&self) -> Vec<String> {
+        let mut changed = Vec::new();
+        if self.capacity_bytes != DEFAULT_CAPACITY_BYTES {
+            changed.push(format!("capacity={}", self.capacity_bytes));
+        }
+        if let Some(limit) = self.max_value_len {
+            changed.push(format!("max_value_len={limit}"));
+        }
+        changed
+    }
+
     /// The store's bound, in bytes of keys + values + a fixed per-entry
     /// overhead. Past it, the least recently used entries are evicted.
     pub fn capacity_bytes(mut self, bytes: u64) -> Self {

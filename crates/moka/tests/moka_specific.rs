@@ -298,3 +298,48 @@ async fn namespaced_views_nest() {
     a.clear().await.unwrap();
     assert!(!ax.exists("k").await.unwrap());
 }
+
+/// Issue 23, item 4: `max_value_len()` said 1,044,032 bytes for a 1 MiB
+/// store, and a value of that length under a namespaced 4 KiB key was
+/// refused with an error that named neither the limit that applied nor by
+/// how much it was missed. The error now says which limit, and its `limit`
+/// is exact: that many bytes fit beside that key, one more does not.
+#[tokio::test]
+async fn a_value_too_large_for_its_key_says_which_limit_and_by_how_much() {
+    use cache_port::CacheError;
+    let cache = MokaConfig::default()
+        .capacity_bytes(1024 * 1024)
+        .namespace("tenant:eu")
+        .build()
+        .unwrap();
+    let key = "k".repeat(cache_port::MAX_KEY_LEN);
+    let advertised = cache.max_value_len();
+    let err = cache.set(&key, value(advertised), None).await.unwrap_err();
+    let CacheError::ValueTooLarge { len, limit, which } = err else {
+        panic!("expected ValueTooLarge, got {err:?}");
+    };
+    assert_eq!(len, advertised);
+    assert_eq!(which, CacheError::ENTRY_LIMIT);
+    assert!(limit < advertised, "{limit} < {advertised}");
+    let said = CacheError::ValueTooLarge { len, limit, which }.to_string();
+    assert!(
+        said.contains(&format!("{} bytes over", len - limit))
+            && said.contains(&format!("of {limit} bytes"))
+            && said.contains("beside this key"),
+        "{said}"
+    );
+    // The limit is exact for this key.
+    cache.set(&key, value(limit), None).await.unwrap();
+    assert_eq!(cache.get(&key).await.unwrap().map(|v| v.len()), Some(limit));
+    let err = cache.set(&key, value(limit + 1), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ValueTooLarge);
+    // A value over max_value_len itself names that limit.
+    let err = cache
+        .set("short", value(advertised + 1), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CacheError::ValueTooLarge { which, .. } if which == CacheError::MAX_VALUE_LEN_LIMIT),
+        "{err:?}"
+    );
+}

@@ -91,7 +91,16 @@ pub trait Cache: Send + Sync {
     /// Round-trip time to the backend, or why it cannot be reached.
     async fn ping(&self) -> Result<Duration>;
 
-    /// The largest value, in bytes, this adapter accepts.
+    /// The largest value, in bytes, this adapter accepts under the
+    /// shortest key. A value over it is refused before any store sees it.
+    ///
+    /// On a bounded in-process store (`memory://`), key and value share one
+    /// entry's charge against the capacity, so a long key, or one made
+    /// longer by a namespace, leaves room for less: such a value is refused
+    /// with [`ValueTooLarge`](crate::CacheError::ValueTooLarge) whose
+    /// `which` is [`ENTRY_LIMIT`](crate::CacheError::ENTRY_LIMIT) and whose
+    /// `limit` is what fits beside that key. On Redis the limit does not
+    /// depend on the key.
     fn max_value_len(&self) -> usize;
 
     /// Every key matching the Redis glob `pattern`, a page at a time, in

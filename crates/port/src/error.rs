@@ -42,13 +42,19 @@ pub enum CacheError {
         /// Why it was refused.
         reason: String,
     },
-    /// The value is larger than the adapter's per-entry limit.
-    #[error("value of {len} bytes is larger than this adapter's limit of {limit} bytes")]
+    /// The value is larger than the limit that applies to it: the adapter's
+    /// [`max_value_len`](crate::Cache::max_value_len), or, on a bounded
+    /// in-process store where key and value share one entry's charge, what
+    /// fits beside this key (a long or namespaced key leaves less room).
+    #[error("value of {len} bytes is {} bytes over {which} of {limit} bytes", len - limit)]
     ValueTooLarge {
         /// The value's length in bytes.
         len: usize,
-        /// The adapter's limit in bytes.
+        /// The limit in bytes (less than `len`).
         limit: usize,
+        /// Which limit: [`MAX_VALUE_LEN_LIMIT`](CacheError::MAX_VALUE_LEN_LIMIT)
+        /// or [`ENTRY_LIMIT`](CacheError::ENTRY_LIMIT).
+        which: &'static str,
     },
     /// `incr` found a value that is not a decimal 64-bit integer.
     #[error("value is not an integer or out of range")]
@@ -231,6 +237,14 @@ impl CacheError {
                 | ErrorKind::ValueTooLarge
         )
     }
+
+    /// [`ValueTooLarge::which`](CacheError::ValueTooLarge) for a value over
+    /// the adapter's [`max_value_len`](crate::Cache::max_value_len).
+    pub const MAX_VALUE_LEN_LIMIT: &'static str = "this adapter's max_value_len";
+
+    /// [`ValueTooLarge::which`](CacheError::ValueTooLarge) for a value that
+    /// does not fit a bounded store's capacity beside its (stored) key.
+    pub const ENTRY_LIMIT: &'static str = "what fits the store's capacity beside this key";
 
     /// A codec error around `source`.
     pub fn codec(source: impl Into<BoxError>) -> Self {

@@ -396,6 +396,67 @@ impl RedisConfig {
     }
 }
 
+impl RedisConfig {
+    /// The options that differ from their defaults, as `name=value` in the
+    /// URL's own spelling (`pool_size=8`, `command_timeout_ms=500`,
+    /// `coalesce=false`), in a fixed order: what a person needs to read a
+    /// configuration, beside [`redacted_url`](Self::redacted_url). The
+    /// namespace is not among them (it is shown on its own).
+    pub fn changed_options(&self) -> Vec<String> {
+        let defaults = Self::with_defaults(String::new());
+        let ms = |d: Duration| d.as_millis().to_string();
+        let mut changed = Vec::new();
+        let mut note = |name: &str, differs: bool, value: String| {
+            if differs {
+                changed.push(format!("{name}={value}"));
+            }
+        };
+        note(
+            "pool_size",
+            self.pool_size != defaults.pool_size,
+            self.pool_size.to_string(),
+        );
+        note(
+            "connect_timeout_ms",
+            self.connect_timeout != defaults.connect_timeout,
+            ms(self.connect_timeout),
+        );
+        note(
+            "command_timeout_ms",
+            self.command_timeout != defaults.command_timeout,
+            ms(self.command_timeout),
+        );
+        note(
+            "reconnect_delay_ms",
+            self.reconnect_delay != defaults.reconnect_delay,
+            ms(self.reconnect_delay),
+        );
+        note(
+            "max_value_len",
+            self.max_value_len != defaults.max_value_len,
+            self.max_value_len.to_string(),
+        );
+        note(
+            "scan_count",
+            self.scan_count != defaults.scan_count,
+            self.scan_count.to_string(),
+        );
+        note("allow_flushdb", self.allow_flushdb, "true".into());
+        note("lazy_connect", self.lazy_connect, "true".into());
+        note("coalesce", !self.coalesce, "false".into());
+        for (name, file) in [
+            ("tls_ca_file", &self.tls.ca),
+            ("tls_cert_file", &self.tls.cert),
+            ("tls_key_file", &self.tls.key),
+        ] {
+            if let Some(path) = file {
+                note(name, true, path.display().to_string());
+            }
+        }
+        changed
+    }
+}
+
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")

@@ -98,6 +98,7 @@ impl<S: Store> Front<S> {
             return Err(CacheError::ValueTooLarge {
                 len: value.len(),
                 limit,
+                which: CacheError::MAX_VALUE_LEN_LIMIT,
             });
         }
         Ok(())

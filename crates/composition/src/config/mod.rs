@@ -126,6 +126,62 @@ impl fmt::Debug for CacheConfig {
     }
 }
 
+/// How a person reads a configuration: the adapter, the URL with its
+/// secrets redacted, the namespace, and only the options that differ from
+/// their defaults, e.g. `redis at redis://***@cache:6379/0, namespace shop,
+/// with an in-process L1 of 67108864 bytes (options: coalesce=false,
+/// fail_open=true)`. `cachectl` prints it first.
+impl fmt::Display for CacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut options = match &self.adapter {
+            AdapterConfig::Memory(c) => {
+                f.write_str("memory (in-process)")?;
+                c.changed_options()
+            }
+            #[cfg(feature = "redis")]
+            AdapterConfig::Redis(c) => {
+                write!(f, "redis at {}", c.redacted_url())?;
+                c.changed_options()
+            }
+        };
+        if let Some(namespace) = &self.namespace {
+            write!(f, ", namespace {}", namespace.as_str())?;
+        }
+        if let Some(tier) = &self.tier {
+            write!(f, ", with an in-process L1 of {} bytes", tier.l1_bytes)?;
+            if tier.l1_max_ttl != std::time::Duration::from_secs(60) {
+                options.push(format!("l1_max_ttl_ms={}", tier.l1_max_ttl.as_millis()));
+            }
+            if tier.channel != "cache-tiered:invalidations" {
+                options.push(format!("backplane_channel={}", tier.channel));
+            }
+        }
+        if self.fail_open {
+            options.push("fail_open=true".into());
+        }
+        if self.keys_limit != cache_store::DEFAULT_KEYS_LIMIT {
+            options.push(format!("keys_limit={}", self.keys_limit));
+        }
+        if self.observe.metrics {
+            options.push("metrics=true".into());
+        }
+        if self.observe.tracing {
+            options.push("tracing=true".into());
+        }
+        if self.observe.trace_keys != cache_observe::KeyField::default() {
+            options.push(match self.observe.trace_keys {
+                cache_observe::KeyField::Hashed => "trace_keys=hashed".to_owned(),
+                cache_observe::KeyField::Truncated(n) => format!("trace_keys=truncated:{n}"),
+                _ => "trace_keys=hidden".to_owned(),
+            });
+        }
+        if !options.is_empty() {
+            write!(f, " (options: {})", options.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for AdapterConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -100,9 +100,7 @@ pub(super) fn parse_flag(name: &str, value: &str) -> Result<bool> {
 pub(super) fn parse_key_field(value: &str) -> Result<cache_observe::KeyField> {
     use cache_observe::KeyField;
     let bad = || {
-        config_error(format!(
-            "trace_keys must be hidden, hashed or truncated:N (N from 1 to 256)"
-        ))
+        config_error("trace_keys must be hidden, hashed or truncated:N (N from 1 to 256)".into())
     };
     match value {
         "hidden" => Ok(KeyField::Hidden),
