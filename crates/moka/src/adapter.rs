@@ -356,6 +356,8 @@ impl MokaStore {
                 Reply::Done
             }
             Request::Stats { .. } => Reply::Stats(Box::new(self.stats())),
+            // Nothing to close in process: no connection, no task.
+            Request::Close => Reply::Done,
             Request::Ping => {
                 // In process there is no round trip; this times one lookup.
                 let start = Instant::now();

@@ -91,6 +91,15 @@ pub trait Cache: Send + Sync {
     /// Round-trip time to the backend, or why it cannot be reached.
     async fn ping(&self) -> Result<Duration>;
 
+    /// Closes the backend connections and stops the background tasks of
+    /// the store under this cache, and returns once they are gone. Every
+    /// handle and namespaced view of the same store is closed with it; their
+    /// calls afterwards fail with `Unavailable` (an in-process store has
+    /// nothing to close and goes on answering). Dropping the last handle
+    /// does the same without waiting; call this to wait for it (a
+    /// configuration reload, a test that counts connections).
+    async fn close(&self) -> Result<()>;
+
     /// The largest value, in bytes, this adapter accepts under the
     /// shortest key. A value over it is refused before any store sees it.
     ///

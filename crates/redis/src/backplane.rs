@@ -155,6 +155,15 @@ async fn watch(
 }
 
 impl Backplane for RedisBackplane {
+    fn close(&self) -> BoxFuture<'static, ()> {
+        self.watcher.abort();
+        let (publisher, subscriber) = (self.publisher.clone(), self.subscriber.clone());
+        Box::pin(async move {
+            let _ = publisher.quit().await;
+            let _ = subscriber.quit().await;
+        })
+    }
+
     fn publish(&self, notice: &Notice) -> BoxFuture<'static, Result<()>> {
         let (publisher, channel, errors) = (
             self.publisher.clone(),

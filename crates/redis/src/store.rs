@@ -58,6 +58,20 @@ pub(crate) struct Shared {
     /// Concurrent `get`s, `set`s and `ttl`s coalesced (`coalesce/`): with
     /// `coalesce` (the default), on one server only.
     pub(crate) coalescing: Option<Coalescing>,
+    /// The runtime the pool's connection tasks run on, where dropping the
+    /// last handle sends the pool's `QUIT` (a `Drop` cannot await).
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+/// The last handle of a store gone: its connections close and their tasks
+/// end (they reconnected forever before, even after `CLIENT KILL`).
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let pool = self.pool.clone();
+        drop(self.runtime.spawn(async move {
+            let _ = pool.quit().await;
+        }));
+    }
 }
 
 /// The Redis store: fred's connection pool to a standalone server, a
@@ -202,6 +216,7 @@ impl RedisStore {
                 delete_if_equals_script: Script::from_lua(DELETE_IF_EQUALS),
                 set_many_script: Script::from_lua(SET_MANY),
                 connected,
+                runtime: tokio::runtime::Handle::current(),
             }),
         })
     }
@@ -288,6 +303,10 @@ impl RedisStore {
             }
             Request::Stats { scope } => Reply::Stats(Box::new(self.stats(&scope).await?)),
             Request::Ping => Reply::Pong(self.ping().await?),
+            Request::Close => {
+                self.close().await;
+                Reply::Done
+            }
         })
     }
 }

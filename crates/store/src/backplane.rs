@@ -76,6 +76,13 @@ pub trait Backplane: Send + Sync + 'static {
 
     /// The events of a new subscription, from now on.
     fn subscribe(&self) -> BoxStream<'static, BackplaneEvent>;
+
+    /// Closes its connections and stops its tasks, returning once they are
+    /// gone (a tiered cache's `close`). The default, for a backplane with
+    /// nothing to close, does nothing.
+    fn close(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The wire format's version: the first byte of every message.

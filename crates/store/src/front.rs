@@ -393,6 +393,10 @@ impl<S: Store> Cache for Front<S> {
         expect!(Op::Ping, self.store.call(Request::Ping).await?, Reply::Pong(d) => d)
     }
 
+    async fn close(&self) -> Result<()> {
+        expect!(Op::Close, self.store.call(Request::Close).await?, Reply::Done => ())
+    }
+
     fn max_value_len(&self) -> usize {
         self.store.max_value_len()
     }

@@ -149,6 +149,8 @@ pub enum Request<'a> {
     },
     /// `ping`.
     Ping,
+    /// `close`: the store's connections and tasks, for every view of it.
+    Close,
 }
 
 /// What a [`Request`] answers. Each request has exactly one reply shape (see
@@ -160,7 +162,7 @@ pub enum Reply {
     Value(Option<Bytes>),
     /// `GetMany`: one per key.
     Values(Vec<Option<Bytes>>),
-    /// `Set`, `SetMany`, `Clear`.
+    /// `Set`, `SetMany`, `Clear`, `Close`.
     Done,
     /// `Delete`, `Exists`, `Expire`, `SetIfAbsent`, `DeleteIfEquals`.
     Flag(bool),
@@ -215,6 +217,8 @@ pub enum Op {
     Clear,
     /// See [`Request::Stats`].
     Stats,
+    /// See [`Request::Close`].
+    Close,
     /// See [`Request::Ping`].
     Ping,
 }
@@ -240,6 +244,7 @@ impl Op {
             Op::Clear => "clear",
             Op::Stats => "stats",
             Op::Ping => "ping",
+            Op::Close => "close",
         }
     }
 
@@ -294,6 +299,7 @@ impl<'a> Request<'a> {
             Request::Clear { .. } => Op::Clear,
             Request::Stats { .. } => Op::Stats,
             Request::Ping => Op::Ping,
+            Request::Close => Op::Close,
         }
     }
 
@@ -359,6 +365,7 @@ impl<'a> Request<'a> {
             Request::Clear { scope } => Request::Clear { scope: f(scope) },
             Request::Stats { scope } => Request::Stats { scope: f(scope) },
             Request::Ping => Request::Ping,
+            Request::Close => Request::Close,
         }
     }
 
@@ -372,7 +379,8 @@ impl<'a> Request<'a> {
             | Request::Keys { .. }
             | Request::Clear { .. }
             | Request::Stats { .. }
-            | Request::Ping => 0,
+            | Request::Ping
+            | Request::Close => 0,
             _ => 1,
         }
     }

@@ -175,7 +175,7 @@ pub(crate) fn drop_key(l1: &MokaStore, key: &str) {
     }));
 }
 
-fn clear_l1(l1: &MokaStore, scope: &str) {
+pub(crate) fn clear_l1(l1: &MokaStore, scope: &str) {
     answer(l1.call(Request::Clear {
         scope: Cow::Borrowed(scope),
     }));

@@ -54,12 +54,22 @@ struct Shared<L2> {
     backplane: Option<Arc<dyn Backplane>>,
     counters: Arc<Counters>,
     publish_log: LogThrottle,
-    listener: Option<tokio::task::JoinHandle<()>>,
+    /// The listener task, taken by `close` (or aborted when dropped).
+    listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl<L2> Shared<L2> {
+    fn take_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
 }
 
 impl<L2> Drop for Shared<L2> {
     fn drop(&mut self) {
-        if let Some(listener) = self.listener.take() {
+        if let Some(listener) = self.take_listener() {
             listener.abort();
         }
     }
@@ -111,7 +121,7 @@ impl<L2: Store> TieredStore<L2> {
                 backplane: backplane.map(|(b, _, _)| b),
                 counters,
                 publish_log: LogThrottle::default(),
-                listener,
+                listener: std::sync::Mutex::new(listener),
             }),
         }
     }
@@ -299,6 +309,20 @@ impl<L2: Store> Store for TieredStore<L2> {
                     self.invalidate_many(what).await;
                 }
                 reply
+            }
+            // L1 stops serving (and is emptied) for good, the listener
+            // ends, then the backplane and L2 close.
+            Request::Close => {
+                if let Some(listener) = self.shared.take_listener() {
+                    listener.abort();
+                    let _ = listener.await;
+                }
+                self.shared.coherence.stop_serving();
+                listener::clear_l1(&self.shared.l1, "");
+                if let Some(backplane) = &self.shared.backplane {
+                    backplane.close().await;
+                }
+                l2.call(Request::Close).await
             }
             Request::Clear { scope } => {
                 let what = Invalidation::Clear {

@@ -148,6 +148,10 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
         }
         Request::Stats { .. } => Reply::Stats(Box::new(cache.stats().await?)),
         Request::Ping => Reply::Pong(cache.ping().await?),
+        Request::Close => {
+            cache.close().await?;
+            Reply::Done
+        }
     })
 }
 
