@@ -255,3 +255,92 @@ pub async fn a_token_lock_excludes(cx: Ctx) {
     assert_eq!(overlaps.load(SeqCst), 0);
     assert!(!cx.cache.exists("lock").await.unwrap());
 }
+
+/// docs/CONTRACT.md, "Batches": under concurrent writers, `get_many` reads
+/// each key atomically at some instant within the call, so every answer is
+/// a value its key held then (never one overwritten before the call began,
+/// never one written after it returned), and a key named twice in one call
+/// gets one answer. (Across different keys it is one snapshot only on one
+/// Redis server or within one Cluster hash slot.) Issue 23, item 2: through
+/// the port, `get_many([k, k])` once returned two different values.
+pub async fn get_many_reads_each_key_once_within_the_call(cx: Ctx) {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    const KEYS: [&str; 2] = ["gm:a", "gm:b"];
+    const WRITES: u64 = 300;
+    // Per key: the last version whose set returned, and the last one begun.
+    let acked: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let begun: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    for key in KEYS {
+        cx.cache.set(key, Bytes::from("0"), None).await.unwrap();
+    }
+    let writers: Vec<_> = (0..KEYS.len())
+        .map(|k| {
+            let (cache, acked, begun) = (
+                Arc::clone(&cx.cache),
+                Arc::clone(&acked),
+                Arc::clone(&begun),
+            );
+            tokio::spawn(async move {
+                for version in 1..=WRITES {
+                    begun[k].store(version, SeqCst);
+                    let value = Bytes::from(version.to_string());
+                    cache.set(KEYS[k], value, None).await.unwrap();
+                    acked[k].store(version, SeqCst);
+                    // In process a set never waits: let the readers in.
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, acked, begun) = (
+                Arc::clone(&cx.cache),
+                Arc::clone(&acked),
+                Arc::clone(&begun),
+            );
+            tokio::spawn(async move {
+                let names: Vec<String> = ["gm:a", "gm:b", "gm:a", "gm:b", "gm:a"]
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .collect();
+                let mut reads = 0u64;
+                while acked[0].load(SeqCst) < WRITES || acked[1].load(SeqCst) < WRITES {
+                    let low = [acked[0].load(SeqCst), acked[1].load(SeqCst)];
+                    let values = cache.get_many(&names).await.unwrap();
+                    let high = [begun[0].load(SeqCst), begun[1].load(SeqCst)];
+                    let versions: Vec<u64> = values
+                        .iter()
+                        .map(|v| std::str::from_utf8(v.as_ref().unwrap()).unwrap().parse().unwrap())
+                        .collect();
+                    for (name, version) in names.iter().zip(&versions) {
+                        let k = KEYS.iter().position(|key| key == name).unwrap();
+                        assert!(
+                            (low[k]..=high[k]).contains(version),
+                            "{name} read as version {version}, outside {}..={} (acknowledged before the call .. begun before it returned)",
+                            low[k],
+                            high[k]
+                        );
+                    }
+                    assert_eq!(versions[0], versions[2], "a key named twice got two answers: {versions:?}");
+                    assert_eq!(versions[2], versions[4], "a key named twice got two answers: {versions:?}");
+                    assert_eq!(versions[1], versions[3], "a key named twice got two answers: {versions:?}");
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut reads = 0;
+    for reader in readers {
+        reads += reader.await.unwrap();
+    }
+    assert!(
+        reads >= 10,
+        "only {reads} get_many calls ran while the writers wrote"
+    );
+}

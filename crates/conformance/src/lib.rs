@@ -193,6 +193,7 @@ behaviours![
     concurrency::concurrent_sets_leave_one_of_the_values,
     concurrency::mixed_writes_on_one_key_are_serialisable,
     concurrency::a_token_lock_excludes,
+    concurrency::get_many_reads_each_key_once_within_the_call,
     loading::five_hundred_callers_of_a_cold_key_make_one_loader_call,
     loading::a_failed_load_is_shared_and_not_remembered,
     loading::a_slow_key_does_not_hold_up_another,

@@ -9,6 +9,13 @@ use crate::{RedisCluster, RedisServer};
 /// that a loaded machine never reaches.
 pub const SUITE_OPTIONS: &str = "max_value_len=1048576&command_timeout_ms=5000";
 
+/// `url` with [`SUITE_OPTIONS`] added to its query (a cluster's URL has one
+/// already, naming its other nodes).
+pub fn suite_url(url: &str) -> String {
+    let joint = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joint}{SUITE_OPTIONS}")
+}
+
 /// A server of either shape, for suites that run on both.
 #[derive(Debug)]
 pub enum AnyServer {

@@ -24,7 +24,7 @@ mod sentinel;
 mod server;
 
 pub use cluster::RedisCluster;
-pub use keeper::{AnyServer, Servers, SUITE_OPTIONS};
+pub use keeper::{suite_url, AnyServer, Servers, SUITE_OPTIONS};
 pub use options::{ServerOptions, TlsServer};
 pub use process::require_redis_server;
 pub use sentinel::RedisSentinel;

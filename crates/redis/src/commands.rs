@@ -15,6 +15,23 @@ use crate::batches::wrong_type_is_a_miss;
 use crate::scripts::{COALESCED_VALUE_MAX, SET_MANY_SLICE};
 use crate::store::RedisStore;
 
+/// `keys` as fred's keys, and their positions grouped by hash slot (in the
+/// order each slot first appears).
+fn by_slot(keys: Vec<StoreKey<'_>>) -> (Vec<Vec<usize>>, Vec<FredKey>) {
+    let keys: Vec<FredKey> = keys.into_iter().map(fred_key).collect();
+    let mut slots: Vec<Vec<usize>> = Vec::new();
+    let mut slot_of: std::collections::HashMap<u16, usize> = std::collections::HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let group = *slot_of.entry(slot).or_insert_with(|| {
+            slots.push(Vec::new());
+            slots.len() - 1
+        });
+        slots[group].push(i);
+    }
+    (slots, keys)
+}
+
 /// A store key as fred's key, without copying an owned one.
 pub(crate) fn fred_key(key: StoreKey<'_>) -> FredKey {
     FredKey::from(key.into_owned())
@@ -84,15 +101,28 @@ impl RedisStore {
     pub(crate) async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Vec<Option<Bytes>>> {
         let client = self.pool().next();
         if client.is_clustered() {
-            // Keys span slots, so no MGET. Every GET is queued with fred at
-            // once: fred then writes each node's share to its socket and
-            // flushes once per node. (fred's pipelines flush after every
-            // command, one packet per key: tests/cluster_round_trips.rs
-            // counts the read events on each node.)
-            let gets = keys.into_iter().map(|key| client.get(fred_key(key)));
-            futures::future::try_join_all(gets)
+            // One MGET per hash slot: the keys of one slot are read as one
+            // snapshot (as on one server), and a batch within one slot is one
+            // command. Every MGET is queued with fred at once: fred then
+            // writes each node's share to its socket and flushes once per
+            // node (fred's pipelines flush after every command;
+            // tests/cluster_round_trips.rs counts the read events and the
+            // commands on each node).
+            let (slots, keys) = by_slot(keys);
+            let mgets = slots.iter().map(|slot| {
+                let keys: Vec<FredKey> = slot.iter().map(|&i| keys[i].clone()).collect();
+                client.mget::<Vec<Option<Bytes>>, _>(keys)
+            });
+            let answers = futures::future::try_join_all(mgets)
                 .await
-                .map_err(self.err("get_many"))
+                .map_err(self.err("get_many"))?;
+            let mut values = vec![None; keys.len()];
+            for (slot, answer) in slots.iter().zip(answers) {
+                for (&i, value) in slot.iter().zip(answer) {
+                    values[i] = value;
+                }
+            }
+            Ok(values)
         } else {
             let keys: Vec<FredKey> = keys.into_iter().map(fred_key).collect();
             client.mget(keys).await.map_err(self.err("get_many"))

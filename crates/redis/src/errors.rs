@@ -99,6 +99,12 @@ impl ErrorContext {
                 message: format!("{operation}: {UNRUN_REDIRECT}"),
                 source: source(),
             },
+            // A multi-key command (a slot's MGET) while its slot migrates,
+            // with some keys moved: refused, not run; retried by the store.
+            _ if details.starts_with("TRYAGAIN") => CacheError::Unavailable {
+                message: format!("{operation}: {UNRUN_REDIRECT}"),
+                source: source(),
+            },
             // fred reports a command that lost its connection (or found none)
             // with kind Unknown; only its words tell.
             FredKind::Unknown if is_connection_loss(&details) => CacheError::Unavailable {

@@ -134,3 +134,41 @@ async fn on_one_server_a_batch_is_one_round_trip() {
     assert!(set_many <= 1, "set_many: {set_many}");
     assert!(get_many <= 1, "get_many: {get_many}");
 }
+
+/// The calls of `command` a node has run (`INFO commandstats`).
+fn calls(node: &RedisServer, command: &str) -> u64 {
+    node.command("INFO commandstats")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Issue 23, item 2: on a cluster, `get_many` of keys in one hash slot is
+/// one `MGET` (one snapshot, one command), where it was one `GET` per key;
+/// keys of several slots take one `MGET` per slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_get_many_within_one_slot_is_one_mget() {
+    let cluster = RedisCluster::start();
+    let config = RedisConfig::from_url(&cluster.url())
+        .unwrap()
+        .pool_size(1)
+        .command_timeout(Duration::from_secs(5));
+    let cache = config.connect().await.unwrap();
+    // One hash tag: one slot, one node.
+    let keys: Vec<String> = (0..100).map(|i| format!("{{user:7}}:k{i}")).collect();
+    let items = keys.iter().map(|k| (k.clone(), "v".into())).collect();
+    cache.set_many(items, None).await.unwrap();
+    let count = |command: &str| -> u64 { cluster.nodes().iter().map(|n| calls(n, command)).sum() };
+    let (gets, mgets) = (count("get"), count("mget"));
+    let values = cache.get_many(&keys).await.unwrap();
+    assert!(values.iter().all(Option::is_some));
+    let (gets, mgets) = (count("get") - gets, count("mget") - mgets);
+    println!("get_many of 100 keys in one slot: {mgets} MGET, {gets} GET");
+    assert_eq!((mgets, gets), (1, 0), "one MGET for one slot, no GET");
+    // Three slots, 10 keys each: three MGETs.
+    let keys: Vec<String> = (0..30).map(|i| format!("{{t{}}}:k{i}", i % 3)).collect();
+    let before = count("mget");
+    cache.get_many(&keys).await.unwrap();
+    assert_eq!(count("mget") - before, 3, "one MGET per slot");
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cache_conformance::{trials, ViewsOf};
 use cache_redis::{RedisConfig, RedisStore};
-use cache_redis_harness::{AnyServer, Servers, SUITE_OPTIONS};
+use cache_redis_harness::{suite_url, AnyServer, Servers};
 
 fn main() {
     let servers = Servers::default();
@@ -19,7 +19,7 @@ fn main() {
         Arc::new(ViewsOf::new(name, move || {
             let url = servers.start(start);
             Box::pin(async move {
-                let url = format!("{url}?{SUITE_OPTIONS}");
+                let url = suite_url(&url);
                 RedisStore::connect(&RedisConfig::from_url(&url).unwrap().coalesce(coalesce))
                     .await
                     .unwrap()

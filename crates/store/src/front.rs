@@ -121,6 +121,37 @@ fn batch_keys(keys: &[String]) -> Result<Vec<Cow<'_, str>>> {
         .collect()
 }
 
+/// For a batch that names a key more than once: the distinct keys (in the
+/// order they first appear) and, for each key given, its place among them.
+/// `None` when every key is distinct, the usual case, which costs one pass
+/// of Fx hashing. The store then reads each key once, so that a key named
+/// twice in one `get_many` gets one answer, on every adapter (a concurrent
+/// write could otherwise land between two reads of it).
+fn repeats<'k>(keys: &[Cow<'k, str>]) -> Option<(Vec<Cow<'k, str>>, Vec<usize>)> {
+    let mut place: rustc_hash::FxHashMap<&str, usize> =
+        rustc_hash::FxHashMap::with_capacity_and_hasher(keys.len(), Default::default());
+    let mut repeated = false;
+    for key in keys {
+        let next = place.len();
+        repeated |= *place.entry(key).or_insert(next) != next;
+    }
+    if !repeated {
+        return None;
+    }
+    let mut distinct: Vec<Cow<'k, str>> = Vec::with_capacity(place.len());
+    let positions = keys
+        .iter()
+        .map(|key| {
+            let at = place[key.as_ref()];
+            if at == distinct.len() {
+                distinct.push(key.clone());
+            }
+            at
+        })
+        .collect();
+    Some((distinct, positions))
+}
+
 /// A `Flag` reply.
 fn flag(reply: Reply) -> std::result::Result<bool, Reply> {
     match reply {
@@ -244,6 +275,10 @@ impl<S: Store> Cache for Front<S> {
         if keys.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
+        let (keys, positions) = match repeats(&keys) {
+            Some((distinct, positions)) => (distinct, Some(positions)),
+            None => (keys, None),
+        };
         let wanted = keys.len();
         let call = self.store.call(Request::GetMany { keys });
         Box::pin(call.map(move |result| {
@@ -254,7 +289,10 @@ impl<S: Store> Cache for Front<S> {
                     source: None,
                 });
             }
-            Ok(values)
+            Ok(match positions {
+                None => values,
+                Some(positions) => positions.iter().map(|&i| values[i].clone()).collect(),
+            })
         }))
     }}
 

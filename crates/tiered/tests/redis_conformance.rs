@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use cache_conformance::{trials, ViewsOf};
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
-use cache_redis_harness::{AnyServer, Servers, SUITE_OPTIONS};
+use cache_redis_harness::{suite_url, AnyServer, Servers};
 use cache_store::backplane::Backplane;
 use cache_tiered::TieredConfig;
 
@@ -18,7 +18,7 @@ fn main() {
         Arc::new(ViewsOf::new(name, move || {
             let url = servers.start(start);
             Box::pin(async move {
-                let config = RedisConfig::from_url(&format!("{url}?{SUITE_OPTIONS}")).unwrap();
+                let config = RedisConfig::from_url(&suite_url(&url)).unwrap();
                 let l2 = RedisStore::connect(&config).await.unwrap();
                 let backplane: Arc<dyn Backplane> =
                     RedisBackplane::connect(&config, DEFAULT_CHANNEL)
