@@ -23,7 +23,7 @@
 //! - [`MokaStore`] is the store (it implements `cache_store::Store`);
 //!   [`MokaCache`] is the port over it, counted and optionally namespaced.
 //!   Several namespaces can share one store (`MokaCache::namespaced`), and
-//!   any layer of `cache_port::layer` composes over it through
+//!   any layer of `cache_store::layer` composes over it through
 //!   `cache_store::CacheBuilder`.
 //! - Patterns through the port's shared Redis-glob matcher, so `keys` and
 //!   `delete_pattern` answer exactly as Redis would.

@@ -227,7 +227,7 @@ async fn an_entry_that_could_never_fit_is_refused_not_dropped() {
         .unwrap_err()
         .to_string();
     let named: usize = fits
-        .rsplit("limit of ")
+        .rsplit(" of ")
         .next()
         .unwrap()
         .split(' ')

@@ -173,7 +173,7 @@ pub(super) fn parse_size(name: &str, value: &str) -> Result<u64> {
         "GiB" => 1 << 30,
         _ => {
             return Err(config_error(format!(
-                "{name}: the unit is not one of B, KiB, MiB, GiB, KB, MB, GB"
+                "{name} must be a size such as 64MiB, in B, KiB, MiB, GiB, KB, MB or GB"
             )))
         }
     };
