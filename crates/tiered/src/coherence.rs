@@ -10,6 +10,15 @@
 //!   either the reader sees the bump or the drop removes its insert. (The
 //!   placeholder the Redis client-side caching guide asks for, without a
 //!   placeholder.)
+//! - **No backfill lands while a write of its slot is in flight.** A
+//!   write takes its keys' slots (counting it in flight and bumping them)
+//!   and drops the keys before it writes L2, and bumps them again when it
+//!   is done. A reader that fetched the old value from L2 before the write
+//!   could otherwise put it into L1 after the write reached L2 and before
+//!   the write dropped it, and a later read would answer the old value
+//!   after another had answered the new one: not linearizable
+//!   (`tests/linearizable.rs`). During a write its key is in no L1, so
+//!   reads of it go to L2.
 //! - **L1 answers only while the backplane provably delivers.** The
 //!   backplane reports `Down`/`Up`, and each instance sends itself a
 //!   heartbeat: L1 serves only while the channel is up and the instance's
@@ -37,6 +46,8 @@ pub(crate) struct Coherence {
     /// This instance's id on the backplane.
     pub id: u64,
     slots: Box<[AtomicU64]>,
+    /// Writes in flight per slot: while one is, no backfill of the slot lands.
+    writing: Box<[AtomicU64]>,
     global: AtomicU64,
     serving: AtomicBool,
     /// Milliseconds since `epoch` of the last own heartbeat received.
@@ -51,6 +62,7 @@ impl Coherence {
         Self {
             id: fastrand::u64(..),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            writing: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             global: AtomicU64::new(0),
             serving: AtomicBool::new(serving),
             last_beat_ms: AtomicU64::new(0),
@@ -86,7 +98,21 @@ impl Coherence {
     pub fn still_valid(&self, ticket: Ticket) -> bool {
         self.serving()
             && self.slots[ticket.slot].load(SeqCst) == ticket.slot_count
+            && self.writing[ticket.slot].load(SeqCst) == 0
             && self.global.load(SeqCst) == ticket.global
+    }
+
+    /// Called before `key` is written to L2 (and dropped from L1): spoils
+    /// every ticket of its slot, and refuses backfills of the slot until the
+    /// returned guard is dropped, after the write, which spoils them again.
+    pub fn begin_write(&self, key: &str) -> Writing<'_> {
+        let slot = Self::slot(key);
+        self.writing[slot].fetch_add(1, SeqCst);
+        self.slots[slot].fetch_add(1, SeqCst);
+        Writing {
+            coherence: self,
+            slot,
+        }
     }
 
     /// Called before `key` is dropped from L1.
@@ -126,6 +152,20 @@ impl Coherence {
     }
 }
 
+/// A write in flight (see [`Coherence::begin_write`]); ends when dropped,
+/// so a write whose caller gave up does not hold its slot.
+pub(crate) struct Writing<'a> {
+    coherence: &'a Coherence,
+    slot: usize,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.coherence.slots[self.slot].fetch_add(1, SeqCst);
+        self.coherence.writing[self.slot].fetch_sub(1, SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +188,25 @@ mod tests {
             !c.still_valid(t),
             "a ticket from before a stop stays spoiled"
         );
+        assert!(c.still_valid(c.ticket("k")));
+    }
+
+    #[test]
+    fn no_backfill_lands_while_a_write_of_its_slot_is_in_flight() {
+        let c = Coherence::new(true);
+        let before = c.ticket("k");
+        let writing = c.begin_write("k");
+        assert!(!c.still_valid(before), "a ticket from before the write");
+        let during = c.ticket("k");
+        assert!(!c.still_valid(during), "a ticket taken during the write");
+        drop(writing);
+        assert!(!c.still_valid(during), "the write's end spoils it too");
+        assert!(
+            c.still_valid(c.ticket("k")),
+            "after the write, backfills land"
+        );
+        // A write whose caller gave up (its guard dropped) frees the slot.
+        drop(c.begin_write("k"));
         assert!(c.still_valid(c.ticket("k")));
     }
 

@@ -227,6 +227,18 @@ impl<L2: Store> TieredStore<L2> {
         }
     }
 
+    /// The writes of `keys` in flight: their backfills refused and the keys
+    /// out of L1 until the guards drop (`Coherence::begin_write`).
+    fn begin_writes<'s>(&'s self, keys: &[String]) -> Vec<crate::coherence::Writing<'s>> {
+        keys.iter()
+            .map(|key| {
+                let writing = self.shared.coherence.begin_write(key);
+                listener::drop_key(&self.shared.l1, key);
+                writing
+            })
+            .collect()
+    }
+
     /// Drops `keys` from L1 and tells the other instances.
     async fn invalidate(&self, keys: Vec<String>) {
         for key in &keys {
@@ -287,12 +299,14 @@ impl<L2: Store> Store for TieredStore<L2> {
             | Request::Ping) => l2.call(request).await,
             Request::SetMany { items, ttl } => {
                 let keys: Vec<String> = items.iter().map(|(k, _)| k.to_string()).collect();
+                let _writing = self.begin_writes(&keys);
                 let reply = l2.call(Request::SetMany { items, ttl }).await;
                 self.invalidate(keys).await;
                 reply
             }
             Request::DeleteMany { keys } => {
                 let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+                let _writing = self.begin_writes(&owned);
                 let reply = l2.call(Request::DeleteMany { keys }).await;
                 if !changed_nothing(&reply) {
                     self.invalidate(owned).await;
@@ -352,9 +366,11 @@ impl<L2: Store> Store for TieredStore<L2> {
                         return reply;
                     }
                 };
+                let keys = vec![key];
+                let _writing = self.begin_writes(&keys);
                 let reply = l2.call(request).await;
                 if !changed_nothing(&reply) {
-                    self.invalidate(vec![key]).await;
+                    self.invalidate(keys).await;
                 }
                 reply
             }
