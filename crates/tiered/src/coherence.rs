@@ -48,6 +48,9 @@ pub(crate) struct Coherence {
     slots: Box<[AtomicU64]>,
     /// Writes in flight per slot: while one is, no backfill of the slot lands.
     writing: Box<[AtomicU64]>,
+    /// Writes of many keys in flight (`delete_pattern`, `clear`): while one
+    /// is, no backfill lands at all.
+    writing_all: AtomicU64,
     global: AtomicU64,
     serving: AtomicBool,
     /// Milliseconds since `epoch` of the last own heartbeat received.
@@ -63,6 +66,7 @@ impl Coherence {
             id: fastrand::u64(..),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             writing: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            writing_all: AtomicU64::new(0),
             global: AtomicU64::new(0),
             serving: AtomicBool::new(serving),
             last_beat_ms: AtomicU64::new(0),
@@ -99,6 +103,7 @@ impl Coherence {
         self.serving()
             && self.slots[ticket.slot].load(SeqCst) == ticket.slot_count
             && self.writing[ticket.slot].load(SeqCst) == 0
+            && self.writing_all.load(SeqCst) == 0
             && self.global.load(SeqCst) == ticket.global
     }
 
@@ -149,6 +154,28 @@ impl Coherence {
             0 => u64::MAX,
             at => (self.epoch.elapsed().as_millis() as u64).saturating_sub(at),
         }
+    }
+}
+
+impl Coherence {
+    /// [`begin_write`](Self::begin_write) for a write of many keys (a
+    /// pattern, a scope): no backfill lands anywhere until the guard drops.
+    pub fn begin_write_all(&self) -> WritingAll<'_> {
+        self.writing_all.fetch_add(1, SeqCst);
+        self.global.fetch_add(1, SeqCst);
+        WritingAll { coherence: self }
+    }
+}
+
+/// A write of many keys in flight (see [`Coherence::begin_write_all`]).
+pub(crate) struct WritingAll<'a> {
+    coherence: &'a Coherence,
+}
+
+impl Drop for WritingAll<'_> {
+    fn drop(&mut self) {
+        self.coherence.global.fetch_add(1, SeqCst);
+        self.coherence.writing_all.fetch_sub(1, SeqCst);
     }
 }
 
@@ -208,6 +235,11 @@ mod tests {
         // A write whose caller gave up (its guard dropped) frees the slot.
         drop(c.begin_write("k"));
         assert!(c.still_valid(c.ticket("k")));
+        // A write of many keys holds every slot.
+        let all = c.begin_write_all();
+        assert!(!c.still_valid(c.ticket("other")));
+        drop(all);
+        assert!(c.still_valid(c.ticket("other")));
     }
 
     #[test]

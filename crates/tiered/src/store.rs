@@ -318,6 +318,8 @@ impl<L2: Store> Store for TieredStore<L2> {
                     scope: scope.to_string(),
                     pattern: pattern.as_str().to_owned(),
                 };
+                let _writing = self.shared.coherence.begin_write_all();
+                listener::apply(&self.shared.l1, &self.shared.coherence, &what);
                 let reply = l2.call(Request::DeletePattern { scope, pattern }).await;
                 if !changed_nothing(&reply) {
                     self.invalidate_many(what).await;
@@ -342,6 +344,8 @@ impl<L2: Store> Store for TieredStore<L2> {
                 let what = Invalidation::Clear {
                     scope: scope.to_string(),
                 };
+                let _writing = self.shared.coherence.begin_write_all();
+                listener::apply(&self.shared.l1, &self.shared.coherence, &what);
                 let reply = l2.call(Request::Clear { scope }).await;
                 self.invalidate_many(what).await;
                 reply

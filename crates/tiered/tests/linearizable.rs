@@ -1,6 +1,7 @@
 //! Issue 24: one tiered instance is linearizable. Histories of concurrent
 //! calls on one key (4 tasks, 5 calls each: `set` of a value no other call
-//! writes, `get`, `get_many`) are recorded in the order their invocations
+//! writes, `delete`, `delete_pattern` naming the key, `get`, `get_many`)
+//! are recorded in the order their invocations
 //! and returns happened, and an existing checker (`consistency_model`,
 //! stateright's linearizability tester) judges each against a register.
 //! An independent checker rejected 26 of 4,000 such rounds before the fix:
@@ -23,11 +24,18 @@ const ROUNDS: usize = 2_000;
 const TASKS: usize = 4;
 const CALLS: usize = 5;
 
+/// A register of an optional value: a key's value, or none once deleted.
+type Value = Option<String>;
+
 /// One event of a history, in the order it was recorded.
 #[derive(Debug, Clone)]
 enum Event {
-    Invoke(usize, RegisterOp<String>),
-    Return(usize, RegisterRet<String>),
+    Invoke(usize, RegisterOp<Value>),
+    Return(usize, RegisterRet<Value>),
+}
+
+fn text(bytes: Option<Bytes>) -> Value {
+    bytes.map(|b| String::from_utf8(b.to_vec()).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,25 +57,33 @@ async fn one_tiered_instance_is_linearizable() {
                 tokio::spawn(async move {
                     let record = |event| log.lock().unwrap().push(event);
                     for call in 0..CALLS {
-                        match fastrand::u8(..3) {
-                            0 => {
+                        match fastrand::u8(..10) {
+                            0..=2 => {
                                 let value = format!("{round}.{task}.{call}");
-                                record(Event::Invoke(task, RegisterOp::Write(value.clone())));
+                                let op = RegisterOp::Write(Some(value.clone()));
+                                record(Event::Invoke(task, op));
                                 cache.set(&key, Bytes::from(value), None).await.unwrap();
                                 record(Event::Return(task, RegisterRet::WriteOk));
                             }
-                            1 => {
+                            3 => {
+                                record(Event::Invoke(task, RegisterOp::Write(None)));
+                                cache.delete(&key).await.unwrap();
+                                record(Event::Return(task, RegisterRet::WriteOk));
+                            }
+                            4 => {
+                                record(Event::Invoke(task, RegisterOp::Write(None)));
+                                cache.delete_pattern(&key).await.unwrap();
+                                record(Event::Return(task, RegisterRet::WriteOk));
+                            }
+                            5..=7 => {
                                 record(Event::Invoke(task, RegisterOp::Read));
-                                let value = cache.get(&key).await.unwrap().unwrap();
-                                let value = String::from_utf8(value.to_vec()).unwrap();
+                                let value = text(cache.get(&key).await.unwrap());
                                 record(Event::Return(task, RegisterRet::ReadOk(value)));
                             }
                             _ => {
                                 record(Event::Invoke(task, RegisterOp::Read));
                                 let keys = [key.clone()];
-                                let value =
-                                    cache.get_many(&keys).await.unwrap()[0].clone().unwrap();
-                                let value = String::from_utf8(value.to_vec()).unwrap();
+                                let value = text(cache.get_many(&keys).await.unwrap()[0].clone());
                                 record(Event::Return(task, RegisterRet::ReadOk(value)));
                             }
                         }
@@ -79,7 +95,7 @@ async fn one_tiered_instance_is_linearizable() {
             task.await.unwrap();
         }
         let history = log.lock().unwrap().clone();
-        let mut tester = LinearizabilityTester::new(Register::new("init".to_owned()));
+        let mut tester = LinearizabilityTester::new(Register::new(Some("init".to_owned())));
         for event in &history {
             match event.clone() {
                 Event::Invoke(task, op) => tester.on_invoke(task, op).unwrap(),
