@@ -1,6 +1,7 @@
 //! `TieredStore`: an in-process L1 (moka) over an L2 store, L2 the authority.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,7 +151,8 @@ impl<L2: Store> TieredStore<L2> {
         futures::FutureExt::now_or_never(self.shared.l1.call(request))?.ok()
     }
 
-    async fn get(&self, key: StoreKey<'_>) -> Result<Reply> {
+    /// A read: L1, else L2 (value and TTL) with a backfill.
+    async fn read(&self, key: StoreKey<'_>) -> Result<Reply> {
         if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
             key: Cow::Borrowed(&key),
         }) {
@@ -280,10 +282,32 @@ fn changed_nothing(reply: &Result<Reply>) -> bool {
 }
 
 impl<L2: Store> Store for TieredStore<L2> {
+    /// The hottest call: an L1 hit answers from a ready future the size of
+    /// its reply. A miss goes on in a future boxed apart: left inline, the
+    /// L2 read's futures (several KB on Redis) would be part of every
+    /// call's future, moved into the front's box on every L1 hit too.
+    fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
+        use futures::future::Either;
+        let hit = if self.shared.coherence.serving() {
+            futures::FutureExt::now_or_never(self.shared.l1.get(Cow::Borrowed(&*key)))
+        } else {
+            None
+        };
+        match hit {
+            Some(Ok(Some(value))) => Either::Left(std::future::ready(Ok(Some(value)))),
+            _ => Either::Right(Box::pin(async move {
+                match self.read(key).await? {
+                    Reply::Value(value) => Ok(value),
+                    other => Err(cache_store::unexpected_reply(Op::Get, &other)),
+                }
+            })),
+        }
+    }
+
     async fn call(&self, request: Request<'_>) -> Result<Reply> {
         let l2 = &self.shared.l2;
         match request {
-            Request::Get { key } => self.get(key).await,
+            Request::Get { key } => self.read(key).await,
             Request::GetMany { keys } => self.get_many(keys).await,
             Request::Exists { key } => {
                 if let Some(Reply::Value(Some(_))) = self.l1(Request::Get {
