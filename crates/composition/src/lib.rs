@@ -45,7 +45,7 @@ pub mod guides {
 
 #[cfg(feature = "prometheus")]
 mod prometheus;
-pub use config::{AdapterConfig, CacheConfig, Observe, TierConfig, CACHE_URL_VAR};
+pub use config::{AdapterConfig, CacheConfig, Observe, TierCoherence, TierConfig, CACHE_URL_VAR};
 pub use module::{
     build_cache, build_module, module_with, resolve_cache, CacheComponent, CacheModule,
     SelectedCache, SelectedCacheParameters,

@@ -8,6 +8,8 @@ use cache_store::layer::FailOpenLayer;
 use cache_store::{CacheBuilder, Store};
 use shaku::{Component, HasComponent, Interface};
 
+#[cfg(feature = "redis")]
+use crate::config::TierCoherence;
 use crate::config::{AdapterConfig, CacheConfig};
 
 /// The cache as a shaku interface: components that need a cache declare
@@ -72,7 +74,15 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
                 None => stack(l2, config, "redis"),
                 Some(tier) => {
                     let backplane: Arc<dyn cache_store::backplane::Backplane> =
-                        cache_redis::RedisBackplane::connect(c, &tier.channel).await?;
+                        match tier.coherence_over(c) {
+                            TierCoherence::PubSub => {
+                                cache_redis::RedisBackplane::connect(c, &tier.channel).await?
+                            }
+                            _ => {
+                                let prefix = config.namespace_ref().map_or("", |n| n.prefix());
+                                cache_redis::RedisTracking::connect(c, prefix).await?
+                            }
+                        };
                     let tiered = cache_tiered::TieredConfig::default()
                         .l1(cache_moka::MokaConfig::default().capacity_bytes(tier.l1_bytes))
                         .l1_max_ttl(tier.l1_max_ttl)

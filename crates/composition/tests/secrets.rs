@@ -73,6 +73,7 @@ const PARAMETERS: &[&str] = &[
     "l1",
     "l1_max_ttl_ms",
     "backplane_channel",
+    "coherence",
     // memory://
     "capacity",
     "capacity_bytes",

@@ -68,6 +68,15 @@ fn bad_configurations_are_clear_errors() {
             "redis://localhost?l1=8MiB&backplane_channel=",
             "backplane_channel",
         ),
+        (
+            "redis://localhost?l1=8MiB&coherence=sometimes",
+            "coherence must be",
+        ),
+        ("redis://localhost?coherence=pubsub", "need l1"),
+        (
+            "redis://localhost?l1=8MiB&coherence=tracking&backplane_channel=c",
+            "backplane_channel is for coherence=pubsub",
+        ),
     ] {
         let err = CacheConfig::from_url(url).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Config, "{url}");
@@ -100,7 +109,72 @@ async fn an_l1_option_selects_the_tiered_cache_over_redis() {
     a.set("k", "v1".into(), None).await.unwrap();
     assert!(server.command("GET tiered:k").contains("v1"), "L2 is Redis");
     assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
-    // a's write reaches b's L1 through the backplane.
+    // a's write reaches b's L1 through Redis's client tracking.
+    a.set("k", "v2".into(), None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.get("k").await.unwrap().as_deref() != Some(&b"v2"[..]) {
+        assert!(std::time::Instant::now() < deadline, "b kept serving v1");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // So does a write by a client that is no tiered cache at all.
+    server.command("SET tiered:k v3");
+    while b.get("k").await.unwrap().as_deref() != Some(&b"v3"[..]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b kept serving v2 after another client's SET"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Which coherence a URL chooses: tracking by default, pub/sub on a
+/// cluster, when asked for, or when a channel is named.
+#[test]
+fn coherence_is_tracking_unless_a_cluster_or_asked_otherwise() {
+    use cache_composition::{AdapterConfig, TierCoherence};
+    let chosen = |url: &str| {
+        let config = CacheConfig::from_url(url).unwrap();
+        let AdapterConfig::Redis(redis) = config.adapter_config() else {
+            panic!("{url} is Redis")
+        };
+        config.tier().unwrap().coherence_over(redis)
+    };
+    assert_eq!(chosen("redis://h?l1=1MiB"), TierCoherence::Tracking);
+    assert_eq!(
+        chosen("redis-sentinel://h:26379?sentinelServiceName=m&l1=1MiB"),
+        TierCoherence::Tracking
+    );
+    assert_eq!(
+        chosen("redis-cluster://h:7000?l1=1MiB"),
+        TierCoherence::PubSub
+    );
+    assert_eq!(
+        chosen("redis://h?l1=1MiB&coherence=pubsub"),
+        TierCoherence::PubSub
+    );
+    assert_eq!(
+        chosen("redis://h?l1=1MiB&backplane_channel=mine"),
+        TierCoherence::PubSub
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coherence_pubsub_tells_the_tiered_caches_own_writes() {
+    let server = RedisServer::start();
+    let url = format!("{}/0?namespace=ps&l1=8MiB&coherence=pubsub", server.url());
+    let config = CacheConfig::from_url(&url).unwrap();
+    let (a, b) = (
+        build_cache(&config).await.unwrap(),
+        build_cache(&config).await.unwrap(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    a.set("k", "v1".into(), None).await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]));
+    let clients = server.command("CLIENT LIST");
+    assert!(
+        !clients.contains("flags=t"),
+        "no connection tracks keys: {clients}"
+    );
     a.set("k", "v2".into(), None).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while b.get("k").await.unwrap().as_deref() != Some(&b"v2"[..]) {

@@ -312,6 +312,12 @@ impl RedisConfig {
         self
     }
 
+    /// Whether the URL names a Redis Cluster (`redis-cluster://`,
+    /// `rediss-cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        self.server_url.contains("-cluster://")
+    }
+
     /// Whether the URL asks for TLS (`rediss://`, `rediss-cluster://`, …).
     pub fn is_tls(&self) -> bool {
         self.server_url.starts_with("rediss")

@@ -34,6 +34,7 @@ mod scripts;
 mod store;
 #[cfg(feature = "tls")]
 mod tls;
+mod tracking;
 mod walk_retry;
 mod walks;
 
@@ -41,3 +42,4 @@ pub use backplane::{RedisBackplane, DEFAULT_CHANNEL};
 pub use config::{redact_url, RedisConfig, REDIS_MAX_VALUE_LEN};
 pub use errors::RedisClientError;
 pub use store::{connect_url, RedisCache, RedisStore};
+pub use tracking::{RedisTracking, SERVER_SENDER};

@@ -77,6 +77,14 @@ pub trait Backplane: Send + Sync + 'static {
     /// The events of a new subscription, from now on.
     fn subscribe(&self) -> BoxStream<'static, BackplaneEvent>;
 
+    /// Whether the backplane itself learns of every write to the shared
+    /// store, whoever made it (Redis client tracking): then a writer need
+    /// not publish what it changed, only its heartbeats. The default, for a
+    /// channel that carries only what is published on it: `false`.
+    fn sees_every_write(&self) -> bool {
+        false
+    }
+
     /// Closes its connections and stops its tasks, returning once they are
     /// gone (a tiered cache's `close`). The default, for a backplane with
     /// nothing to close, does nothing.

@@ -258,6 +258,11 @@ impl<L2: Store> TieredStore<L2> {
 
     async fn tell(&self, what: Invalidation) {
         if let Some(backplane) = &self.shared.backplane {
+            // Client tracking: Redis itself tells every instance, this one
+            // included, of the keys the write changed.
+            if backplane.sees_every_write() {
+                return;
+            }
             let notice = Notice {
                 sender: self.shared.coherence.id,
                 what,

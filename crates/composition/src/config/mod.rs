@@ -32,14 +32,20 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 /// | `trace_keys` | `hidden` | how keys show in spans at `TRACE`: `hidden`, `hashed`, or `truncated:N` (the first N bytes) |
 ///
 /// Redis URLs also take the tiered cache's options (an in-process L1 over
-/// Redis, kept coherent across instances by Redis pub/sub; see
-/// `cache_tiered`):
+/// Redis, kept coherent by Redis itself; see `cache_tiered`):
 ///
 /// | option | default | meaning |
 /// |---|---|---|
 /// | `l1` | none (no L1) | L1's capacity (`64MiB`); setting it turns the tiered cache on |
 /// | `l1_max_ttl_ms` | 60000 | the longest an entry stays in L1 |
-/// | `backplane_channel` | `cache-tiered:invalidations` | the pub/sub channel the instances share |
+/// | `coherence` | `tracking` (`pubsub` on a cluster) | how L1s learn of writes: `tracking` (Redis client tracking: every write Redis sees, whoever made it, expiries set by others, evictions, `FLUSHDB`) or `pubsub` (only the tiered caches' own writes, published on a channel) |
+/// | `backplane_channel` | `cache-tiered:invalidations` | the pub/sub channel the instances share (implies `coherence=pubsub`) |
+///
+/// Why `tracking` is the default: it is the only one that sees writes the
+/// tiered caches did not make, and it costs a write nothing (no `PUBLISH`).
+/// Choose `pubsub` where the server refuses `CLIENT TRACKING` (some managed
+/// Redis services); a Redis Cluster uses it until tracking is supported
+/// there.
 ///
 /// ```
 /// use cache_composition::CacheConfig;
@@ -79,8 +85,35 @@ pub struct TierConfig {
     pub l1_bytes: u64,
     /// The longest an entry stays in L1.
     pub l1_max_ttl: std::time::Duration,
-    /// The pub/sub channel of the backplane.
+    /// The pub/sub channel of the backplane (with [`TierCoherence::PubSub`]).
     pub channel: String,
+    /// How L1s learn of writes; `None`: tracking, except on a Redis Cluster.
+    pub coherence: Option<TierCoherence>,
+}
+
+/// How the tiered cache's L1s learn of writes (`coherence=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TierCoherence {
+    /// Redis client tracking (`cache_redis::RedisTracking`): every write
+    /// Redis sees.
+    Tracking,
+    /// Redis pub/sub (`cache_redis::RedisBackplane`): the tiered caches'
+    /// own writes only.
+    PubSub,
+}
+
+impl TierConfig {
+    /// The coherence used over `redis`: as configured, else tracking,
+    /// except on a Redis Cluster (pub/sub there).
+    #[cfg(feature = "redis")]
+    pub fn coherence_over(&self, redis: &RedisConfig) -> TierCoherence {
+        self.coherence.unwrap_or(if redis.is_cluster() {
+            TierCoherence::PubSub
+        } else {
+            TierCoherence::Tracking
+        })
+    }
 }
 
 impl Default for CacheConfig {
@@ -151,6 +184,11 @@ impl fmt::Display for CacheConfig {
             write!(f, ", with an in-process L1 of {} bytes", tier.l1_bytes)?;
             if tier.l1_max_ttl != std::time::Duration::from_secs(60) {
                 options.push(format!("l1_max_ttl_ms={}", tier.l1_max_ttl.as_millis()));
+            }
+            match tier.coherence {
+                Some(TierCoherence::Tracking) => options.push("coherence=tracking".into()),
+                Some(TierCoherence::PubSub) => options.push("coherence=pubsub".into()),
+                None => {}
             }
             if tier.channel != "cache-tiered:invalidations" {
                 options.push(format!("backplane_channel={}", tier.channel));

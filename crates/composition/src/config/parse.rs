@@ -7,7 +7,7 @@ use cache_port::{CacheError, Namespace, Result};
 use cache_redis::RedisConfig;
 use url::Url;
 
-use super::{AdapterConfig, Observe, TierConfig};
+use super::{AdapterConfig, Observe, TierCoherence, TierConfig};
 
 /// The options every URL takes.
 pub(super) struct CommonOptions {
@@ -28,7 +28,7 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
         tier: None,
         observe: Observe::default(),
     };
-    let (mut l1, mut l1_max_ttl, mut channel) = (None, None, None);
+    let (mut l1, mut l1_max_ttl, mut channel, mut coherence) = (None, None, None, None);
     let mut rest: Vec<(String, String)> = Vec::new();
     for (name, value) in url.query_pairs() {
         match name.as_ref() {
@@ -61,6 +61,13 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
                         })?,
                 )
             }
+            "coherence" => {
+                coherence = Some(match value.as_ref() {
+                    "tracking" => TierCoherence::Tracking,
+                    "pubsub" => TierCoherence::PubSub,
+                    _ => return Err(config_error("coherence must be tracking or pubsub".into())),
+                })
+            }
             "backplane_channel" if !value.is_empty() => channel = Some(value.into_owned()),
             "backplane_channel" => {
                 return Err(config_error("backplane_channel must not be empty".into()))
@@ -68,15 +75,27 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
             _ => rest.push((name.into_owned(), value.into_owned())),
         }
     }
+    // A channel is pub/sub's: naming one chooses it.
+    if channel.is_some() {
+        match coherence {
+            Some(TierCoherence::Tracking) => {
+                return Err(config_error(
+                    "backplane_channel is for coherence=pubsub; tracking has no channel".into(),
+                ))
+            }
+            _ => coherence = Some(TierCoherence::PubSub),
+        }
+    }
     options.tier = match l1 {
         Some(l1_bytes) => Some(TierConfig {
             l1_bytes,
             l1_max_ttl: l1_max_ttl.unwrap_or(std::time::Duration::from_secs(60)),
             channel: channel.unwrap_or_else(|| "cache-tiered:invalidations".into()),
+            coherence,
         }),
-        None if l1_max_ttl.is_some() || channel.is_some() => {
+        None if l1_max_ttl.is_some() || coherence.is_some() => {
             return Err(config_error(
-                "l1_max_ttl_ms and backplane_channel need l1 (the L1 capacity, e.g. l1=64MiB)"
+                "l1_max_ttl_ms, coherence and backplane_channel need l1 (the L1 capacity, e.g. l1=64MiB)"
                     .into(),
             ))
         }
