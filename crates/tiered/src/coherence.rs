@@ -19,6 +19,19 @@
 //!   after another had answered the new one: not linearizable
 //!   (`tests/linearizable.rs`). During a write its key is in no L1, so
 //!   reads of it go to L2.
+//! - **A write keeps its key hot, and never over a newer value.** A `set`
+//!   puts its value into its own L1 after L2 acknowledged it, if nothing
+//!   touched the key's slot since the write began (no invalidation, no
+//!   other write of the slot in flight): checked against a ticket taken
+//!   right after the write began, as a backfill is. With client tracking,
+//!   Redis tells this instance of its own write too (the echo); an
+//!   invalidation of a key with an own `set` in flight is taken as that
+//!   echo and leaves L1 alone. That is safe because Redis sends
+//!   invalidations on one connection in the order it ran the writes: the
+//!   first invalidation after the write was sent is the write's own or an
+//!   earlier write's, both older than the value the write puts in; a later
+//!   one finds no echo expected and drops the key. A write that fails
+//!   expects no echo (one that comes anyway drops the key).
 //! - **L1 answers only while the backplane provably delivers.** The
 //!   backplane reports `Down`/`Up`, and each instance sends itself a
 //!   heartbeat: L1 serves only while the channel is up and the instance's
@@ -27,7 +40,9 @@
 //!   again, L1 is flushed before it answers again, since notices may have
 //!   been lost in between.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// How many counters keys are spread over.
@@ -53,6 +68,9 @@ pub(crate) struct Coherence {
     writing_all: AtomicU64,
     global: AtomicU64,
     serving: AtomicBool,
+    /// Own `set`s whose echo has not arrived, per key (client tracking
+    /// only: `None` for a backplane that carries only what is published).
+    echoes: Option<Mutex<HashMap<String, u32>>>,
     /// Milliseconds since `epoch` of the last own heartbeat received.
     last_beat_ms: AtomicU64,
     epoch: Instant,
@@ -61,8 +79,16 @@ pub(crate) struct Coherence {
 impl Coherence {
     /// `serving` from the start (no backplane: one instance), or only once
     /// the backplane has proved itself.
+    #[cfg(test)]
     pub fn new(serving: bool) -> Self {
+        Self::with_echoes(serving, false)
+    }
+
+    /// [`new`](Self::new), counting the echoes of own writes when the
+    /// backplane sees every write (client tracking).
+    pub fn with_echoes(serving: bool, echoes: bool) -> Self {
         Self {
+            echoes: echoes.then(Mutex::default),
             id: fastrand::u64(..),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             writing: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -167,6 +193,73 @@ impl Coherence {
     }
 }
 
+/// Write-through and echoes (see the module's documentation).
+impl Coherence {
+    /// The ticket of a write of `key` that began (its guard is held): the
+    /// slot as the write's own start left it.
+    pub fn write_ticket(&self, key: &str) -> Ticket {
+        self.ticket(key)
+    }
+
+    /// Whether a write holding `ticket` may put its value into L1: nothing
+    /// touched the slot since, and it is the slot's only write in flight.
+    pub fn may_write_through(&self, ticket: Ticket) -> bool {
+        self.serving()
+            && self.slots[ticket.slot].load(SeqCst) == ticket.slot_count
+            && self.writing[ticket.slot].load(SeqCst) == 1
+            && self.writing_all.load(SeqCst) == 0
+            && self.global.load(SeqCst) == ticket.global
+    }
+
+    /// Called before an own `set` of `key` is sent: its echo will come.
+    pub fn expect_echo(&self, key: &str) {
+        if let Some(echoes) = &self.echoes {
+            *lock(echoes).entry(key.to_owned()).or_insert(0) += 1;
+        }
+    }
+
+    /// Called when an own `set` failed: its echo is no longer expected.
+    pub fn echo_not_coming(&self, key: &str) {
+        if let Some(echoes) = &self.echoes {
+            Self::take(&mut lock(echoes), key);
+        }
+    }
+
+    /// Whether an invalidation of `key` is taken as an own write's echo.
+    pub fn take_echo(&self, key: &str) -> bool {
+        match &self.echoes {
+            Some(echoes) => Self::take(&mut lock(echoes), key),
+            None => false,
+        }
+    }
+
+    /// Forgets every expected echo (L1 is being flushed: echoes may have
+    /// been lost; one that comes later drops its key).
+    pub fn forget_echoes(&self) {
+        if let Some(echoes) = &self.echoes {
+            lock(echoes).clear();
+        }
+    }
+
+    fn take(echoes: &mut HashMap<String, u32>, key: &str) -> bool {
+        match echoes.get_mut(key) {
+            Some(1) => {
+                echoes.remove(key);
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A write of many keys in flight (see [`Coherence::begin_write_all`]).
 pub(crate) struct WritingAll<'a> {
     coherence: &'a Coherence,
@@ -240,6 +333,40 @@ mod tests {
         assert!(!c.still_valid(c.ticket("other")));
         drop(all);
         assert!(c.still_valid(c.ticket("other")));
+    }
+
+    #[test]
+    fn a_write_puts_its_value_in_only_when_nothing_touched_its_slot() {
+        let c = Coherence::new(true);
+        let writing = c.begin_write("k");
+        let ticket = c.write_ticket("k");
+        assert!(c.may_write_through(ticket));
+        c.invalidate_key("k");
+        assert!(!c.may_write_through(ticket), "an invalidation came in");
+        drop(writing);
+        let writing = c.begin_write("k");
+        let ticket = c.write_ticket("k");
+        let other = c.begin_write("k");
+        assert!(!c.may_write_through(ticket), "another write of the slot");
+        drop((other, writing));
+    }
+
+    #[test]
+    fn echoes_are_counted_per_key_and_forgotten_at_a_flush() {
+        let c = Coherence::with_echoes(true, true);
+        assert!(!c.take_echo("k"), "no write, no echo");
+        c.expect_echo("k");
+        c.expect_echo("k");
+        assert!(!c.take_echo("j"), "another key is no echo");
+        assert!(c.take_echo("k"));
+        c.echo_not_coming("k");
+        assert!(!c.take_echo("k"), "a failed write expects none");
+        c.expect_echo("k");
+        c.forget_echoes();
+        assert!(!c.take_echo("k"));
+        let plain = Coherence::new(true);
+        plain.expect_echo("k");
+        assert!(!plain.take_echo("k"), "no echoes without tracking");
     }
 
     #[test]

@@ -121,13 +121,25 @@ impl Listener {
         if !matches!(notice.what, Invalidation::Heartbeat(_)) {
             metrics::counter!(names::INVALIDATIONS_RECEIVED).increment(1);
         }
-        apply(&self.l1, &self.coherence, &notice.what);
+        match notice.what {
+            // With client tracking, an own `set`'s echo leaves L1 alone
+            // (see `coherence.rs` for why that is safe).
+            Invalidation::Keys(keys) => {
+                let keys = keys
+                    .into_iter()
+                    .filter(|key| !self.coherence.take_echo(key))
+                    .collect();
+                apply(&self.l1, &self.coherence, &Invalidation::Keys(keys));
+            }
+            what => apply(&self.l1, &self.coherence, &what),
+        }
     }
 
     fn flush(&self) {
         self.counters.flushes.fetch_add(1, Relaxed);
         metrics::counter!(names::L1_FLUSHES).increment(1);
         self.coherence.invalidate_all();
+        self.coherence.forget_echoes();
         clear_l1(&self.l1, "");
     }
 }

@@ -27,10 +27,13 @@ use crate::listener::{self, Counters, Listener};
 ///   `exists` answers `true` from an L1 hit. `ttl`, `keys` and `stats` go
 ///   to L2.
 /// - **Writes** (`set`, `set_many`, `delete*`, `expire`, `set_if_absent`,
-///   `incr`, `delete_if_equals`, `clear`) go to L2 first; then the keys are
-///   dropped from L1 (never updated: two concurrent writers could leave L1
-///   holding the loser) and the other instances are told through the
-///   backplane. A write that fails still drops and tells: it may have landed.
+///   `incr`, `delete_if_equals`, `clear`) go to L2 first; the keys are out
+///   of L1 while the write is in flight, and the other instances are told
+///   (by Redis itself with client tracking, else through the backplane). A
+///   `set` then puts its value into its own L1 unless anything touched the
+///   key meanwhile (so a concurrent writer's later value is never
+///   overwritten by an older one); other writes leave the keys out. A write
+///   that fails still drops and tells: it may have landed.
 ///   Atomic operations never answer from L1.
 /// - **Coherence** (see `coherence.rs`): L1 answers only while the backplane
 ///   delivers, proved by a heartbeat; when it may have lost a notice, L1 is
@@ -98,7 +101,10 @@ impl<L2: Store> TieredStore<L2> {
         l1_max_ttl: Duration,
         backplane: Option<(Arc<dyn Backplane>, Duration, Duration)>,
     ) -> Self {
-        let coherence = Arc::new(Coherence::new(backplane.is_none()));
+        let echoes = backplane
+            .as_ref()
+            .is_some_and(|(b, _, _)| b.sees_every_write());
+        let coherence = Arc::new(Coherence::with_echoes(backplane.is_none(), echoes));
         let counters = Arc::new(Counters::default());
         let listener = backplane.as_ref().map(|(backplane, heartbeat, bound)| {
             tokio::spawn(
@@ -205,6 +211,78 @@ impl<L2: Store> TieredStore<L2> {
         }
     }
 
+    /// A `set`: L2 first; then, if nothing touched the key's slot
+    /// meanwhile, the value into this instance's L1 (so a hot key stays
+    /// hot), and the other instances told (see `coherence.rs`).
+    async fn set(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<Reply> {
+        let coherence = &self.shared.coherence;
+        let sent = Instant::now();
+        // Disarmed once L2 acknowledged: a write that failed, or whose
+        // caller gave up, expects no echo.
+        let echo = Echo::expect(coherence, &key);
+        let writing = coherence.begin_write(&key);
+        listener::drop_key(&self.shared.l1, &key);
+        let ticket = coherence.write_ticket(&key);
+        let reply = self
+            .shared
+            .l2
+            .call(Request::Set {
+                key: Cow::Borrowed(&key),
+                value: value.clone(),
+                ttl,
+            })
+            .await;
+        if reply.is_ok() {
+            echo.arrives();
+            self.write_through(&key, value, ttl, sent, ticket);
+            drop(writing);
+            self.tell(Invalidation::Keys(vec![key.into_owned()])).await;
+        } else {
+            drop((echo, writing));
+            // It may have landed.
+            self.invalidate(vec![key.into_owned()]).await;
+        }
+        reply
+    }
+
+    /// Puts a value just written to L2 into L1 for at most its TTL (from
+    /// before the write was sent, so L1 never outlives L2) and the L1
+    /// maximum, unless anything touched the key's slot since the write
+    /// began.
+    fn write_through(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Ttl>,
+        sent: Instant,
+        ticket: Ticket,
+    ) {
+        let coherence = &self.shared.coherence;
+        if !coherence.may_write_through(ticket) {
+            return;
+        }
+        let left = match ttl {
+            None => self.shared.l1_max_ttl,
+            // Less a millisecond: L1's TTL rounds up to whole ones.
+            Some(ttl) => match ttl
+                .as_duration()
+                .checked_sub(sent.elapsed() + Duration::from_millis(1))
+            {
+                Some(left) => left.min(self.shared.l1_max_ttl),
+                None => return,
+            },
+        };
+        let Ok(ttl) = Ttl::new(left) else { return };
+        let inserted = futures::FutureExt::now_or_never(self.shared.l1.call(Request::Set {
+            key: Cow::Borrowed(key),
+            value,
+            ttl: Some(ttl),
+        }));
+        if matches!(inserted, Some(Ok(_))) && !coherence.may_write_through(ticket) {
+            listener::drop_key(&self.shared.l1, key);
+        }
+    }
+
     async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Reply> {
         let mut values: Vec<Option<Bytes>> = match self.l1(Request::GetMany { keys: keys.clone() })
         {
@@ -277,6 +355,37 @@ impl<L2: Store> TieredStore<L2> {
                     }
                 }
             }
+        }
+    }
+}
+
+/// An own write's echo expected until [`arrives`](Echo::arrives) says the
+/// write landed; dropped before, it takes the expectation back.
+struct Echo<'a> {
+    coherence: &'a Coherence,
+    key: &'a str,
+    armed: bool,
+}
+
+impl<'a> Echo<'a> {
+    fn expect(coherence: &'a Coherence, key: &'a str) -> Self {
+        coherence.expect_echo(key);
+        Self {
+            coherence,
+            key,
+            armed: true,
+        }
+    }
+
+    fn arrives(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Echo<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.coherence.echo_not_coming(self.key);
         }
     }
 }
@@ -379,7 +488,9 @@ impl<L2: Store> Store for TieredStore<L2> {
                 self.invalidate_many(what).await;
                 reply
             }
-            // One-key writes: L2, then drop and tell (unless nothing changed).
+            Request::Set { key, value, ttl } => self.set(key, value, ttl).await,
+            // Other one-key writes: L2, then drop and tell (unless nothing
+            // changed).
             request => {
                 let key = match &request {
                     Request::Set { key, .. }

@@ -1,5 +1,5 @@
 //! Coherence through Redis client tracking (issue 24): three tiered
-//! instances read while writers that bypass them change the keys — another
+//! instances read while writers, half of whose operations bypass them, change the keys — another
 //! client's `SET`, `SET … PX`, `DEL` and `PEXPIRE`, `FLUSHDB`, and Redis
 //! evicting under `maxmemory` — and no read may return a value that was
 //! overwritten, deleted, expired, flushed or evicted more than `BOUND`
@@ -178,8 +178,10 @@ async fn outsider(url: &str) -> RedisCache {
 }
 
 /// Writes keys `me, me + writers, …` one operation at a time, each key's
-/// operations in order.
-async fn writer(world: Arc<World>, redis: Arc<RedisCache>, me: usize, writers: usize) {
+/// operations in order, each through the other client (`through[0]`) or,
+/// as often, through one of the tiered instances (whose `set` puts its
+/// value into its own L1, and whose writes Redis tells it of too).
+async fn writer(world: Arc<World>, through: Vec<Arc<dyn Cache>>, me: usize, writers: usize) {
     let mine: Vec<usize> = (me..KEYS).step_by(writers).collect();
     while !world.stop.load(SeqCst) {
         if world.paused.load(SeqCst) {
@@ -187,6 +189,11 @@ async fn writer(world: Arc<World>, redis: Arc<RedisCache>, me: usize, writers: u
             continue;
         }
         let k = mine[fastrand::usize(..mine.len())];
+        let redis = if fastrand::bool() {
+            &through[0]
+        } else {
+            &through[fastrand::usize(1..through.len())]
+        };
         let short = || Duration::from_millis(fastrand::u64(30..80));
         let roll = fastrand::u32(..100);
         // 55 % SET (a quarter of them with PX), 20 % DEL, 25 % PEXPIRE.
@@ -300,12 +307,14 @@ impl Load {
         redis: RedisCache,
         first: &'static str,
     ) -> Self {
-        let (world, redis) = (World::new(), Arc::new(redis));
+        let world = World::new();
+        let mut through: Vec<Arc<dyn Cache>> = vec![Arc::new(redis)];
+        through.extend(caches.iter().map(|c| Arc::clone(c) as Arc<dyn Cache>));
         let mut tasks = Vec::new();
         for me in 0..2 {
             tasks.push(tokio::spawn(writer(
                 Arc::clone(&world),
-                Arc::clone(&redis),
+                through.clone(),
                 me,
                 2,
             )));
@@ -547,4 +556,64 @@ async fn evictions_reach_every_l1_within_the_bound() {
         worst <= BOUND,
         "an evicted value answered {worst:?} after its eviction"
     );
+}
+
+/// Reads of the server's `GET`, `MGET` and `PTTL` calls so far.
+fn reads_at_server(server: &RedisServer) -> u64 {
+    server
+        .command("INFO commandstats")
+        .lines()
+        .filter(|l| {
+            [
+                "cmdstat_get:",
+                "cmdstat_mget:",
+                "cmdstat_pttl:",
+                "cmdstat_evalsha:",
+            ]
+            .iter()
+            .any(|c| l.starts_with(c))
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A `set` puts its value into its own L1, and Redis's echo of the write
+/// leaves it there: reads of a key just written cost Redis nothing. A
+/// write by another client still drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_keeps_its_key_hot_in_its_own_l1() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let cache = instance(&url).await;
+    wait_until_serving(std::slice::from_ref(&cache)).await;
+    for round in 0..20 {
+        let value = Bytes::from(format!("v{round}"));
+        cache.set("hot", value.clone(), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await; // the echo arrives
+        let before = reads_at_server(&server);
+        for _ in 0..100 {
+            assert_eq!(cache.get("hot").await.unwrap(), Some(value.clone()));
+        }
+        assert_eq!(
+            reads_at_server(&server),
+            before,
+            "round {round}: reads after the instance's own set went to Redis"
+        );
+    }
+    server.command(&format!("SET {NAMESPACE}:hot other"));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while cache.get("hot").await.unwrap().as_deref() != Some(&b"other"[..]) {
+        assert!(
+            Instant::now() < deadline,
+            "another client's SET never reached L1"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
