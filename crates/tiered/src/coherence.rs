@@ -1,24 +1,26 @@
 //! Coherence: when the in-process tier (L1) may answer, and how a backfill
 //! racing an invalidation is kept out of it.
 //!
-//! Two rules:
+//! The rules:
 //! - **A backfill never outlives an invalidation.** Before reading L2 a
 //!   reader takes a [`Ticket`] (the invalidation counters of its key's slot
-//!   and of the whole cache); it inserts into L1 and then checks the ticket,
-//!   and takes its insert back if anything was invalidated meanwhile. An
-//!   invalidation bumps the counter first and drops the key second, so
-//!   either the reader sees the bump or the drop removes its insert. (The
-//!   placeholder the Redis client-side caching guide asks for, without a
-//!   placeholder.)
+//!   and of the whole cache); it checks the ticket and inserts into L1 with
+//!   the slot held, and every change of the counters is made with the
+//!   slots it concerns held. An invalidation bumps the counter first and
+//!   drops the key second, so either the reader sees the bump or the drop
+//!   removes its insert. (Checking, inserting, then checking again and
+//!   taking the insert back left a window in which a read could answer
+//!   the insert: `tests/linearizable.rs` caught it once writes put their
+//!   values into L1.) The placeholder the Redis client-side caching guide
+//!   asks for, without a placeholder.
 //! - **No backfill lands while a write of its slot is in flight.** A
 //!   write takes its keys' slots (counting it in flight and bumping them)
-//!   and drops the keys before it writes L2, and bumps them again when it
-//!   is done. A reader that fetched the old value from L2 before the write
-//!   could otherwise put it into L1 after the write reached L2 and before
-//!   the write dropped it, and a later read would answer the old value
-//!   after another had answered the new one: not linearizable
-//!   (`tests/linearizable.rs`). During a write its key is in no L1, so
-//!   reads of it go to L2.
+//!   before it writes L2, and bumps them again when it is done. A reader
+//!   that fetched the old value from L2 before the write could otherwise
+//!   put it into L1 after the write reached L2, and a later read would
+//!   answer the old value after another had answered the new one: not
+//!   linearizable (`tests/linearizable.rs`). Every write drops its keys
+//!   from L1 when it begins, so reads of them during the write go to L2.
 //! - **A write keeps its key hot, and never over a newer value.** A `set`
 //!   puts its value into its own L1 after L2 acknowledged it, if nothing
 //!   touched the key's slot since the write began (no invalidation, no
@@ -61,6 +63,10 @@ pub(crate) struct Coherence {
     /// This instance's id on the backplane.
     pub id: u64,
     slots: Box<[AtomicU64]>,
+    /// Per slot: held while its counters change and while an insert into
+    /// L1 is checked and made, so that no change falls between an
+    /// insert's check and the insert itself.
+    locks: Box<[Mutex<()>]>,
     /// Writes in flight per slot: while one is, no backfill of the slot lands.
     writing: Box<[AtomicU64]>,
     /// Writes of many keys in flight (`delete_pattern`, `clear`): while one
@@ -91,6 +97,7 @@ impl Coherence {
             echoes: echoes.then(Mutex::default),
             id: fastrand::u64(..),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            locks: (0..SLOTS).map(|_| Mutex::new(())).collect(),
             writing: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             writing_all: AtomicU64::new(0),
             global: AtomicU64::new(0),
@@ -138,6 +145,7 @@ impl Coherence {
     /// returned guard is dropped, after the write, which spoils them again.
     pub fn begin_write(&self, key: &str) -> Writing<'_> {
         let slot = Self::slot(key);
+        let _held = lock(&self.locks[slot]);
         self.writing[slot].fetch_add(1, SeqCst);
         self.slots[slot].fetch_add(1, SeqCst);
         Writing {
@@ -148,24 +156,54 @@ impl Coherence {
 
     /// Called before `key` is dropped from L1.
     pub fn invalidate_key(&self, key: &str) {
-        self.slots[Self::slot(key)].fetch_add(1, SeqCst);
+        let slot = Self::slot(key);
+        let _held = lock(&self.locks[slot]);
+        self.slots[slot].fetch_add(1, SeqCst);
     }
 
     /// Called before many keys (a pattern, a scope, everything) are dropped.
     pub fn invalidate_all(&self) {
-        self.global.fetch_add(1, SeqCst);
+        self.with_every_slot(|| {
+            self.global.fetch_add(1, SeqCst);
+        });
+    }
+
+    /// Runs `change` with every slot held: a change of everything is never
+    /// between an insert's check and the insert. Rare (patterns, clears,
+    /// flushes), and the locks are taken in one order.
+    fn with_every_slot(&self, change: impl FnOnce()) {
+        let _held: Vec<_> = self.locks.iter().map(lock).collect();
+        change();
+    }
+
+    /// Inserts into L1 (`insert` says whether it did) only if `valid` holds
+    /// for `ticket`, checked with the slot held: either a change of the
+    /// slot came before the check, or the insert came before the change
+    /// (and the change's drop removes it).
+    pub fn insert_if(
+        &self,
+        ticket: Ticket,
+        valid: impl FnOnce(&Self, Ticket) -> bool,
+        insert: impl FnOnce() -> bool,
+    ) -> bool {
+        let _held = lock(&self.locks[ticket.slot]);
+        valid(self, ticket) && insert()
     }
 
     /// L1 stops answering (and backfills stop landing).
     pub fn stop_serving(&self) {
-        self.serving.store(false, SeqCst);
-        self.invalidate_all();
+        self.with_every_slot(|| {
+            self.serving.store(false, SeqCst);
+            self.global.fetch_add(1, SeqCst);
+        });
     }
 
     /// L1 answers again; call only after flushing it.
     pub fn resume_serving(&self) {
-        self.invalidate_all();
-        self.serving.store(true, SeqCst);
+        self.with_every_slot(|| {
+            self.global.fetch_add(1, SeqCst);
+            self.serving.store(true, SeqCst);
+        });
     }
 
     /// Notes an own heartbeat.
@@ -187,8 +225,10 @@ impl Coherence {
     /// [`begin_write`](Self::begin_write) for a write of many keys (a
     /// pattern, a scope): no backfill lands anywhere until the guard drops.
     pub fn begin_write_all(&self) -> WritingAll<'_> {
-        self.writing_all.fetch_add(1, SeqCst);
-        self.global.fetch_add(1, SeqCst);
+        self.with_every_slot(|| {
+            self.writing_all.fetch_add(1, SeqCst);
+            self.global.fetch_add(1, SeqCst);
+        });
         WritingAll { coherence: self }
     }
 }
@@ -267,8 +307,11 @@ pub(crate) struct WritingAll<'a> {
 
 impl Drop for WritingAll<'_> {
     fn drop(&mut self) {
-        self.coherence.global.fetch_add(1, SeqCst);
-        self.coherence.writing_all.fetch_sub(1, SeqCst);
+        let coherence = self.coherence;
+        coherence.with_every_slot(|| {
+            coherence.global.fetch_add(1, SeqCst);
+            coherence.writing_all.fetch_sub(1, SeqCst);
+        });
     }
 }
 
@@ -281,6 +324,7 @@ pub(crate) struct Writing<'a> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
+        let _held = lock(&self.coherence.locks[self.slot]);
         self.coherence.slots[self.slot].fetch_add(1, SeqCst);
         self.coherence.writing[self.slot].fetch_sub(1, SeqCst);
     }

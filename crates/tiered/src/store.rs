@@ -184,9 +184,6 @@ impl<L2: Store> TieredStore<L2> {
     /// the L1 maximum, unless an invalidation came in meanwhile.
     fn backfill(&self, key: &str, value: &Bytes, ttl: TtlState, sent: Instant, ticket: Ticket) {
         let coherence = &self.shared.coherence;
-        if !coherence.still_valid(ticket) {
-            return;
-        }
         let left = match ttl {
             TtlState::Persistent => self.shared.l1_max_ttl,
             // L2 measured `left` after the read was sent: counting from the
@@ -200,15 +197,19 @@ impl<L2: Store> TieredStore<L2> {
         let Ok(ttl) = Ttl::new(left) else { return };
         // Ttl rounds up to whole milliseconds: never past L2's expiry by
         // more than that rounding, which `left` (floored by Redis) absorbs.
+        coherence.insert_if(ticket, Coherence::still_valid, || {
+            self.insert(key, value.clone(), ttl)
+        });
+    }
+
+    /// Puts `value` into L1 (its futures are ready); says whether it did.
+    fn insert(&self, key: &str, value: Bytes, ttl: Ttl) -> bool {
         let inserted = futures::FutureExt::now_or_never(self.shared.l1.call(Request::Set {
             key: Cow::Borrowed(key),
-            value: value.clone(),
+            value,
             ttl: Some(ttl),
         }));
-        if matches!(inserted, Some(Ok(_))) && !coherence.still_valid(ticket) {
-            // An invalidation raced the insert: take it back.
-            listener::drop_key(&self.shared.l1, key);
-        }
+        matches!(inserted, Some(Ok(_)))
     }
 
     /// A `set`: L2 first; then, if nothing touched the key's slot
@@ -220,6 +221,11 @@ impl<L2: Store> TieredStore<L2> {
         // Disarmed once L2 acknowledged: a write that failed, or whose
         // caller gave up, expects no echo.
         let echo = Echo::expect(coherence, &key);
+        // Out of L1 while in flight. (Leaving the old value there to answer
+        // reads concurrent with the write is not linearizable: a reader
+        // that missed L1 before may read the new value from L2, and a
+        // later read the old one from L1; `tests/linearizable.rs` caught
+        // it.)
         let writing = coherence.begin_write(&key);
         listener::drop_key(&self.shared.l1, &key);
         let ticket = coherence.write_ticket(&key);
@@ -248,7 +254,7 @@ impl<L2: Store> TieredStore<L2> {
     /// Puts a value just written to L2 into L1 for at most its TTL (from
     /// before the write was sent, so L1 never outlives L2) and the L1
     /// maximum, unless anything touched the key's slot since the write
-    /// began.
+    /// began; says whether it did.
     fn write_through(
         &self,
         key: &str,
@@ -256,11 +262,7 @@ impl<L2: Store> TieredStore<L2> {
         ttl: Option<Ttl>,
         sent: Instant,
         ticket: Ticket,
-    ) {
-        let coherence = &self.shared.coherence;
-        if !coherence.may_write_through(ticket) {
-            return;
-        }
+    ) -> bool {
         let left = match ttl {
             None => self.shared.l1_max_ttl,
             // Less a millisecond: L1's TTL rounds up to whole ones.
@@ -269,18 +271,17 @@ impl<L2: Store> TieredStore<L2> {
                 .checked_sub(sent.elapsed() + Duration::from_millis(1))
             {
                 Some(left) => left.min(self.shared.l1_max_ttl),
-                None => return,
+                None => return false,
             },
         };
-        let Ok(ttl) = Ttl::new(left) else { return };
-        let inserted = futures::FutureExt::now_or_never(self.shared.l1.call(Request::Set {
-            key: Cow::Borrowed(key),
-            value,
-            ttl: Some(ttl),
-        }));
-        if matches!(inserted, Some(Ok(_))) && !coherence.may_write_through(ticket) {
-            listener::drop_key(&self.shared.l1, key);
-        }
+        let Ok(ttl) = Ttl::new(left) else {
+            return false;
+        };
+        self.shared
+            .coherence
+            .insert_if(ticket, Coherence::may_write_through, || {
+                self.insert(key, value, ttl)
+            })
     }
 
     async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Reply> {
@@ -396,8 +397,8 @@ fn changed_nothing(reply: &Result<Reply>) -> bool {
 }
 
 impl<L2: Store> Store for TieredStore<L2> {
-    /// The hottest call: an L1 hit answers from a ready future the size of
-    /// its reply. A miss goes on in a future boxed apart: left inline, the
+    /// The hottest call: an L1 hit answers from a future the size of its
+    /// reply, ready unless the task's cooperative budget is spent. A miss goes on in a future boxed apart: left inline, the
     /// L2 read's futures (several KB on Redis) would be part of every
     /// call's future, moved into the front's box on every L1 hit too.
     fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
@@ -408,7 +409,14 @@ impl<L2: Store> Store for TieredStore<L2> {
             None
         };
         match hit {
-            Some(Ok(Some(value))) => Either::Left(std::future::ready(Ok(Some(value)))),
+            // An L1 hit spends tokio's cooperative budget, as a ready
+            // channel does: a task looping over hits yields now and then,
+            // so the connections' tasks on its worker (an L2 read, the
+            // invalidations) are not starved into timeouts.
+            Some(Ok(Some(value))) => Either::Left(async move {
+                tokio::task::coop::consume_budget().await;
+                Ok(Some(value))
+            }),
             _ => Either::Right(Box::pin(async move {
                 match self.read(key).await? {
                     Reply::Value(value) => Ok(value),

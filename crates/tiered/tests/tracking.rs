@@ -617,3 +617,44 @@ async fn a_set_keeps_its_key_hot_in_its_own_l1() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
+
+/// A task that loops over L1 hits, with nothing else to await, must not
+/// starve the connections' tasks on its worker: L1 hits spend tokio's
+/// cooperative budget. On a one-thread runtime, a cold read started beside
+/// such a loop failed with a timeout (500 ms) before they did.
+#[test]
+fn a_loop_of_l1_hits_does_not_starve_a_read_from_redis() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cache = instance(&url).await;
+        wait_until_serving(std::slice::from_ref(&cache)).await;
+        cache.set("hot", "h".into(), None).await.unwrap();
+        server.command(&format!("SET {NAMESPACE}:cold c"));
+        // The cold read first: it sends its GET and waits; then the loop.
+        let cold = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                let began = Instant::now();
+                (cache.get("cold").await, began.elapsed())
+            })
+        };
+        let spinner = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                let until = Instant::now() + Duration::from_secs(2);
+                while Instant::now() < until {
+                    assert!(cache.get("hot").await.unwrap().is_some());
+                }
+            })
+        };
+        let (cold, took) = cold.await.unwrap();
+        spinner.await.unwrap();
+        assert_eq!(cold.unwrap().as_deref(), Some(&b"c"[..]));
+        assert!(took < Duration::from_secs(1), "the cold read took {took:?}");
+    });
+}

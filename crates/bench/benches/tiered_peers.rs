@@ -1,0 +1,279 @@
+//! Issue 24's table: the tiered cache side by side with multi-tier-cache
+//! 0.6.9 (L1 moka + L2 Redis, `new_with_invalidation`, writes by
+//! `set_with_broadcast`) and with our plain Redis adapter, in one run on a
+//! self-started redis-server: 64 tasks, 10,000 keys, 100-byte values, a
+//! 2-worker runtime, every `set` with a 300 s TTL.
+//!
+//! 1. An L1 hit, one task, p50 (and our moka adapter alone through the same
+//!    front: the reference the issue sets, at most 1.2x).
+//! 2. Throughput of three mixes (90 % get / 10 % set uniform; the same with
+//!    90 % of the operations on 1 % of the keys; read-only on the hot keys)
+//!    at 1 and 3 instances, three alternating rounds of 2 s per cell.
+//!
+//! multi-tier-cache's L1 is sized to hold every key (its default, 5,000
+//! entries, holds half of them); ours is 64 MiB.
+//!
+//! `cargo bench -p cache-bench --bench tiered_peers`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_moka::MokaConfig;
+use cache_port::Cache;
+use cache_redis::{RedisBackplane, RedisConfig, RedisStore, RedisTracking, DEFAULT_CHANNEL};
+use cache_redis_harness::RedisServer;
+use cache_store::backplane::Backplane;
+use cache_tiered::TieredConfig;
+use multi_tier_cache::{
+    CacheManager, CacheStrategy, InvalidationConfig, L1Cache, L2Cache, MokaCacheConfig,
+};
+
+const VALUE: usize = 100;
+const KEYS: usize = 10_000;
+const TASKS: usize = 64;
+const INSTANCES: usize = 3;
+const TTL: Duration = Duration::from_secs(300);
+const ROUND: Duration = Duration::from_secs(2);
+
+fn value() -> Bytes {
+    Bytes::from(vec![b'v'; VALUE])
+}
+
+/// One system under test: the port, or multi-tier-cache's manager.
+#[derive(Clone)]
+enum System {
+    Port(Arc<dyn Cache>),
+    MultiTier(Arc<CacheManager>),
+}
+
+impl System {
+    async fn get(&self, key: &str) -> Option<Bytes> {
+        match self {
+            System::Port(cache) => cache.get(key).await.unwrap(),
+            System::MultiTier(manager) => manager.get(key).await.unwrap(),
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes) {
+        match self {
+            System::Port(cache) => cache.set(key, value, Some(TTL)).await.unwrap(),
+            System::MultiTier(manager) => manager
+                .set_with_broadcast(key, value, CacheStrategy::Custom(TTL))
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Coherence {
+    Tracking,
+    PubSub,
+}
+
+async fn tiered(url: &str, namespace: &str, coherence: Coherence) -> System {
+    let config = RedisConfig::from_url(url).unwrap();
+    let l2 = RedisStore::connect(&config).await.unwrap();
+    let backplane: Arc<dyn Backplane> = match coherence {
+        Coherence::Tracking => RedisTracking::connect(&config, &format!("{namespace}:"))
+            .await
+            .unwrap(),
+        Coherence::PubSub => RedisBackplane::connect(&config, DEFAULT_CHANNEL)
+            .await
+            .unwrap(),
+    };
+    let cache = TieredConfig::default()
+        .l1(MokaConfig::default().capacity_bytes(64 << 20))
+        .namespace(namespace)
+        .build(l2, Some(backplane))
+        .unwrap();
+    while !cache.base().figures().l1_serving {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    System::Port(Arc::new(cache))
+}
+
+async fn redis(url: &str) -> System {
+    let config = RedisConfig::from_url(url).unwrap().namespace("plain");
+    System::Port(Arc::new(config.connect().await.unwrap()))
+}
+
+async fn multi_tier(url: &str) -> System {
+    let l1 = L1Cache::new(MokaCacheConfig {
+        max_capacity: 100_000,
+        ..MokaCacheConfig::default()
+    })
+    .unwrap();
+    let l2 = L2Cache::with_url(url).await.unwrap();
+    let manager = CacheManager::new_with_invalidation(
+        Arc::new(l1),
+        Arc::new(l2),
+        url,
+        InvalidationConfig::default(),
+    )
+    .await
+    .unwrap();
+    System::MultiTier(Arc::new(manager))
+}
+
+fn key(system: usize, i: usize) -> String {
+    // Each system its own keys (multi-tier-cache's keys have no namespace).
+    format!("s{system}:key:{i:07}")
+}
+
+/// The mixes: (name, percent of sets, hot).
+const MIXES: [(&str, u8, bool); 3] = [
+    ("90/10 uniform", 10, false),
+    ("90/10 hot (90 % on 1 % of keys)", 10, true),
+    ("read-only hot", 0, true),
+];
+
+/// Operations per second of `TASKS` tasks over `instances` for `ROUND`.
+async fn mix(system: usize, instances: &[System], sets: u8, hot: bool) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + ROUND;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (instance, done) = (instances[t % instances.len()].clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let v = value();
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    let i = if hot && fastrand::u8(..10) != 0 {
+                        fastrand::usize(..KEYS / 100)
+                    } else {
+                        fastrand::usize(..KEYS)
+                    };
+                    let k = key(system, i);
+                    if fastrand::u8(..100) < sets {
+                        instance.set(&k, v.clone()).await;
+                    } else {
+                        instance.get(&k).await;
+                    }
+                    n += 1;
+                }
+                done.fetch_add(n, Relaxed);
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// p50 of `n` sequential gets of hot keys, timed one by one.
+async fn hit_p50(system: &System, keys: &[String], n: usize) -> Duration {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let hit = system.get(&keys[i % keys.len()]).await;
+        times.push(started.elapsed());
+        assert!(hit.is_some());
+    }
+    times.sort_unstable();
+    times[n / 2]
+}
+
+fn median(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn main() {
+    let rt = cache_bench::runtime();
+    let server = RedisServer::start();
+    let url = server.url();
+    rt.block_on(async {
+        let names = [
+            "plain Redis (cache-redis)",
+            "tiered, client tracking (default)",
+            "tiered, pub/sub backplane",
+            "multi-tier-cache 0.6.9 L1+L2",
+        ];
+        let mut systems: Vec<Vec<System>> = vec![Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..INSTANCES {
+            systems[0].push(redis(&url).await);
+            systems[1].push(tiered(&url, "s1", Coherence::Tracking).await);
+            systems[2].push(tiered(&url, "s2", Coherence::PubSub).await);
+            systems[3].push(multi_tier(&url).await);
+        }
+        for (s, instances) in systems.iter().enumerate() {
+            for i in 0..KEYS {
+                instances[0].set(&key(s, i), value()).await;
+            }
+        }
+
+        // 1. An L1 hit.
+        let moka_alone = System::Port(Arc::new(
+            MokaConfig::default()
+                .capacity_bytes(64 << 20)
+                .build()
+                .unwrap(),
+        ));
+        for i in 0..1000 {
+            moka_alone.set(&key(9, i), value()).await;
+        }
+        let hot = |s: usize| (0..1000).map(|i| key(s, i)).collect::<Vec<_>>();
+        let n = 100_000;
+        let rows: [(&str, &System, Vec<String>); 3] = [
+            ("cache-tiered get (an L1 hit)", &systems[1][0], hot(1)),
+            ("cache-moka get (our moka alone, same front)", &moka_alone, hot(9)),
+            ("multi-tier-cache get (an L1 hit)", &systems[3][0], hot(3)),
+        ];
+        for (_, system, keys) in &rows {
+            for k in keys {
+                system.get(k).await; // into L1
+            }
+        }
+        let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
+        for _ in 0..5 {
+            for (r, (_, system, keys)) in rows.iter().enumerate() {
+                p50s[r].push(hit_p50(system, keys, n).await.as_secs_f64() * 1e9);
+            }
+        }
+        println!("\nL1 hit, one task, {n} gets per round, 5 rounds: p50 (rounds)");
+        let mut mids = Vec::new();
+        for ((name, _, _), samples) in rows.iter().zip(&mut p50s) {
+            let (mid, lo, hi) = median(samples);
+            mids.push(mid);
+            println!("{name:<46} {mid:>7.0} ns   ({lo:.0}–{hi:.0})");
+        }
+        println!(
+            "tiered / our moka alone: {:.2}x (target at most 1.2x); tiered / multi-tier-cache: {:.2}x (target below 1)",
+            mids[0] / mids[1],
+            mids[0] / mids[2]
+        );
+
+        // 2. Throughput.
+        println!(
+            "\nthroughput, {TASKS} tasks, {KEYS} keys, sets with a {TTL:?} TTL, 3 alternating rounds of {ROUND:?}: median ops/s (rounds)"
+        );
+        for (mix_name, sets, hot) in MIXES {
+            for count in [1, INSTANCES] {
+                let mut results: Vec<Vec<f64>> = vec![Vec::new(); systems.len()];
+                for _ in 0..3 {
+                    for (s, instances) in systems.iter().enumerate() {
+                        results[s].push(mix(s, &instances[..count], sets, hot).await);
+                    }
+                }
+                println!("\n{mix_name}, {count} instance(s)");
+                let mut mids = Vec::new();
+                for (name, samples) in names.iter().zip(&mut results) {
+                    let (mid, lo, hi) = median(samples);
+                    mids.push(mid);
+                    println!("  {name:<40} {mid:>10.0}   ({lo:.0}–{hi:.0})");
+                }
+                println!(
+                    "  tiered (tracking) vs multi-tier-cache: {:.2}x; vs plain Redis: {:.2}x",
+                    mids[1] / mids[3],
+                    mids[1] / mids[0]
+                );
+            }
+        }
+    });
+    drop(server);
+}
