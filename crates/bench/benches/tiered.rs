@@ -2,8 +2,8 @@
 //! 1. a hot `get` (an L1 hit) against the Redis adapter's `get` and against
 //!    raw moka (default `sync::Cache`), per-operation latency p50/p99;
 //! 2. throughput of a 90/10 read/write mix at 64 tasks spread over 3
-//!    instances: tiered (with the pub/sub backplane) against the plain
-//!    Redis adapter;
+//!    instances: tiered (with client tracking, the default) against the
+//!    plain Redis adapter (issue 24's wider table: `tiered_peers`);
 //! 3. heap bytes per L1 entry.
 //!
 //! `cargo bench -p cache-bench --bench tiered`.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_moka::MokaConfig;
 use cache_port::Cache;
-use cache_redis::{RedisBackplane, RedisConfig, RedisStore, DEFAULT_CHANNEL};
+use cache_redis::{RedisConfig, RedisStore, RedisTracking};
 use cache_redis_harness::RedisServer;
 use cache_store::backplane::Backplane;
 use cache_tiered::TieredConfig;
@@ -40,9 +40,7 @@ fn key(i: usize) -> String {
 async fn tiered(url: &str, l1_bytes: u64) -> Arc<dyn Cache> {
     let config = RedisConfig::from_url(url).unwrap();
     let l2 = RedisStore::connect(&config).await.unwrap();
-    let backplane: Arc<dyn Backplane> = RedisBackplane::connect(&config, DEFAULT_CHANNEL)
-        .await
-        .unwrap();
+    let backplane: Arc<dyn Backplane> = RedisTracking::connect(&config, "").await.unwrap();
     let cache = TieredConfig::default()
         .l1(MokaConfig::default().capacity_bytes(l1_bytes))
         .build(l2, Some(backplane))
@@ -231,7 +229,7 @@ fn main() {
                 v[1]
             };
             let rm = show("cache-redis (3 adapters)", &mut r);
-            let tm = show("cache-tiered (3 instances, backplane on)", &mut t);
+            let tm = show("cache-tiered (3 instances, client tracking)", &mut t);
             println!("tiered / redis: {:.2}x", tm / rm);
         }
 

@@ -13,7 +13,9 @@
 //! multi-tier-cache's L1 is sized to hold every key (its default, 5,000
 //! entries, holds half of them); ours is 64 MiB.
 //!
-//! `cargo bench -p cache-bench --bench tiered_peers`.
+//! `cargo bench -p cache-bench --bench tiered_peers`; with
+//! `TIERED_PEERS_ONLY='90/10 uniform/3/1'` (mix/instances/system index) it
+//! runs ten rounds of one cell of one system, for a profiler.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -208,6 +210,7 @@ fn main() {
         }
 
         // 1. An L1 hit.
+        let profiling = std::env::var("TIERED_PEERS_ONLY").is_ok();
         let moka_alone = System::Port(Arc::new(
             MokaConfig::default()
                 .capacity_bytes(64 << 20)
@@ -230,11 +233,12 @@ fn main() {
             }
         }
         let mut p50s: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
-        for _ in 0..5 {
+        for _ in 0..if profiling { 0 } else { 5 } {
             for (r, (_, system, keys)) in rows.iter().enumerate() {
                 p50s[r].push(hit_p50(system, keys, n).await.as_secs_f64() * 1e9);
             }
         }
+        if !profiling {
         println!("\nL1 hit, one task, {n} gets per round, 5 rounds: p50 (rounds)");
         let mut mids = Vec::new();
         for ((name, _, _), samples) in rows.iter().zip(&mut p50s) {
@@ -247,13 +251,27 @@ fn main() {
             mids[0] / mids[1],
             mids[0] / mids[2]
         );
+        }
 
         // 2. Throughput.
         println!(
             "\nthroughput, {TASKS} tasks, {KEYS} keys, sets with a {TTL:?} TTL, 3 alternating rounds of {ROUND:?}: median ops/s (rounds)"
         );
+        // TIERED_PEERS_ONLY=<mix>/<instances>/<system> runs one cell of one
+        // system for a profiler (e.g. `90/10 uniform/3/1`), 10 rounds.
+        let only = std::env::var("TIERED_PEERS_ONLY").ok();
         for (mix_name, sets, hot) in MIXES {
             for count in [1, INSTANCES] {
+                if let Some(only) = &only {
+                    let s: usize = only.rsplit('/').next().unwrap().parse().unwrap();
+                    if only.starts_with(&format!("{mix_name}/{count}/")) {
+                        for _ in 0..10 {
+                            let ops = mix(s, &systems[s][..count], sets, hot).await;
+                            println!("{only}: {ops:.0} ops/s");
+                        }
+                    }
+                    continue;
+                }
                 let mut results: Vec<Vec<f64>> = vec![Vec::new(); systems.len()];
                 for _ in 0..3 {
                     for (s, instances) in systems.iter().enumerate() {
