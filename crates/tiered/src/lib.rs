@@ -1,6 +1,9 @@
 //! The tiered adapter: an in-process L1 (moka) over an L2 (any store of the
 //! port; Redis in production), L2 the authority, many instances kept
-//! coherent through a backplane (Redis pub/sub: `cache_redis::RedisBackplane`).
+//! coherent through a backplane: Redis client tracking
+//! (`cache_redis::RedisTracking`, which sees every write Redis sees) or
+//! Redis pub/sub (`cache_redis::RedisBackplane`, the tiered caches' own
+//! writes only).
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
