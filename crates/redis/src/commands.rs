@@ -129,6 +129,50 @@ impl RedisStore {
         }
     }
 
+    /// Values and remaining TTLs (`GET_WITH_PTTL_EACH`), on one server.
+    pub(crate) async fn get_with_ttls(
+        &self,
+        keys: Vec<StoreKey<'_>>,
+    ) -> Result<Vec<Option<(Bytes, TtlState)>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter().peekable();
+        while keys.peek().is_some() {
+            let slice: Vec<FredKey> = keys.by_ref().take(SET_MANY_SLICE).map(fred_key).collect();
+            let count = slice.len();
+            let no_args: Vec<Value> = Vec::new();
+            let answer: Vec<Value> = self
+                .shared
+                .get_with_ttl_script
+                .evalsha_with_reload(self.pool().next(), slice, no_args)
+                .await
+                .map_err(self.err("get_many"))?;
+            if answer.len() != 2 * count {
+                return Err(CacheError::Backend {
+                    message: format!(
+                        "get_many: the script answered {} items for {count} keys",
+                        answer.len()
+                    ),
+                    source: None,
+                });
+            }
+            let mut answer = answer.into_iter();
+            while let (Some(value), Some(ms)) = (answer.next(), answer.next()) {
+                let ttl = match ms.as_i64() {
+                    Some(-1) => TtlState::Persistent,
+                    Some(ms) if ms >= 0 => TtlState::ExpiresIn(Duration::from_millis(ms as u64)),
+                    _ => TtlState::Missing,
+                };
+                // Another type under the key reads as a miss, as in `get`.
+                found.push(match value {
+                    Value::Bytes(bytes) if ttl.exists() => Some((bytes, ttl)),
+                    Value::String(text) if ttl.exists() => Some((text.into_inner(), ttl)),
+                    _ => None,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn set_many(
         &self,
         items: Vec<(StoreKey<'_>, Bytes)>,

@@ -53,6 +53,22 @@ local ttls = {}
 for i = 1, #KEYS do ttls[i] = redis.call('PTTL', KEYS[i]) end
 return ttls";
 
+/// `get_many` with each key's remaining TTL (`GET` and `PTTL` of each of
+/// `KEYS`, in order, flat: value, ms, value, ms, …), for the tiered cache's
+/// backfill from a `get_many`: one command, where `MGET` and a `PTTL` per
+/// key would be two at least. A missing key's value is nil (Lua `false`),
+/// and so is another type's, as `MGET` answers (a plain `GET` would fail
+/// the whole script with `WRONGTYPE`: `tests/ttl_reads.rs`).
+pub(crate) const GET_WITH_PTTL_EACH: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  local value = redis.pcall('GET', KEYS[i])
+  if type(value) == 'table' and value.err then value = false end
+  out[2 * i - 1] = value
+  out[2 * i] = redis.call('PTTL', KEYS[i])
+end
+return out";
+
 /// Values larger than this are `SET` alone, never coalesced: a batch stays
 /// a few MiB at most (Redis closes a connection whose query passes
 /// `client-query-buffer-limit`, 1 GiB by default).

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cache_port::{CacheError, KeyPages, Namespace, Pattern, Result};
-use cache_store::{Reply, Request, Store, View};
+use bytes::Bytes;
+use cache_port::{CacheError, KeyPages, Namespace, Pattern, Result, TtlState};
+use cache_store::{Reply, Request, Store, StoreKey, View};
 use fred::prelude::{ClientLike, Error as FredError, Pool};
 use fred::types::scripts::Script;
 
@@ -16,7 +17,7 @@ use crate::commands::fred_key;
 use crate::config::RedisConfig;
 use crate::connection::{connect_in_background, fred_builder, stop, Connected};
 use crate::errors::ErrorContext;
-use crate::scripts::{DELETE_IF_EQUALS, INCR_WITH_TTL, SET_MANY};
+use crate::scripts::{DELETE_IF_EQUALS, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY};
 use crate::walk_retry;
 
 /// The Redis cache: the port over a [`RedisStore`], counted, optionally
@@ -52,6 +53,7 @@ pub(crate) struct Shared {
     pub(crate) incr_script: Script,
     pub(crate) delete_if_equals_script: Script,
     pub(crate) set_many_script: Script,
+    pub(crate) get_with_ttl_script: Script,
     pub(crate) connected: Arc<Connected>,
     /// A cluster (fred knows from the configuration; it never changes).
     pub(crate) clustered: bool,
@@ -155,6 +157,19 @@ impl Store for RedisStore {
         }
     }
 
+    /// One `GET_WITH_PTTL_EACH` call on one server, in slices; not offered
+    /// on a cluster (a script's keys must share a slot).
+    #[allow(clippy::type_complexity)]
+    async fn get_many_with_ttl(
+        &self,
+        keys: Vec<StoreKey<'_>>,
+    ) -> Result<Option<Vec<Option<(Bytes, TtlState)>>>> {
+        if self.clustered() || !self.shared.connected.up.load(Relaxed) {
+            return Ok(None);
+        }
+        self.get_with_ttls(keys).await.map(Some)
+    }
+
     fn max_value_len(&self) -> usize {
         self.shared.config.max_value_len
     }
@@ -215,6 +230,7 @@ impl RedisStore {
                 incr_script: Script::from_lua(INCR_WITH_TTL),
                 delete_if_equals_script: Script::from_lua(DELETE_IF_EQUALS),
                 set_many_script: Script::from_lua(SET_MANY),
+                get_with_ttl_script: Script::from_lua(GET_WITH_PTTL_EACH),
                 connected,
                 runtime: tokio::runtime::Handle::current(),
             }),

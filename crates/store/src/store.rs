@@ -426,6 +426,19 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// `get_many` with the remaining TTL of each value found, in one
+    /// command, for a store that can give it (the tiered cache backfills
+    /// its L1 from it, never past L2's expiry). `Ok(None)`: not offered;
+    /// the default, and what a layer that does not forward it answers.
+    #[allow(clippy::type_complexity)]
+    fn get_many_with_ttl(
+        &self,
+        keys: Vec<StoreKey<'_>>,
+    ) -> impl Future<Output = Result<Option<Vec<Option<(Bytes, TtlState)>>>>> + Send {
+        drop(keys);
+        std::future::ready(Ok(None))
+    }
+
     /// The largest value, in bytes, this store accepts.
     fn max_value_len(&self) -> usize;
 
@@ -457,6 +470,14 @@ impl<S: Store> Store for std::sync::Arc<S> {
     #[inline]
     fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
         (**self).get(key)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn get_many_with_ttl(
+        &self,
+        keys: Vec<StoreKey<'_>>,
+    ) -> impl Future<Output = Result<Option<Vec<Option<(Bytes, TtlState)>>>>> + Send {
+        (**self).get_many_with_ttl(keys)
     }
 
     fn max_value_len(&self) -> usize {

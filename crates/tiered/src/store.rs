@@ -10,7 +10,7 @@ use crate::names;
 use bytes::Bytes;
 use cache_moka::MokaStore;
 use cache_port::report::LogThrottle;
-use cache_port::{KeyPages, Pattern, Result, Ttl, TtlState};
+use cache_port::{CacheError, KeyPages, Pattern, Result, Ttl, TtlState};
 use cache_store::backplane::{Backplane, Invalidation, Notice};
 use cache_store::{Op, Reply, Request, Store, StoreKey};
 
@@ -23,7 +23,9 @@ use crate::listener::{self, Counters, Listener};
 ///   TTL from L2 (two commands sent together) and backfills L1 with the
 ///   lesser of that TTL (measured from when the read was sent, so L1 never
 ///   outlives L2) and the configured L1 maximum. `get_many` answers L1 hits
-///   and reads every miss from L2 in one call (without backfilling).
+///   and reads every miss from L2 in one call, with their TTLs where L2
+///   gives them in the same command (Redis on one server), and then
+///   backfills them too.
 ///   `exists` answers `true` from an L1 hit. `ttl`, `keys` and `stats` go
 ///   to L2.
 /// - **Writes** (`set`, `set_many`, `delete*`, `expire`, `set_if_absent`,
@@ -294,9 +296,30 @@ impl<L2: Store> TieredStore<L2> {
         if missing.is_empty() {
             return Ok(Reply::Values(values));
         }
-        let request = Request::GetMany {
-            keys: missing.iter().map(|i| keys[*i].clone()).collect(),
-        };
+        let wanted: Vec<StoreKey<'_>> = missing.iter().map(|i| keys[*i].clone()).collect();
+        // Where L2 gives each value's TTL in the same command (Redis, one
+        // server), what it found is backfilled as a `get`'s would be.
+        let tickets: Vec<Ticket> = wanted
+            .iter()
+            .map(|key| self.shared.coherence.ticket(key))
+            .collect();
+        let sent = Instant::now();
+        if let Some(found) = self.shared.l2.get_many_with_ttl(wanted.clone()).await? {
+            if found.len() != missing.len() {
+                return Err(CacheError::Backend {
+                    message: "get_many: L2 answered another number of values".into(),
+                    source: None,
+                });
+            }
+            for ((i, ticket), entry) in missing.into_iter().zip(tickets).zip(found) {
+                if let Some((value, ttl)) = entry {
+                    self.backfill(&keys[i], &value, ttl, sent, ticket);
+                    values[i] = Some(value);
+                }
+            }
+            return Ok(Reply::Values(values));
+        }
+        let request = Request::GetMany { keys: wanted };
         match self.shared.l2.call(request).await? {
             Reply::Values(found) if found.len() == missing.len() => {
                 for (i, value) in missing.into_iter().zip(found) {

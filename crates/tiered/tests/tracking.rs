@@ -658,3 +658,30 @@ fn a_loop_of_l1_hits_does_not_starve_a_read_from_redis() {
         assert!(took < Duration::from_secs(1), "the cold read took {took:?}");
     });
 }
+
+/// `get_many` backfills L1 with what it read from Redis, for no longer than
+/// Redis keeps it: the keys' next reads cost Redis nothing, and a key with
+/// a short TTL is gone from L1 when it is gone from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_backfills_l1_never_past_redis_expiry() {
+    let server = RedisServer::start();
+    let cache = instance(&server.url()).await;
+    wait_until_serving(std::slice::from_ref(&cache)).await;
+    for i in 0..10 {
+        server.command(&format!("SET {NAMESPACE}:m{i} v{i}"));
+    }
+    server.command(&format!("SET {NAMESPACE}:short s PX 300"));
+    let mut keys: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    keys.push("short".into());
+    keys.push("absent".into());
+    let first = cache.get_many(&keys).await.unwrap();
+    assert_eq!(first[3].as_deref(), Some(&b"v3"[..]));
+    assert_eq!(first[11], None);
+    let before = reads_at_server(&server);
+    for key in &keys[..11] {
+        assert!(cache.get(key).await.unwrap().is_some(), "{key}");
+    }
+    assert_eq!(reads_at_server(&server), before, "answered from L1");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(cache.get("short").await.unwrap(), None, "L1 outlived Redis");
+}
