@@ -34,6 +34,7 @@ mod coherence;
 mod config;
 mod listener;
 pub mod names;
+mod publisher;
 mod store;
 
 pub use config::TieredConfig;
