@@ -108,3 +108,84 @@ async fn while_redis_is_down_l1_does_not_answer() {
     // The restart lost the data, and L1 was flushed: no ghost of "v".
     assert_eq!(cache.get("k").await.unwrap(), None);
 }
+
+/// A backplane whose `PUBLISH` takes 300 ms and fails once it is closed,
+/// as a Redis connection that quit does.
+struct Slow {
+    inner: LocalBackplane,
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Backplane for Slow {
+    fn publish(
+        &self,
+        notice: &cache_store::backplane::Notice,
+    ) -> futures::future::BoxFuture<'static, cache_port::Result<()>> {
+        let (inner, closed, notice) =
+            (self.inner.clone(), Arc::clone(&self.closed), notice.clone());
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(cache_port::CacheError::Unavailable {
+                    message: "closed".into(),
+                    source: None,
+                });
+            }
+            inner.publish(&notice).await
+        })
+    }
+
+    fn subscribe(
+        &self,
+    ) -> futures::stream::BoxStream<'static, cache_store::backplane::BackplaneEvent> {
+        self.inner.subscribe()
+    }
+
+    fn close(&self) -> futures::future::BoxFuture<'static, ()> {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {})
+    }
+}
+
+/// Writes hand their notices to a publisher and return; closing the store
+/// right after a write still tells the other instances (the publisher is
+/// flushed before the backplane closes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_right_after_a_write_still_tells_the_others() {
+    let l2 = MokaConfig::default().build_store().unwrap();
+    let local = LocalBackplane::new();
+    let slow: Arc<dyn Backplane> = Arc::new(Slow {
+        inner: local.clone(),
+        closed: Arc::default(),
+    });
+    let a = TieredConfig::default()
+        .build(l2.clone(), Some(slow))
+        .unwrap();
+    let b = TieredConfig::default()
+        .build(l2, Some(Arc::new(local) as Arc<dyn Backplane>))
+        .unwrap();
+    until("both serve", || {
+        a.base().figures().l1_serving && b.base().figures().l1_serving
+    })
+    .await;
+    a.set("k", "v1".into(), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v1"[..])); // in b's L1
+    let began = Instant::now();
+    a.set("k", "v2".into(), None).await.unwrap();
+    assert!(
+        began.elapsed() < Duration::from_millis(200),
+        "the write did not wait for its PUBLISH: {:?}",
+        began.elapsed()
+    );
+    a.close().await.unwrap();
+    until("b drops v1", || {
+        futures::FutureExt::now_or_never(b.get("k"))
+            .and_then(Result::ok)
+            .flatten()
+            .as_deref()
+            != Some(&b"v1"[..])
+    })
+    .await;
+    assert_eq!(b.get("k").await.unwrap().as_deref(), Some(&b"v2"[..]));
+}
