@@ -69,6 +69,10 @@ pub(crate) struct Coherence {
     locks: Box<[Mutex<()>]>,
     /// Writes in flight per slot: while one is, no backfill of the slot lands.
     writing: Box<[AtomicU64]>,
+    /// L2 reads in flight per slot (a miss's `GET` + `PTTL`).
+    reading: Box<[AtomicU64]>,
+    /// Per slot: woken when a read or write of it ends.
+    ends: Box<[tokio::sync::Notify]>,
     /// Writes of many keys in flight (`delete_pattern`, `clear`): while one
     /// is, no backfill lands at all.
     writing_all: AtomicU64,
@@ -99,6 +103,8 @@ impl Coherence {
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             locks: (0..SLOTS).map(|_| Mutex::new(())).collect(),
             writing: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            reading: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            ends: (0..SLOTS).map(|_| tokio::sync::Notify::new()).collect(),
             writing_all: AtomicU64::new(0),
             global: AtomicU64::new(0),
             serving: AtomicBool::new(serving),
@@ -324,9 +330,64 @@ pub(crate) struct Writing<'a> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
-        let _held = lock(&self.coherence.locks[self.slot]);
-        self.coherence.slots[self.slot].fetch_add(1, SeqCst);
-        self.coherence.writing[self.slot].fetch_sub(1, SeqCst);
+        {
+            let _held = lock(&self.coherence.locks[self.slot]);
+            self.coherence.slots[self.slot].fetch_add(1, SeqCst);
+            self.coherence.writing[self.slot].fetch_sub(1, SeqCst);
+        }
+        self.coherence.ends[self.slot].notify_waiters();
+    }
+}
+
+/// Misses wait for each other (a single flight per slot, as a hint): a
+/// miss of a key whose slot has an L2 read or a write in flight waits for
+/// it to end (at most `MISS_WAIT`) and looks at L1 again before reading L2
+/// itself. What it then finds in L1 is whatever the coherence rules let
+/// in, so the wait changes only how many reads reach L2: a hot key
+/// invalidated under many readers costs one read, not one per reader.
+impl Coherence {
+    /// Whether an L2 read or a write of `key`'s slot is in flight.
+    fn busy(&self, slot: usize) -> bool {
+        self.reading[slot].load(SeqCst) > 0 || self.writing[slot].load(SeqCst) > 0
+    }
+
+    /// Waits until what is in flight on `key`'s slot ends, or `cap`.
+    pub async fn wait_for_slot(&self, key: &str, cap: std::time::Duration) {
+        let slot = Self::slot(key);
+        let ended = self.ends[slot].notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        if self.busy(slot) {
+            let _ = tokio::time::timeout(cap, ended).await;
+        }
+    }
+
+    /// Whether a miss of `key` should wait (see [`wait_for_slot`](Self::wait_for_slot)).
+    pub fn slot_busy(&self, key: &str) -> bool {
+        self.busy(Self::slot(key))
+    }
+
+    /// An L2 read of `key` in flight, until the guard drops.
+    pub fn begin_read(&self, key: &str) -> Reading<'_> {
+        let slot = Self::slot(key);
+        self.reading[slot].fetch_add(1, SeqCst);
+        Reading {
+            coherence: self,
+            slot,
+        }
+    }
+}
+
+/// An L2 read in flight (see [`Coherence::begin_read`]).
+pub(crate) struct Reading<'a> {
+    coherence: &'a Coherence,
+    slot: usize,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.coherence.reading[self.slot].fetch_sub(1, SeqCst);
+        self.coherence.ends[self.slot].notify_waiters();
     }
 }
 

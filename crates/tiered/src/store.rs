@@ -16,6 +16,11 @@ use crate::coherence::{Coherence, Ticket};
 use crate::listener::{self, Counters, Listener};
 use crate::publisher::Publisher;
 
+/// The longest a miss waits for another read or write of its slot before
+/// reading L2 itself: a loopback round trip is a tenth of it, and a
+/// frozen server does not hold a miss much longer than it would alone.
+const MISS_WAIT: Duration = Duration::from_millis(20);
+
 /// An in-process L1 over an L2 (any store; Redis in production).
 ///
 /// - **Reads**: an L1 hit answers; a miss reads the value and its remaining
@@ -172,7 +177,18 @@ impl<L2: Store> TieredStore<L2> {
         }) {
             return Ok(Reply::Value(Some(value)));
         }
-        let ticket = self.shared.coherence.ticket(&key);
+        let coherence = &self.shared.coherence;
+        if coherence.serving() && coherence.slot_busy(&key) {
+            // Another read (or a write) of the slot may fill L1 for us.
+            coherence.wait_for_slot(&key, MISS_WAIT).await;
+            if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
+                key: Cow::Borrowed(&key),
+            }) {
+                return Ok(Reply::Value(Some(value)));
+            }
+        }
+        let _reading = coherence.begin_read(&key);
+        let ticket = coherence.ticket(&key);
         let sent = Instant::now();
         let (value, ttl) = futures::join!(
             self.shared.l2.call(Request::Get {

@@ -685,3 +685,59 @@ async fn get_many_backfills_l1_never_past_redis_expiry() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(cache.get("short").await.unwrap(), None, "L1 outlived Redis");
 }
+
+/// Misses of one key wait for each other: 50 readers of a hot key that
+/// another client just overwrote cost Redis a few `GET`s, not 50 (the
+/// store here sends each call alone, so every `GET` is counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_of_one_key_share_the_read() {
+    const READERS: usize = 50;
+    let server = RedisServer::start();
+    let config = config(&server.url()).coalesce(false);
+    let l2 = RedisStore::connect(&config).await.unwrap();
+    let tracking: Arc<dyn Backplane> = RedisTracking::connect(&config, &format!("{NAMESPACE}:"))
+        .await
+        .unwrap();
+    let cache = Arc::new(
+        TieredConfig::default()
+            .namespace(NAMESPACE)
+            .build(l2, Some(tracking))
+            .unwrap(),
+    );
+    wait_until_serving(std::slice::from_ref(&cache)).await;
+    let gets = || -> u64 {
+        server
+            .command("INFO commandstats")
+            .lines()
+            .find(|l| l.starts_with("cmdstat_get:"))
+            .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut worst = 0;
+    for round in 0..10 {
+        server.command(&format!("SET {NAMESPACE}:hot v{round}"));
+        // Wait until the invalidation has dropped the old value.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while cache.get("hot").await.unwrap().as_deref() != Some(format!("v{round}").as_bytes()) {
+            assert!(Instant::now() < deadline);
+        }
+        server.command(&format!("SET {NAMESPACE}:hot w{round}"));
+        tokio::time::sleep(Duration::from_millis(20)).await; // dropped from L1
+        let before = gets();
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.get("hot").await.unwrap() })
+            })
+            .collect();
+        for reader in readers {
+            assert_eq!(
+                reader.await.unwrap().as_deref(),
+                Some(format!("w{round}").as_bytes())
+            );
+        }
+        worst = worst.max(gets() - before);
+    }
+    println!("GETs at the server for {READERS} concurrent misses of one key: at most {worst}");
+    assert!(worst <= 10, "{worst} GETs for {READERS} readers");
+}
