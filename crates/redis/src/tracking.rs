@@ -24,7 +24,7 @@
 //! - fred's invalidation channel falls behind (it drops messages when it
 //!   lags): `Down` + `Up`, a flush.
 //! - Anything silent (tracking switched off on the server, a half-open
-//!   connection): heartbeats are writes of a key under the tracked
+//!   connection): heartbeats write and delete a key under the tracked
 //!   heartbeat prefix, so an instance's own heartbeat comes back only
 //!   through the whole path (write, tracking, redirect, subscriber); the
 //!   tiered cache stops serving from L1 when it does not.
@@ -41,8 +41,9 @@ use cache_port::{CacheError, Result};
 use cache_store::backplane::{Backplane, BackplaneEvent, Invalidation, Notice};
 use fred::clients::SubscriberClient;
 use fred::interfaces::TrackingInterface;
-use fred::prelude::{Client, ClientInterface, ClientLike, EventInterface, KeysInterface};
-use fred::prelude::{Expiration, PubsubInterface};
+use fred::prelude::PubsubInterface;
+use fred::prelude::{Client, ClientInterface, ClientLike, EventInterface};
+use fred::types::scripts::Script;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -62,8 +63,13 @@ const HEARTBEAT_ROOT: &str = "cache-tiered:heartbeat:";
 /// The channel Redis publishes invalidations on in RESP2.
 const INVALIDATE_CHANNEL: &str = "__redis__:invalidate";
 
-/// How long a heartbeat key outlives its last beat.
-const HEARTBEAT_KEY_TTL_MS: i64 = 10_000;
+/// A heartbeat: the key written and deleted at once, so that Redis tells
+/// the tracking listener of it and no key stays behind (a user's
+/// `DBSIZE` after a run finds nothing of ours).
+const HEARTBEAT_TOUCH: &str = r"
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1";
 
 /// A backplane on Redis client tracking. Build it with
 /// [`RedisTracking::connect`] and hand it to
@@ -97,6 +103,8 @@ pub struct RedisTracking {
     /// The last heartbeat number each sender published (the invalidation
     /// of its key carries no value).
     beats: Arc<Mutex<HashMap<u64, u64>>>,
+    /// [`HEARTBEAT_TOUCH`].
+    heartbeat: Script,
     watcher: tokio::task::JoinHandle<()>,
 }
 
@@ -249,6 +257,7 @@ impl RedisTracking {
             errors,
             events,
             beats,
+            heartbeat: Script::from_lua(HEARTBEAT_TOUCH),
             watcher,
         }))
     }
@@ -399,9 +408,9 @@ impl Backplane for RedisTracking {
         })
     }
 
-    /// Heartbeats are written as keys under the tracked heartbeat prefix
-    /// (Redis's invalidation of the key brings them back); every other
-    /// notice is Redis's to send.
+    /// A heartbeat writes and deletes a key under the tracked heartbeat
+    /// prefix in one script call (Redis's invalidation of the key brings it
+    /// back; nothing stays behind); every other notice is Redis's to send.
     fn publish(&self, notice: &Notice) -> BoxFuture<'static, Result<()>> {
         let Invalidation::Heartbeat(beat) = notice.what else {
             return Box::pin(std::future::ready(Ok(())));
@@ -410,17 +419,16 @@ impl Backplane for RedisTracking {
             beats.insert(notice.sender, beat);
         }
         let key = format!("{}{:016x}", self.heartbeat_prefix, notice.sender);
-        let (tracker, errors) = (self.tracker.clone(), self.errors.clone());
+        let (tracker, errors, script) = (
+            self.tracker.clone(),
+            self.errors.clone(),
+            self.heartbeat.clone(),
+        );
         Box::pin(async move {
-            tracker
-                .set::<(), _, _>(
-                    key,
-                    beat.to_string(),
-                    Some(Expiration::PX(HEARTBEAT_KEY_TTL_MS)),
-                    None,
-                    false,
-                )
+            script
+                .evalsha_with_reload::<i64, _, _>(&tracker, key, beat.to_string())
                 .await
+                .map(|_| ())
                 .map_err(|e| errors.map("heartbeat", e))
         })
     }

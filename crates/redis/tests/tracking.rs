@@ -51,6 +51,12 @@ async fn it_tells_of_its_prefix_flushes_and_heartbeats() {
     };
     tracking.publish(&beat).await.unwrap();
     assert_eq!(next(&mut events).await, BackplaneEvent::Notice(beat));
+    // A heartbeat leaves no key behind (cachectl's run found one, 10 s
+    // long, when heartbeats were keys with a TTL).
+    assert!(
+        server.command("DBSIZE").starts_with(":0"),
+        "a key stayed behind"
+    );
     // Other writes are Redis's to tell: publishing them sends nothing.
     tracking
         .publish(&Notice {
