@@ -34,7 +34,6 @@ mod coherence;
 mod config;
 mod listener;
 pub mod names;
-mod publisher;
 mod store;
 
 pub use config::TieredConfig;

@@ -6,15 +6,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::names;
 use bytes::Bytes;
 use cache_moka::MokaStore;
+use cache_port::report::LogThrottle;
 use cache_port::{CacheError, KeyPages, Pattern, Result, Ttl, TtlState};
-use cache_store::backplane::{Backplane, Invalidation};
+use cache_store::backplane::{Backplane, Invalidation, Notice};
 use cache_store::{Op, Reply, Request, Store, StoreKey};
 
 use crate::coherence::{Coherence, Ticket};
 use crate::listener::{self, Counters, Listener};
-use crate::publisher::Publisher;
 
 /// The longest a miss waits for another read or write of its slot before
 /// reading L2 itself: a loopback round trip is a tenth of it, and a
@@ -63,9 +64,7 @@ struct Shared<L2> {
     coherence: Arc<Coherence>,
     backplane: Option<Arc<dyn Backplane>>,
     counters: Arc<Counters>,
-    /// Sends this instance's notices, where the backplane does not see
-    /// every write itself (pub/sub): `None` with client tracking or alone.
-    publisher: Option<Publisher>,
+    publish_log: LogThrottle,
     /// The listener task, taken by `close` (or aborted when dropped).
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -132,15 +131,10 @@ impl<L2: Store> TieredStore<L2> {
                 l1,
                 l2,
                 l1_max_ttl,
-                publisher: backplane
-                    .as_ref()
-                    .filter(|(b, _, _)| !b.sees_every_write())
-                    .map(|(b, _, _)| {
-                        Publisher::spawn(Arc::clone(b), coherence.id, Arc::clone(&counters))
-                    }),
                 coherence,
                 backplane: backplane.map(|(b, _, _)| b),
                 counters,
+                publish_log: LogThrottle::default(),
                 listener: std::sync::Mutex::new(listener),
             }),
         }
@@ -380,12 +374,27 @@ impl<L2: Store> TieredStore<L2> {
         self.tell(what).await;
     }
 
-    /// Tells the other instances: hands the notice to the publisher (with
-    /// client tracking, Redis itself tells every instance, this one
-    /// included, of the keys a write changed).
     async fn tell(&self, what: Invalidation) {
-        if let Some(publisher) = &self.shared.publisher {
-            publisher.tell(what).await;
+        if let Some(backplane) = &self.shared.backplane {
+            // Client tracking: Redis itself tells every instance, this one
+            // included, of the keys the write changed.
+            if backplane.sees_every_write() {
+                return;
+            }
+            let notice = Notice {
+                sender: self.shared.coherence.id,
+                what,
+            };
+            match backplane.publish(&notice).await {
+                Ok(()) => metrics::counter!(names::INVALIDATIONS_SENT).increment(1),
+                Err(error) => {
+                    self.shared.counters.publish_failures.fetch_add(1, Relaxed);
+                    // One line per 10 s: during an outage every write fails to publish.
+                    if let Some(held_back) = self.shared.publish_log.admit() {
+                        tracing::warn!(%error, failures_held_back = held_back, "tiered cache: invalidation not published; other instances flush when their backplane reports the loss (one line per 10 s)");
+                    }
+                }
+            }
         }
     }
 }
@@ -511,11 +520,6 @@ impl<L2: Store> Store for TieredStore<L2> {
                 }
                 self.shared.coherence.stop_serving();
                 listener::clear_l1(&self.shared.l1, "");
-                // What this instance's writes handed over is published
-                // before the backplane closes.
-                if let Some(publisher) = &self.shared.publisher {
-                    publisher.flush().await;
-                }
                 if let Some(backplane) = &self.shared.backplane {
                     backplane.close().await;
                 }
