@@ -19,8 +19,13 @@
 //!   that fetched the old value from L2 before the write could otherwise
 //!   put it into L1 after the write reached L2, and a later read would
 //!   answer the old value after another had answered the new one: not
-//!   linearizable (`tests/linearizable.rs`). Every write drops its keys
-//!   from L1 when it begins, so reads of them during the write go to L2.
+//!   linearizable (`tests/linearizable.rs`). Deletes and the other writes
+//!   drop their keys from L1 when they begin. A `set` keeps the old value
+//!   in L1 while it is in flight (reads then are concurrent with it) unless
+//!   an L2 read of the slot is in flight when it begins; a read counts
+//!   itself in flight before it looks at L1 the second time and goes to L2.
+//!   So once a read may have seen the new value from L2, the old one is
+//!   out of L1, and it never comes back (no backfill lands meanwhile).
 //! - **A write keeps its key hot, and never over a newer value.** A `set`
 //!   puts its value into its own L1 after L2 acknowledged it, if nothing
 //!   touched the key's slot since the write began (no invalidation, no
@@ -360,6 +365,11 @@ impl Coherence {
         if self.busy(slot) {
             let _ = tokio::time::timeout(cap, ended).await;
         }
+    }
+
+    /// Whether an L2 read of `key`'s slot is in flight.
+    pub fn slot_reading(&self, key: &str) -> bool {
+        self.reading[Self::slot(key)].load(SeqCst) > 0
     }
 
     /// Whether a miss of `key` should wait (see [`wait_for_slot`](Self::wait_for_slot)).

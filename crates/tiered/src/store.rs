@@ -181,7 +181,16 @@ impl<L2: Store> TieredStore<L2> {
                 return Ok(Reply::Value(Some(value)));
             }
         }
+        // Counted in flight first, then L1 once more: a `set` that began
+        // before the count may have kept the old value in L1 (this read
+        // then answers it, as any hit would); one that begins after it sees
+        // the count and drops its old value, which this read may outrun.
         let _reading = coherence.begin_read(&key);
+        if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
+            key: Cow::Borrowed(&key),
+        }) {
+            return Ok(Reply::Value(Some(value)));
+        }
         let ticket = coherence.ticket(&key);
         let sent = Instant::now();
         let (value, ttl) = futures::join!(
@@ -239,13 +248,18 @@ impl<L2: Store> TieredStore<L2> {
         // Disarmed once L2 acknowledged: a write that failed, or whose
         // caller gave up, expects no echo.
         let echo = Echo::expect(coherence, &key);
-        // Out of L1 while in flight. (Leaving the old value there to answer
-        // reads concurrent with the write is not linearizable: a reader
-        // that missed L1 before may read the new value from L2, and a
-        // later read the old one from L1; `tests/linearizable.rs` caught
-        // it.)
+        // The old value, if L1 has it, answers reads while the write is in
+        // flight (they are concurrent with it), unless an L2 read of the
+        // slot is in flight: that read may return the new value, and a
+        // later read must not answer the old one (`tests/linearizable.rs`
+        // caught it when the old value stayed regardless). A read that
+        // starts later counts itself before it looks at L1 once more, and
+        // while this write is in flight no backfill lands: so once a read
+        // may have seen the new value, the old one is gone from L1.
         let writing = coherence.begin_write(&key);
-        listener::drop_key(&self.shared.l1, &key);
+        if coherence.slot_reading(&key) {
+            listener::drop_key(&self.shared.l1, &key);
+        }
         let ticket = coherence.write_ticket(&key);
         let reply = self
             .shared
@@ -258,7 +272,11 @@ impl<L2: Store> TieredStore<L2> {
             .await;
         if reply.is_ok() {
             echo.arrives();
-            self.write_through(&key, value, ttl, sent, ticket);
+            if !self.write_through(&key, value, ttl, sent, ticket) {
+                // Not replaced: the old value must not outlive the write.
+                coherence.invalidate_key(&key);
+                listener::drop_key(&self.shared.l1, &key);
+            }
             drop(writing);
             self.tell(Invalidation::Keys(vec![key.into_owned()])).await;
         } else {
@@ -308,9 +326,25 @@ impl<L2: Store> TieredStore<L2> {
             Some(Reply::Values(values)) if values.len() == keys.len() => values,
             _ => vec![None; keys.len()],
         };
-        let missing: Vec<usize> = (0..keys.len()).filter(|i| values[*i].is_none()).collect();
+        let mut missing: Vec<usize> = (0..keys.len()).filter(|i| values[*i].is_none()).collect();
         if missing.is_empty() {
             return Ok(Reply::Values(values));
+        }
+        // Counted in flight, then L1 once more (as in `read`).
+        let _reading: Vec<_> = missing
+            .iter()
+            .map(|i| self.shared.coherence.begin_read(&keys[*i]))
+            .collect();
+        if let Some(Reply::Values(again)) = self.l1(Request::GetMany {
+            keys: missing.iter().map(|i| keys[*i].clone()).collect(),
+        }) {
+            for (i, value) in missing.iter().zip(again) {
+                values[*i] = value;
+            }
+            missing.retain(|i| values[*i].is_none());
+            if missing.is_empty() {
+                return Ok(Reply::Values(values));
+            }
         }
         let wanted: Vec<StoreKey<'_>> = missing.iter().map(|i| keys[*i].clone()).collect();
         // Where L2 gives each value's TTL in the same command (Redis, one
