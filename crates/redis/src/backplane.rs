@@ -50,14 +50,40 @@ impl std::fmt::Debug for RedisBackplane {
 impl Drop for RedisBackplane {
     fn drop(&mut self) {
         self.watcher.abort();
-        let (publisher, subscriber) = (self.publisher.clone(), self.subscriber.clone());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = publisher.quit().await;
-                let _ = subscriber.quit().await;
-            });
-        }
+        quit_in_background(self.publisher.clone(), self.subscriber.clone());
     }
+}
+
+/// Quits a backplane's two connections.
+pub(crate) async fn quit(client: Client, subscriber: SubscriberClient) {
+    let _ = client.quit().await;
+    let _ = subscriber.quit().await;
+}
+
+/// [`quit`] from a `Drop`, which cannot await: on the current runtime, if
+/// there is one.
+pub(crate) fn quit_in_background(client: Client, subscriber: SubscriberClient) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(quit(client, subscriber));
+    }
+}
+
+/// A subscription to a backplane's events: each as sent, and `Down` +
+/// `Up` for those a lagging subscriber missed.
+pub(crate) fn subscription(
+    receiver: broadcast::Receiver<BackplaneEvent>,
+) -> BoxStream<'static, BackplaneEvent> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let events = match receiver.recv().await {
+            Ok(event) => vec![event],
+            Err(RecvError::Lagged(_)) => vec![BackplaneEvent::Down, BackplaneEvent::Up],
+            Err(RecvError::Closed) => return None,
+        };
+        Some((futures::stream::iter(events), receiver))
+    })
+    .flatten()
+    .boxed()
 }
 
 impl RedisBackplane {
@@ -157,11 +183,7 @@ async fn watch(
 impl Backplane for RedisBackplane {
     fn close(&self) -> BoxFuture<'static, ()> {
         self.watcher.abort();
-        let (publisher, subscriber) = (self.publisher.clone(), self.subscriber.clone());
-        Box::pin(async move {
-            let _ = publisher.quit().await;
-            let _ = subscriber.quit().await;
-        })
+        Box::pin(quit(self.publisher.clone(), self.subscriber.clone()))
     }
 
     fn publish(&self, notice: &Notice) -> BoxFuture<'static, Result<()>> {
@@ -181,17 +203,6 @@ impl Backplane for RedisBackplane {
     }
 
     fn subscribe(&self) -> BoxStream<'static, BackplaneEvent> {
-        let receiver = self.events.subscribe();
-        futures::stream::unfold(receiver, |mut receiver| async move {
-            use tokio::sync::broadcast::error::RecvError;
-            let events = match receiver.recv().await {
-                Ok(event) => vec![event],
-                Err(RecvError::Lagged(_)) => vec![BackplaneEvent::Down, BackplaneEvent::Up],
-                Err(RecvError::Closed) => return None,
-            };
-            Some((futures::stream::iter(events), receiver))
-        })
-        .flatten()
-        .boxed()
+        subscription(self.events.subscribe())
     }
 }

@@ -46,9 +46,9 @@ use fred::prelude::{Client, ClientInterface, ClientLike, EventInterface};
 use fred::types::scripts::Script;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 use tokio::sync::broadcast;
 
+use crate::backplane::{quit, quit_in_background, subscription};
 use crate::config::RedisConfig;
 use crate::connection::fred_builder;
 use crate::errors::ErrorContext;
@@ -119,13 +119,7 @@ impl std::fmt::Debug for RedisTracking {
 impl Drop for RedisTracking {
     fn drop(&mut self) {
         self.watcher.abort();
-        let (tracker, listener) = (self.tracker.clone(), self.listener.clone());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = tracker.quit().await;
-                let _ = listener.quit().await;
-            });
-        }
+        quit_in_background(self.tracker.clone(), self.listener.clone());
     }
 }
 
@@ -401,11 +395,7 @@ impl Backplane for RedisTracking {
 
     fn close(&self) -> BoxFuture<'static, ()> {
         self.watcher.abort();
-        let (tracker, listener) = (self.tracker.clone(), self.listener.clone());
-        Box::pin(async move {
-            let _ = tracker.quit().await;
-            let _ = listener.quit().await;
-        })
+        Box::pin(quit(self.tracker.clone(), self.listener.clone()))
     }
 
     /// A heartbeat writes and deletes a key under the tracked heartbeat
@@ -434,18 +424,7 @@ impl Backplane for RedisTracking {
     }
 
     fn subscribe(&self) -> BoxStream<'static, BackplaneEvent> {
-        let receiver = self.events.subscribe();
-        futures::stream::unfold(receiver, |mut receiver| async move {
-            use tokio::sync::broadcast::error::RecvError;
-            let events = match receiver.recv().await {
-                Ok(event) => vec![event],
-                Err(RecvError::Lagged(_)) => vec![BackplaneEvent::Down, BackplaneEvent::Up],
-                Err(RecvError::Closed) => return None,
-            };
-            Some((futures::stream::iter(events), receiver))
-        })
-        .flatten()
-        .boxed()
+        subscription(self.events.subscribe())
     }
 }
 

@@ -21,6 +21,9 @@ use cache_redis_harness::RedisServer;
 use cache_store::backplane::Backplane;
 use cache_tiered::{TieredCache, TieredConfig};
 
+mod common;
+use common::{report, wait_until_serving};
+
 const INSTANCES: usize = 3;
 const KEYS: usize = 60;
 /// The staleness bound for reads outside faults: pub/sub delivery on
@@ -162,35 +165,6 @@ async fn reader(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>) {
             }
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p) as usize]
-}
-
-fn report(name: &str, mut staleness: Vec<Duration>) -> Duration {
-    staleness.sort_unstable();
-    let stale = staleness.iter().filter(|s| !s.is_zero()).count();
-    let max = staleness.last().copied().unwrap_or_default();
-    println!(
-        "{name:<28} {:>7} reads, {stale:>5} stale; staleness p50 {:?} p99 {:?} p99.9 {:?} max {max:?}",
-        staleness.len(),
-        percentile(&staleness, 0.5),
-        percentile(&staleness, 0.99),
-        percentile(&staleness, 0.999),
-    );
-    max
-}
-
-async fn wait_until_serving(caches: &[Arc<TieredCache<RedisStore>>]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !caches.iter().all(|c| c.base().figures().l1_serving) {
-        assert!(Instant::now() < deadline, "L1 never started serving");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -28,6 +28,9 @@ use cache_redis_harness::RedisServer;
 use cache_store::backplane::Backplane;
 use cache_tiered::{TieredCache, TieredConfig};
 
+mod common;
+use common::{report, wait_until_serving};
+
 const INSTANCES: usize = 3;
 const KEYS: usize = 40;
 const NAMESPACE: &str = "tracked";
@@ -240,35 +243,6 @@ async fn reader(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>) {
             }
         }
         tokio::time::sleep(Duration::from_micros(300)).await;
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted
-        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
-        .copied()
-        .unwrap_or_default()
-}
-
-/// Prints a phase's staleness and returns its maximum.
-fn report(name: &str, mut staleness: Vec<Duration>) -> Duration {
-    staleness.sort_unstable();
-    let stale = staleness.iter().filter(|s| !s.is_zero()).count();
-    let max = staleness.last().copied().unwrap_or_default();
-    println!(
-        "{name:<34} {:>7} reads, {stale:>5} stale; staleness p50 {:?} p99 {:?} max {max:?}",
-        staleness.len(),
-        percentile(&staleness, 0.5),
-        percentile(&staleness, 0.99),
-    );
-    max
-}
-
-async fn wait_until_serving(caches: &[Arc<TieredCache<RedisStore>>]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !caches.iter().all(|c| c.base().figures().l1_serving) {
-        assert!(Instant::now() < deadline, "L1 never started serving");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
