@@ -5,17 +5,25 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, Error as FredError, Key as FredKey, KeysInterface, Pool, Value};
+use std::time::Duration;
+
+use cache_port::TtlState;
+use fred::prelude::{
+    Client, ClientLike, Error as FredError, ErrorKind as FredErrorKind, Key as FredKey,
+    KeysInterface, Pool, Value,
+};
 use fred::types::scripts::Script;
 use fred::types::CustomCommand;
 
 use crate::coalesce::{Batch, Coalescer};
 use crate::config::RedisConfig;
-use crate::scripts::{PTTL_EACH, SET_EACH};
+use crate::scripts::{GET_WITH_PTTL_EACH, PTTL_EACH, SET_EACH};
 
 /// The coalescers of one server's store.
 pub(crate) struct Coalescing {
     pub(crate) gets: Arc<Coalescer<Gets>>,
+    /// A tiered cache's misses: values with their TTLs.
+    pub(crate) get_ttls: Arc<Coalescer<GetTtls>>,
     pub(crate) sets: Arc<Coalescer<Sets>>,
     pub(crate) ttls: Arc<Coalescer<Ttls>>,
 }
@@ -33,8 +41,13 @@ impl Coalescing {
             pool: pool.clone(),
             script: Script::from_lua(PTTL_EACH),
         };
+        let get_ttls = GetTtls {
+            pool: pool.clone(),
+            script: Script::from_lua(GET_WITH_PTTL_EACH),
+        };
         Self {
             gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
+            get_ttls: Coalescer::new(get_ttls, slots, timeout),
             sets: Coalescer::new(sets, slots, timeout),
             ttls: Coalescer::new(ttls, slots, timeout),
         }
@@ -54,6 +67,59 @@ impl Batch for Gets {
     async fn send(&self, keys: Vec<FredKey>) -> std::result::Result<Vec<Option<Bytes>>, FredError> {
         self.pool.next().mget(keys).await
     }
+}
+
+/// Waiting misses of a tiered cache (value and TTL) as one
+/// `GET_WITH_PTTL_EACH` call.
+pub(crate) struct GetTtls {
+    pub(crate) pool: Pool,
+    pub(crate) script: Script,
+}
+
+impl Batch for GetTtls {
+    type Item = FredKey;
+    type Reply = Option<(Bytes, TtlState)>;
+    const MAX_ITEMS: usize = 256;
+
+    async fn send(&self, keys: Vec<FredKey>) -> std::result::Result<Vec<Self::Reply>, FredError> {
+        values_with_ttls(&self.script, self.pool.next(), keys).await
+    }
+}
+
+/// Runs `GET_WITH_PTTL_EACH` for `keys` on `client`: each key's value and
+/// remaining TTL (`None` for a missing key, or one of another type).
+pub(crate) async fn values_with_ttls(
+    script: &Script,
+    client: &Client,
+    keys: Vec<FredKey>,
+) -> std::result::Result<Vec<Option<(Bytes, TtlState)>>, FredError> {
+    let count = keys.len();
+    let no_args: Vec<Value> = Vec::new();
+    let answer: Vec<Value> = script.evalsha_with_reload(client, keys, no_args).await?;
+    if answer.len() != 2 * count {
+        return Err(FredError::new(
+            FredErrorKind::Parse,
+            format!(
+                "the script answered {} items for {count} keys",
+                answer.len()
+            ),
+        ));
+    }
+    let mut found = Vec::with_capacity(count);
+    let mut answer = answer.into_iter();
+    while let (Some(value), Some(ms)) = (answer.next(), answer.next()) {
+        let ttl = match ms.as_i64() {
+            Some(-1) => TtlState::Persistent,
+            Some(ms) if ms >= 0 => TtlState::ExpiresIn(Duration::from_millis(ms as u64)),
+            _ => TtlState::Missing,
+        };
+        found.push(match value {
+            Value::Bytes(bytes) if ttl.exists() => Some((bytes, ttl)),
+            Value::String(text) if ttl.exists() => Some((text.into_inner(), ttl)),
+            _ => None,
+        });
+    }
+    Ok(found)
 }
 
 /// Waiting `ttl`s as one `PTTL_EACH` call.

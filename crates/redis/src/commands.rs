@@ -11,7 +11,7 @@ use fred::prelude::{
 };
 use fred::types::CustomCommand;
 
-use crate::batches::wrong_type_is_a_miss;
+use crate::batches::{values_with_ttls, wrong_type_is_a_miss};
 use crate::scripts::{COALESCED_VALUE_MAX, SET_MANY_SLICE};
 use crate::store::RedisStore;
 
@@ -138,39 +138,32 @@ impl RedisStore {
         let mut keys = keys.into_iter().peekable();
         while keys.peek().is_some() {
             let slice: Vec<FredKey> = keys.by_ref().take(SET_MANY_SLICE).map(fred_key).collect();
-            let count = slice.len();
-            let no_args: Vec<Value> = Vec::new();
-            let answer: Vec<Value> = self
-                .shared
-                .get_with_ttl_script
-                .evalsha_with_reload(self.pool().next(), slice, no_args)
-                .await
-                .map_err(self.err("get_many"))?;
-            if answer.len() != 2 * count {
-                return Err(CacheError::Backend {
-                    message: format!(
-                        "get_many: the script answered {} items for {count} keys",
-                        answer.len()
-                    ),
-                    source: None,
-                });
-            }
-            let mut answer = answer.into_iter();
-            while let (Some(value), Some(ms)) = (answer.next(), answer.next()) {
-                let ttl = match ms.as_i64() {
-                    Some(-1) => TtlState::Persistent,
-                    Some(ms) if ms >= 0 => TtlState::ExpiresIn(Duration::from_millis(ms as u64)),
-                    _ => TtlState::Missing,
-                };
-                // Another type under the key reads as a miss, as in `get`.
-                found.push(match value {
-                    Value::Bytes(bytes) if ttl.exists() => Some((bytes, ttl)),
-                    Value::String(text) if ttl.exists() => Some((text.into_inner(), ttl)),
-                    _ => None,
-                });
-            }
+            let entries =
+                values_with_ttls(&self.shared.get_with_ttl_script, self.pool().next(), slice)
+                    .await
+                    .map_err(self.err("get_many"))?;
+            found.extend(entries);
         }
         Ok(found)
+    }
+
+    /// `GET` and `PTTL` of one key as one command, or a share of one
+    /// `GET_WITH_PTTL_EACH` call when every slot is busy (`coalesce/`;
+    /// one server only): a tiered cache's miss.
+    pub(crate) async fn value_with_ttl(
+        &self,
+        key: StoreKey<'_>,
+    ) -> Result<Option<(Bytes, TtlState)>> {
+        let script = &self.shared.get_with_ttl_script;
+        let alone = |key: FredKey| async move {
+            let mut entries = values_with_ttls(script, self.pool().next(), vec![key]).await?;
+            Ok(entries.pop().flatten())
+        };
+        match &self.shared.coalescing {
+            None => alone(fred_key(key)).await,
+            Some(coalescing) => coalescing.get_ttls.call(fred_key(key), alone).await,
+        }
+        .map_err(self.err("get"))
     }
 
     pub(crate) async fn set_many(

@@ -170,6 +170,15 @@ impl Store for RedisStore {
         self.get_with_ttls(keys).await.map(Some)
     }
 
+    /// One script call (`GET_WITH_PTTL_EACH` with one key, coalesced with
+    /// others when every connection is busy); not offered on a cluster.
+    async fn get_with_ttl(&self, key: StoreKey<'_>) -> Result<Option<Option<(Bytes, TtlState)>>> {
+        if self.clustered() || !self.shared.connected.up.load(Relaxed) {
+            return Ok(None);
+        }
+        self.value_with_ttl(key).await.map(Some)
+    }
+
     fn max_value_len(&self) -> usize {
         self.shared.config.max_value_len
     }

@@ -65,3 +65,69 @@ async fn a_cluster_does_not_offer_it() {
         .unwrap();
     assert!(answer.is_none());
 }
+
+/// `Store::get_with_ttl`: a tiered cache's miss as one script call (alone,
+/// or a share of one when every connection is busy), never `GET` + `PTTL`
+/// sent apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_value_with_its_ttl_is_one_command_and_concurrent_ones_share() {
+    let server = RedisServer::start();
+    for i in 0..64 {
+        server.command(&format!("SET k{i} v{i} PX {}", 60_000 + i));
+    }
+    server.command("LPUSH listed x");
+    let store = RedisStore::connect(&RedisConfig::from_url(&server.url()).unwrap())
+        .await
+        .unwrap();
+    let entry = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .get_with_ttl(key.into())
+                .await
+                .unwrap()
+                .expect("offered")
+        }
+    };
+    assert_eq!(entry("missing").await, None);
+    assert_eq!(entry("listed").await, None, "another type reads as a miss");
+    let Some((value, TtlState::ExpiresIn(left))) = entry("k7").await else {
+        panic!("k7 has a TTL")
+    };
+    assert_eq!(&value[..], b"v7");
+    assert!(left > Duration::from_secs(59) && left <= Duration::from_millis(60_007));
+    // 64 at once: each gets its own answer.
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = format!("k{i}");
+                let found = store.get_with_ttl(key.as_str().into()).await.unwrap();
+                (i, found.expect("offered"))
+            })
+        })
+        .collect();
+    for call in calls {
+        let (i, found) = call.await.unwrap();
+        let (value, ttl) = found.expect("present");
+        assert_eq!(value, format!("v{i}").as_bytes());
+        assert!(ttl.exists());
+    }
+    // Redis counts the script's own GET and PTTL too: they ran in pairs,
+    // and the 67 lookups took far fewer script calls (they shared).
+    let stats = server.command("INFO commandstats");
+    let calls = |command: &str| -> u64 {
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+            .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(calls("get"), calls("pttl"), "{stats}");
+    assert_eq!(calls("mget"), 0, "{stats}");
+    let scripts = calls("evalsha");
+    assert!(
+        (2..=40).contains(&scripts),
+        "{scripts} script calls: {stats}"
+    );
+}

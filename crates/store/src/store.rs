@@ -426,6 +426,19 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// `get` with the remaining TTL of the value found, in one command,
+    /// for a store that can give it (a tiered cache's miss backfills L1
+    /// from it). `Ok(None)`: not offered; the default, and what a layer
+    /// that does not forward it answers.
+    #[allow(clippy::type_complexity)]
+    fn get_with_ttl(
+        &self,
+        key: StoreKey<'_>,
+    ) -> impl Future<Output = Result<Option<Option<(Bytes, TtlState)>>>> + Send {
+        drop(key);
+        std::future::ready(Ok(None))
+    }
+
     /// `get_many` with the remaining TTL of each value found, in one
     /// command, for a store that can give it (the tiered cache backfills
     /// its L1 from it, never past L2's expiry). `Ok(None)`: not offered;
@@ -470,6 +483,14 @@ impl<S: Store> Store for std::sync::Arc<S> {
     #[inline]
     fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
         (**self).get(key)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn get_with_ttl(
+        &self,
+        key: StoreKey<'_>,
+    ) -> impl Future<Output = Result<Option<Option<(Bytes, TtlState)>>>> + Send {
+        (**self).get_with_ttl(key)
     }
 
     #[allow(clippy::type_complexity)]

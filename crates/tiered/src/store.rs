@@ -25,7 +25,7 @@ const MISS_WAIT: Duration = Duration::from_millis(20);
 /// An in-process L1 over an L2 (any store; Redis in production).
 ///
 /// - **Reads**: an L1 hit answers; a miss reads the value and its remaining
-///   TTL from L2 (two commands sent together) and backfills L1 with the
+///   TTL from L2 (one command where L2 offers it, else two sent together) and backfills L1 with the
 ///   lesser of that TTL (measured from when the read was sent, so L1 never
 ///   outlives L2) and the configured L1 maximum. `get_many` answers L1 hits
 ///   and reads every miss from L2 in one call, with their TTLs where L2
@@ -193,6 +193,14 @@ impl<L2: Store> TieredStore<L2> {
         }
         let ticket = coherence.ticket(&key);
         let sent = Instant::now();
+        // One command where L2 can give value and TTL together (Redis on
+        // one server), else both sent together.
+        if let Some(entry) = self.shared.l2.get_with_ttl(Cow::Borrowed(&key)).await? {
+            return Ok(Reply::Value(entry.map(|(value, ttl)| {
+                self.backfill(&key, &value, ttl, sent, ticket);
+                value
+            })));
+        }
         let (value, ttl) = futures::join!(
             self.shared.l2.call(Request::Get {
                 key: Cow::Borrowed(&key)
