@@ -35,6 +35,7 @@ mod config;
 mod listener;
 pub mod names;
 mod store;
+mod writes;
 
 pub use config::TieredConfig;
 pub use store::{TieredFigures, TieredStore};
