@@ -100,18 +100,17 @@ impl RedisBackplane {
             subscriber.init().await?;
             subscriber.subscribe(channel.to_owned()).await
         };
+        let unanswered = || CacheError::Unavailable {
+            message: format!(
+                "backplane: could not subscribe at {} within {timeout:?}",
+                config.redacted_url()
+            ),
+            source: None,
+        };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(connect_error(e)),
-            Err(_) => {
-                return Err(CacheError::Unavailable {
-                    message: format!(
-                        "backplane: could not subscribe at {} within {timeout:?}",
-                        config.redacted_url()
-                    ),
-                    source: None,
-                })
-            }
+            Ok(Err(e)) => return Err(errors.map_start("connect", e, unanswered)),
+            Err(_) => return Err(unanswered()),
         }
         let (events, _) = broadcast::channel(4096);
         let watcher = tokio::spawn(watch(

@@ -56,6 +56,24 @@ impl ErrorContext {
         })
     }
 
+    /// Maps fred's error from a start (connect, authenticate, subscribe,
+    /// arm tracking) that has `bound` to finish. fred's own connection
+    /// timeout is set to the same bound as the timer round the whole start,
+    /// and when both fire in one tick fred's error can come first: a start
+    /// that ran out of time is `Unavailable` (`unanswered`) whichever timer
+    /// said so, never a `Timeout` that names the command timeout.
+    pub(crate) fn map_start(
+        &self,
+        operation: &'static str,
+        error: FredError,
+        unanswered: impl FnOnce() -> CacheError,
+    ) -> CacheError {
+        match error.kind() {
+            FredKind::Timeout => unanswered(),
+            _ => self.map(operation, error),
+        }
+    }
+
     /// Maps fred's error for `operation` into the port's kinds.
     pub(crate) fn map(&self, operation: &'static str, error: FredError) -> CacheError {
         let details = self.scrub(&humanize(error.details()));
@@ -254,7 +272,33 @@ fn is_connection_loss(details: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::humanize;
+    use super::{humanize, ErrorContext};
+    use cache_port::{CacheError, ErrorKind};
+    use fred::error::{Error as FredError, ErrorKind as FredKind};
+    use std::time::Duration;
+
+    /// CI failure of 2026-12-06: a silent server's start failed with
+    /// `Timeout` ("connect timed out after 2s", the command timeout) when
+    /// fred's connection timer fired in the same tick as ours.
+    #[test]
+    fn a_start_that_ran_out_of_time_is_unavailable_whichever_timer_fired() {
+        let errors = ErrorContext {
+            command_timeout: Duration::from_secs(2),
+            secrets: vec![],
+        };
+        let unanswered = || CacheError::Unavailable {
+            message: "could not connect within 500ms".into(),
+            source: None,
+        };
+        let timed_out = FredError::new(FredKind::Timeout, "Request timed out.");
+        let err = errors.map_start("connect", timed_out, unanswered);
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+        assert!(err.to_string().contains("within 500ms"), "{err}");
+        // Other failures keep their kinds: a wrong password stays `Auth`.
+        let refused = FredError::new(FredKind::Auth, "WRONGPASS");
+        let err = errors.map_start("connect", refused, unanswered);
+        assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    }
 
     #[test]
     fn io_errors_read_as_words() {

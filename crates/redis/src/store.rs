@@ -203,25 +203,26 @@ impl RedisStore {
         if config.lazy_connect {
             connect_in_background(pool.clone(), Arc::downgrade(&connected), &config);
         } else {
+            let unanswered = || CacheError::Unavailable {
+                message: format!(
+                    "could not connect to {} within {:?}",
+                    config.redacted_url(),
+                    config.connect_timeout
+                ),
+                source: None,
+            };
             match tokio::time::timeout(config.connect_timeout, pool.init()).await {
                 Ok(Ok(_connection_task)) => {}
                 Ok(Err(e)) => {
                     stop(pool);
-                    return Err(errors.map("connect", e));
+                    return Err(errors.map_start("connect", e, unanswered));
                 }
                 Err(_) => {
                     // The configured bound is the bound: the pool is stopped
                     // in the background (its QUIT would wait a command
                     // timeout on a server that does not answer).
                     stop(pool);
-                    return Err(CacheError::Unavailable {
-                        message: format!(
-                            "could not connect to {} within {:?}",
-                            config.redacted_url(),
-                            config.connect_timeout
-                        ),
-                        source: None,
-                    });
+                    return Err(unanswered());
                 }
             }
             connected.up.store(true, Relaxed);

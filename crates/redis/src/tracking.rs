@@ -210,12 +210,19 @@ impl RedisTracking {
             listener.init().await?;
             arming.arm().await
         };
+        let unanswered = || CacheError::Unavailable {
+            message: format!(
+                "client tracking: could not arm it at {} within {timeout:?}",
+                config.redacted_url()
+            ),
+            source: None,
+        };
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = tracker.quit().await;
                 let _ = listener.quit().await;
-                return Err(match errors.map("client tracking", e) {
+                return Err(match errors.map_start("client tracking", e, unanswered) {
                     // The server refused: say what to do instead.
                     CacheError::Backend { message, source } => CacheError::Backend {
                         message: format!("{message}; where the server refuses CLIENT TRACKING, use coherence=pubsub (RedisBackplane)"),
@@ -227,13 +234,7 @@ impl RedisTracking {
             Err(_) => {
                 let _ = tracker.quit().await;
                 let _ = listener.quit().await;
-                return Err(CacheError::Unavailable {
-                    message: format!(
-                        "client tracking: could not arm it at {} within {timeout:?}",
-                        config.redacted_url()
-                    ),
-                    source: None,
-                });
+                return Err(unanswered());
             }
         }
         let (events, _) = broadcast::channel(4096);
