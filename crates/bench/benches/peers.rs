@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cache_bench::{compare, header, keys, leak, run_tasks, value, Plan};
+use cache_bench::{compare, header, keys, leak, run_tasks, value, Plan, RedisPeers};
 use cache_port::Cache;
 use cache_redis::RedisConfig;
 use cache_redis_harness::RedisServer;
-use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
+use fred::prelude::KeysInterface;
 use redis::AsyncCommands;
 
 const VALUE: usize = 100;
@@ -40,15 +40,11 @@ fn main() {
                 .await
                 .unwrap(),
         );
-        let client = redis::Client::open(url.as_str()).unwrap();
-        let manager = redis::aio::ConnectionManager::new(client.clone())
-            .await
-            .unwrap();
-        let multiplexed = client.get_multiplexed_async_connection().await.unwrap();
-        let fred_pool = Builder::from_config(Config::from_url(&url).unwrap())
-            .build_pool(4)
-            .unwrap();
-        fred_pool.init().await.unwrap();
+        let RedisPeers {
+            manager,
+            multiplexed,
+            fred: fred_pool,
+        } = RedisPeers::connect(&url).await;
         (ours, uncoalesced, manager, multiplexed, fred_pool)
     });
     let hot = keys("hot", KEYS);

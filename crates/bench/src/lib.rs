@@ -266,3 +266,40 @@ where
 pub fn leak<T>(value: T) -> &'static T {
     Box::leak(Box::new(value))
 }
+
+/// The Redis clients a user would pick instead of cache-redis, each with
+/// its own defaults, connected to `url` (the peers and hot_path benches).
+pub struct RedisPeers {
+    /// redis-rs's `ConnectionManager` (reconnects; one multiplexed socket).
+    pub manager: redis::aio::ConnectionManager,
+    /// redis-rs's multiplexed connection.
+    pub multiplexed: redis::aio::MultiplexedConnection,
+    /// A fred `Pool` of 4, fred's defaults otherwise.
+    pub fred: fred::clients::Pool,
+}
+
+impl RedisPeers {
+    /// Connects every peer to `url`.
+    pub async fn connect(url: &str) -> Self {
+        use fred::prelude::ClientLike;
+        let client = redis::Client::open(url).expect("a redis-rs client");
+        let manager = redis::aio::ConnectionManager::new(client.clone())
+            .await
+            .expect("a ConnectionManager");
+        let multiplexed = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("a multiplexed connection");
+        let fred = fred::prelude::Builder::from_config(
+            fred::prelude::Config::from_url(url).expect("a fred config"),
+        )
+        .build_pool(4)
+        .expect("a fred pool");
+        fred.init().await.expect("fred connects");
+        Self {
+            manager,
+            multiplexed,
+            fred,
+        }
+    }
+}

@@ -169,6 +169,25 @@ pub async fn incr_with_a_ttl_keeps_all_64_bits(cx: Ctx) {
         cx.cache.incr("big", 2, ttl).await.unwrap(),
         9_007_199_254_740_995
     );
+    // Either side of 2^53, where the Redis script switches from returning
+    // the (exact) double to reading the counter back as a string.
+    const EDGE: i64 = 1 << 53;
+    for (start, delta) in [
+        (EDGE - 2, 1),
+        (EDGE - 1, 1),
+        (EDGE, 1),
+        (-EDGE + 2, -1),
+        (-EDGE + 1, -1),
+        (-EDGE, -1),
+    ] {
+        let key = format!("edge{start}{delta}");
+        assert_eq!(cx.cache.incr(&key, start, ttl).await.unwrap(), start);
+        assert_eq!(
+            cx.cache.incr(&key, delta, ttl).await.unwrap(),
+            start + delta,
+            "{start} {delta:+} with a TTL"
+        );
+    }
     assert_kind(
         cx.cache.incr("max", 1, ttl).await,
         ErrorKind::Overflow,

@@ -282,7 +282,8 @@ impl RedisConfig {
     /// call alone.
     ///
     /// A Redis user restricted by ACL must be allowed `MGET`, `MSET` and
-    /// `EVALSHA` (as `get_many`, `set_many` and `incr` with a TTL already
+    /// `EVALSHA`, and the commands the scripts run (`SET`, `PSETEX`, `GET`,
+    /// `PTTL`; as `get_many`, `set_many` and `incr` with a TTL already
     /// need), or batched calls fail with the server's `NOPERM` under load
     /// while lone ones succeed. And an ACL that limits keys (`~app:*`)
     /// refuses a whole batch when one of its keys is outside the pattern:
