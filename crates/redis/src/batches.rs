@@ -1,6 +1,8 @@
 //! The coalescer's batches on one server: concurrent `get`s as one `MGET`,
 //! `set`s as one `MSET` (or `SET_EACH` script call), `ttl`s as one
-//! `PTTL_EACH` script call (`coalesce/` decides when).
+//! `PTTL_EACH` script call, `incr`s as one `INCR_EACH` call, a tiered
+//! cache's misses as one `GET_WITH_PTTL_EACH` call (`coalesce/` decides
+//! when).
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use fred::types::CustomCommand;
 
 use crate::coalesce::{Batch, Coalescer};
 use crate::config::RedisConfig;
-use crate::scripts::{GET_WITH_PTTL_EACH, PTTL_EACH, SET_EACH};
+use crate::scripts::{GET_WITH_PTTL_EACH, INCR_EACH, PTTL_EACH, SET_EACH};
 
 /// The coalescers of one server's store.
 pub(crate) struct Coalescing {
@@ -26,6 +28,7 @@ pub(crate) struct Coalescing {
     pub(crate) get_ttls: Arc<Coalescer<GetTtls>>,
     pub(crate) sets: Arc<Coalescer<Sets>>,
     pub(crate) ttls: Arc<Coalescer<Ttls>>,
+    pub(crate) incrs: Arc<Coalescer<Incrs>>,
 }
 
 impl Coalescing {
@@ -45,8 +48,13 @@ impl Coalescing {
             pool: pool.clone(),
             script: Script::from_lua(GET_WITH_PTTL_EACH),
         };
+        let incrs = Incrs {
+            pool: pool.clone(),
+            script: Script::from_lua(INCR_EACH),
+        };
         Self {
             gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
+            incrs: Coalescer::new(incrs, slots, timeout),
             get_ttls: Coalescer::new(get_ttls, slots, timeout),
             sets: Coalescer::new(sets, slots, timeout),
             ttls: Coalescer::new(ttls, slots, timeout),
@@ -179,6 +187,77 @@ impl Batch for Sets {
             let _: i64 = self.script.evalsha_with_reload(client, keys, args).await?;
         }
         Ok(vec![(); count])
+    }
+}
+
+/// Waiting `incr`s as one `INCR_EACH` call: (key, delta, TTL in ms if the
+/// call creates the counter, 0: none). Each call's own failure (not an
+/// integer, an overflow) is its answer alone; the batch's failure (a
+/// timeout, a lost connection) is every call's, and the front reports it
+/// as `OutcomeUnknown`, as for a lone `incr`.
+pub(crate) struct Incrs {
+    pub(crate) pool: Pool,
+    pub(crate) script: Script,
+}
+
+impl Batch for Incrs {
+    type Item = (FredKey, i64, i64);
+    type Reply = std::result::Result<i64, FredError>;
+    const MAX_ITEMS: usize = 256;
+
+    async fn send(
+        &self,
+        items: Vec<(FredKey, i64, i64)>,
+    ) -> std::result::Result<Vec<Self::Reply>, FredError> {
+        let count = items.len();
+        let mut keys: Vec<FredKey> = Vec::with_capacity(count);
+        let mut args: Vec<Value> = Vec::with_capacity(count * 2);
+        for (key, delta, px) in items {
+            keys.push(key);
+            args.push(Value::Integer(delta));
+            args.push(Value::Integer(px));
+        }
+        let answer: Vec<Value> = self
+            .script
+            .evalsha_with_reload(self.pool.next(), keys, args)
+            .await?;
+        if answer.len() != 2 * count {
+            return Err(FredError::new(
+                FredErrorKind::Parse,
+                format!(
+                    "INCR_EACH answered {} items for {count} calls",
+                    answer.len()
+                ),
+            ));
+        }
+        let mut replies = Vec::with_capacity(count);
+        let mut answer = answer.into_iter();
+        while let (Some(flag), Some(value)) = (answer.next(), answer.next()) {
+            replies.push(if flag.as_i64() == Some(1) {
+                counter(value)
+            } else {
+                let message = value.as_string().unwrap_or_default();
+                Err(FredError::new(FredErrorKind::Unknown, message))
+            });
+        }
+        Ok(replies)
+    }
+}
+
+/// A counter as `INCRBY` or a script answered it: an integer, or the
+/// stored string (past 2^53, where Lua's doubles would round).
+pub(crate) fn counter(value: Value) -> std::result::Result<i64, FredError> {
+    match value {
+        Value::Integer(n) => Ok(n),
+        other => other
+            .as_string()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(|| {
+                FredError::new(
+                    FredErrorKind::Parse,
+                    "incr: the counter does not read back as an integer",
+                )
+            }),
     }
 }
 

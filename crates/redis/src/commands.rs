@@ -11,7 +11,7 @@ use fred::prelude::{
 };
 use fred::types::CustomCommand;
 
-use crate::batches::{values_with_ttls, wrong_type_is_a_miss};
+use crate::batches::{counter, values_with_ttls, wrong_type_is_a_miss};
 use crate::scripts::{COALESCED_VALUE_MAX, SET_MANY_SLICE};
 use crate::store::RedisStore;
 
@@ -266,35 +266,33 @@ impl RedisStore {
         Ok(deleted == 1)
     }
 
+    /// `INCRBY`, or `INCR_WITH_TTL` with a TTL, or a share of one
+    /// `INCR_EACH` call when every slot is busy (`coalesce/`; one server
+    /// only).
     pub(crate) async fn incr(
         &self,
         key: StoreKey<'_>,
         delta: i64,
         ttl: Option<Ttl>,
     ) -> Result<i64> {
-        match ttl {
-            None => self
-                .pool()
-                .incr_by(fred_key(key), delta)
-                .await
-                .map_err(self.err("incr")),
-            Some(ttl) => {
-                let stored: String = self
-                    .shared
-                    .incr_script
-                    .evalsha_with_reload(
-                        self.pool().next(),
-                        fred_key(key),
-                        vec![delta, ttl.as_millis() as i64],
-                    )
+        let px = ttl.map_or(0, |t| t.as_millis() as i64);
+        let alone = |(key, delta, px): (FredKey, i64, i64)| async move {
+            Ok(if px == 0 {
+                self.pool().incr_by(key, delta).await
+            } else {
+                let script = &self.shared.incr_script;
+                script
+                    .evalsha_with_reload(self.pool().next(), key, vec![delta, px])
                     .await
-                    .map_err(self.err("incr"))?;
-                stored.parse().map_err(|_| CacheError::Backend {
-                    message: format!("incr: the counter reads back as {stored:?}"),
-                    source: None,
-                })
-            }
-        }
+                    .and_then(counter)
+            })
+        };
+        let item = (fred_key(key), delta, px);
+        let answer = match &self.shared.coalescing {
+            None => alone(item).await,
+            Some(coalescing) => coalescing.incrs.call(item, alone).await,
+        };
+        answer.and_then(|own| own).map_err(self.err("incr"))
     }
 
     pub(crate) async fn clear(&self, scope: &str) -> Result<()> {

@@ -60,6 +60,38 @@ for i = 1, #KEYS do
 end
 return #KEYS";
 
+/// Coalesced `incr`s (`coalesce/`): `ARGV[2i-1]` is the delta of `KEYS[i]`,
+/// `ARGV[2i]` its TTL in ms if the call creates the counter (`'0'`: none),
+/// in order, as `INCR_WITH_TTL` (or `INCRBY`) would run them one by one.
+/// The answer is flat pairs, one per call: `1, counter` (an integer below
+/// 2^53, the stored string at or past it), or `0, message` when that call
+/// failed (not an integer, an overflow, another type, OOM): each call gets
+/// its own error, and the calls after it still run, as they would alone.
+pub(crate) const INCR_EACH: &str = r"
+local out = {}
+for i = 1, #KEYS do
+  local key, px = KEYS[i], ARGV[2 * i]
+  local created = px ~= '0' and redis.call('EXISTS', key) == 0
+  local counter = redis.pcall('INCRBY', key, ARGV[2 * i - 1])
+  if type(counter) == 'table' then
+    out[2 * i - 1] = 0
+    out[2 * i] = counter.err
+  else
+    if counter >= 9007199254740992 or counter <= -9007199254740992 then
+      counter = redis.call('GET', key)
+    end
+    local expiry = created and redis.pcall('PEXPIRE', key, px)
+    if type(expiry) == 'table' then
+      out[2 * i - 1] = 0
+      out[2 * i] = expiry.err
+    else
+      out[2 * i - 1] = 1
+      out[2 * i] = counter
+    end
+  end
+end
+return out";
+
 /// Coalesced `ttl`s (`coalesce/`): the `PTTL` of each of `KEYS`, in
 /// order. (The tiered cache reads `GET` and `PTTL` together on every L1
 /// miss: without this, half of its reads' commands went alone.)

@@ -1,6 +1,6 @@
-//! Concurrent `get`s, `set`s and `ttl`s on one server are coalesced into
-//! `MGET`, `MSET` (or one script call) and one `PTTL` script call when
-//! every slot is busy (issue 10;
+//! Concurrent `get`s, `set`s, `ttl`s and `incr`s on one server are
+//! coalesced into `MGET`, `MSET` (or one script call), one `PTTL` script
+//! call and one `INCR_EACH` call when every slot is busy (issue 10, issue 25;
 //! `src/coalesce/`). What must hold: each call gets its own answer, TTLs
 //! land per call, a key of another type reads as a miss either way, and
 //! large values are never batched. The servers' `INFO commandstats` show
@@ -242,6 +242,85 @@ async fn concurrent_ttls_share_scripts_and_each_gets_its_own_ttl() {
     assert!(
         scripts > 0,
         "{TASKS} tasks over 2 slots sent no script: nothing was coalesced"
+    );
+}
+
+/// Issue 25: concurrent `incr`s share `INCR_EACH` calls. Every increment
+/// is applied exactly once and answers its own counter (the answers of one
+/// shared counter are exactly 1..=N), a TTL lands only on the calls that
+/// create a counter, and one call's failure (not an integer, an overflow)
+/// is its own, in a batch as alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_incrs_share_scripts_and_each_gets_its_own_answer() {
+    use cache_port::ErrorKind;
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    cache.set("word", value_of("word"), None).await.unwrap();
+    cache
+        .set("max", Bytes::from(i64::MAX.to_string()), None)
+        .await
+        .unwrap();
+    let (incrbys_before, scripts_before) = (calls(&server, "incrby"), calls(&server, "evalsha"));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                let mut shared = Vec::new();
+                for round in 0..ROUNDS {
+                    // Odd tasks' own counters carry a TTL, even ones none.
+                    let ttl = (t % 2 == 1).then(|| Duration::from_secs(600));
+                    let own = cache.incr(&format!("c{t}"), 2, ttl).await.unwrap();
+                    assert_eq!(own, 2 * (round as i64 + 1), "task {t}'s own counter");
+                    shared.push(
+                        cache
+                            .incr("shared", 1, Some(Duration::from_secs(600)))
+                            .await
+                            .unwrap(),
+                    );
+                    if round % 8 == 0 {
+                        let err = cache.incr("word", 1, ttl).await.unwrap_err();
+                        assert_eq!(err.kind(), ErrorKind::NotAnInteger, "{err}");
+                        let err = cache.incr("max", 1, ttl).await.unwrap_err();
+                        assert_eq!(err.kind(), ErrorKind::Overflow, "{err}");
+                    }
+                }
+                shared
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.extend(task.await.unwrap());
+    }
+    answers.sort_unstable();
+    let total = (TASKS * ROUNDS) as i64;
+    assert_eq!(answers, (1..=total).collect::<Vec<_>>());
+    for t in 0..TASKS {
+        let key = format!("c{t}");
+        match cache.ttl(&key).await.unwrap() {
+            TtlState::ExpiresIn(left) if t % 2 == 1 => {
+                assert!(left > Duration::from_secs(590), "{key}: {left:?}")
+            }
+            TtlState::Persistent if t % 2 == 0 => {}
+            other => panic!("{key} (task {t}): {other:?}"),
+        }
+    }
+    assert_eq!(
+        cache.get("max").await.unwrap(),
+        Some(Bytes::from(i64::MAX.to_string()))
+    );
+    // The server counts a script's own `INCRBY`s too: every call ran
+    // exactly once (the failed ones included), some inside scripts.
+    let failed = (TASKS * ROUNDS.div_ceil(8) * 2) as u64;
+    let incrbys = calls(&server, "incrby") - incrbys_before;
+    assert_eq!(incrbys, (TASKS * ROUNDS * 2) as u64 + failed);
+    // Alone, each call with a TTL is one script call.
+    let with_ttl =
+        (TASKS * ROUNDS / 2 + TASKS * ROUNDS + TASKS / 2 * ROUNDS.div_ceil(8) * 2) as u64;
+    let scripts = calls(&server, "evalsha") - scripts_before;
+    assert!(
+        scripts < with_ttl,
+        "{scripts} scripts for {with_ttl} incrs with a TTL: nothing was coalesced"
     );
 }
 

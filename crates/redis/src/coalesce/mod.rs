@@ -1,6 +1,7 @@
 //! Concurrent single-key calls to one server sent as one command: `get`s as
 //! one `MGET`, `set`s as one `MSET` (or one script call when some carry a
-//! TTL), `ttl`s as one script call of `PTTL`s.
+//! TTL), `ttl`s as one script call of `PTTL`s, `incr`s as one script call
+//! of `INCRBY`s (each call's own failure its own answer).
 //!
 //! Why: on a loaded machine the client's CPU per command decides the
 //! throughput, and fred spends more of it per command than redis-rs does
