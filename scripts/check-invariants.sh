@@ -57,8 +57,11 @@ echo "-- the tiered cache builds its L1 from cache-moka, takes any L2 and backpl
 only_ours cache-tiered cache-port cache-store cache-moka
 deps_all cache-tiered | grep -qx -e cache-redis -e fred && fail "cache-tiered depends on Redis (its L2 and backplane are handed in)"
 
+echo "-- tags are a view over the port: the port alone of our crates"
+only_ours cache-tags cache-port
+
 echo "-- the conformance suite depends on no adapter"
-only_ours cache-conformance cache-port cache-store cache-loading
+only_ours cache-conformance cache-port cache-store cache-loading cache-tags
 
 echo "-- the catalogue library depends on the port and loading alone of our crates (domain code)"
 only_ours cache-example-catalog cache-port cache-loading
@@ -70,8 +73,8 @@ for member in $members; do
   direct "$member" | grep -qx shaku && fail "$member depends on shaku directly"
 done
 
-echo "-- no crate imports from one above it: the port, store side, observability and loading name no adapter"
-for crate in cache-port cache-store cache-observe cache-loading; do
+echo "-- no crate imports from one above it: the port, store side, observability, loading and tags name no adapter"
+for crate in cache-port cache-store cache-observe cache-loading cache-tags; do
   for above in cache-moka cache-redis cache-tiered cache-composition cache-cli; do
     deps_all "$crate" | grep -qx "$above" && fail "$crate depends on $above"
   done

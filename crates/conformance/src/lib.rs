@@ -49,6 +49,7 @@ mod namespaces;
 mod patterns;
 mod resilience;
 mod stats;
+mod tags;
 mod ttl;
 mod vectors;
 mod views;
@@ -210,6 +211,13 @@ behaviours![
     resilience::eager_refresh_keeps_a_steady_reader_from_waiting,
     stats::stats_count_hits_misses_and_writes,
     stats::stats_count_errors,
+    tags::delete_by_tag_hides_every_entry_of_the_tag_and_spares_the_rest,
+    tags::an_invalidated_entry_is_removed_when_read,
+    tags::untagged_values_are_stored_as_given_and_every_value_round_trips,
+    tags::a_lost_version_hides_its_entries_never_shows_them_stale,
+    tags::a_malformed_header_is_a_codec_error,
+    tags::bad_tags_are_refused_and_write_nothing,
+    tags::invalidations_race_writers_by_the_rules,
 ];
 
 /// The runtime every trial runs on (trials run on libtest-mimic's threads

@@ -1,0 +1,211 @@
+//! Tags (`cache_tags::TaggedCache` over the adapter): one write
+//! invalidates every entry of a tag, and the rules of docs/CONTRACT.md
+//! ("Tags") hold against the real-time order of calls.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_port::ErrorKind;
+use cache_tags::TaggedCache;
+
+use crate::Ctx;
+
+fn b(text: &str) -> Bytes {
+    Bytes::copy_from_slice(text.as_bytes())
+}
+
+const NO_TAGS: &[&str] = &[];
+
+pub async fn delete_by_tag_hides_every_entry_of_the_tag_and_spares_the_rest(cx: Ctx) {
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    tagged.set("a", b("A"), None, &["t1"]).await.unwrap();
+    tagged.set("b", b("B"), None, &["t1", "t2"]).await.unwrap();
+    tagged.set("c", b("C"), None, &["t2"]).await.unwrap();
+    tagged.set("d", b("D"), None, NO_TAGS).await.unwrap();
+    let keys: Vec<String> = ["a", "b", "c", "d", "missing"].map(String::from).to_vec();
+    let all = vec![Some(b("A")), Some(b("B")), Some(b("C")), Some(b("D")), None];
+    assert_eq!(tagged.get_many(&keys).await.unwrap(), all);
+
+    tagged.delete_by_tag("t1").await.unwrap();
+    assert_eq!(tagged.get("a").await.unwrap(), None);
+    assert_eq!(tagged.get("b").await.unwrap(), None);
+    assert_eq!(tagged.get("c").await.unwrap(), Some(b("C")));
+    assert_eq!(
+        tagged.get_many(&keys).await.unwrap(),
+        vec![None, None, Some(b("C")), Some(b("D")), None]
+    );
+    // A write after the invalidation returned is read back.
+    tagged.set("a", b("A2"), None, &["t1"]).await.unwrap();
+    assert_eq!(tagged.get("a").await.unwrap(), Some(b("A2")));
+    // Several tags in one write.
+    tagged.delete_by_tags(&["t1", "t2"]).await.unwrap();
+    for key in ["a", "c"] {
+        assert_eq!(tagged.get(key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(tagged.get("d").await.unwrap(), Some(b("D")));
+}
+
+pub async fn an_invalidated_entry_is_removed_when_read(cx: Ctx) {
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    tagged
+        .set("page", b("v"), None, &["product:7"])
+        .await
+        .unwrap();
+    tagged.delete_by_tag("product:7").await.unwrap();
+    assert!(cx.cache.exists("page").await.unwrap(), "removed lazily");
+    assert_eq!(tagged.get("page").await.unwrap(), None);
+    assert!(
+        !cx.cache.exists("page").await.unwrap(),
+        "a stale read removes it"
+    );
+}
+
+pub async fn untagged_values_are_stored_as_given_and_every_value_round_trips(cx: Ctx) {
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    tagged
+        .set("plain", b("as given"), None, NO_TAGS)
+        .await
+        .unwrap();
+    assert_eq!(cx.cache.get("plain").await.unwrap(), Some(b("as given")));
+    // Values that look like envelopes (0xC1 first) read back as written.
+    for (i, value) in [&b"\xC1"[..], b"\xC1T", b"\xC1T\x01\x00", b"\xC1\x01", b""]
+        .into_iter()
+        .enumerate()
+    {
+        let value = Bytes::copy_from_slice(value);
+        for tags in [NO_TAGS, &["t"][..]] {
+            let key = format!("odd{i}:{}", tags.len());
+            tagged.set(&key, value.clone(), None, tags).await.unwrap();
+            assert_eq!(
+                tagged.get(&key).await.unwrap(),
+                Some(value.clone()),
+                "{key}"
+            );
+        }
+    }
+    // And values written by plain `set` (no envelope) read as they are.
+    cx.cache.set("raw", b("raw"), None).await.unwrap();
+    assert_eq!(tagged.get("raw").await.unwrap(), Some(b("raw")));
+}
+
+pub async fn a_lost_version_hides_its_entries_never_shows_them_stale(cx: Ctx) {
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    tagged.set("k", b("v"), None, &["t"]).await.unwrap();
+    assert!(tagged.tag_version("t").await.unwrap().is_some());
+    // The version key is lost (evicted, flushed, deleted by hand).
+    assert!(cx.cache.delete("__tag:t").await.unwrap());
+    assert_eq!(tagged.tag_version("t").await.unwrap(), None);
+    assert_eq!(tagged.get("k").await.unwrap(), None);
+    // A new write creates a new version and is read back.
+    tagged.set("k", b("v2"), None, &["t"]).await.unwrap();
+    assert_eq!(tagged.get("k").await.unwrap(), Some(b("v2")));
+}
+
+pub async fn a_malformed_header_is_a_codec_error(cx: Ctx) {
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    for (i, raw) in [
+        &b"\xC1T"[..],
+        b"\xC1T\x01\x02",
+        b"\xC1T\x09\x00",
+        b"\xC1T\x01\x01\0\0\0\0\0\0\0\x01\x05ab",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("bad{i}");
+        cx.cache
+            .set(&key, Bytes::copy_from_slice(raw), None)
+            .await
+            .unwrap();
+        let err = tagged.get(&key).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Codec, "{key}: {err}");
+    }
+}
+
+pub async fn bad_tags_are_refused_and_write_nothing(cx: Ctx) {
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    let long = "t".repeat(cache_tags::MAX_TAG_LEN + 1);
+    let many: Vec<String> = (0..=cache_tags::MAX_TAGS_PER_ENTRY)
+        .map(|i| format!("t{i}"))
+        .collect();
+    for tags in [vec![String::new()], vec![long.clone()], many] {
+        let err = tagged.set("k", b("v"), None, &tags).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidKey, "{err}");
+        assert!(!cx.cache.exists("k").await.unwrap());
+    }
+    let err = tagged.delete_by_tag("").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+    let err = tagged.delete_by_tags(&[long]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidKey);
+}
+
+/// The rules against the real-time order: 16 writers write tagged entries
+/// while invalidations come and go; each call's start and end are stamped
+/// from one sequence. Afterwards, an entry whose write ended before some
+/// invalidation started is never read, and one whose write started after
+/// the last invalidation ended is always read.
+pub async fn invalidations_race_writers_by_the_rules(cx: Ctx) {
+    const WRITERS: usize = 16;
+    const INVALIDATIONS: usize = 3;
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    let stamps = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (tagged, stamps, stop) = (tagged.clone(), Arc::clone(&stamps), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut writes = Vec::new();
+                let mut i = 0;
+                // Bounded: until told to stop, or 2,000 writes.
+                while !stop.load(SeqCst) && i < 2_000 {
+                    let key = format!("w{w}:{i}");
+                    let start = stamps.fetch_add(1, SeqCst);
+                    tagged.set(&key, b(&key), None, &["hot"]).await.unwrap();
+                    let end = stamps.fetch_add(1, SeqCst);
+                    writes.push((key, start, end));
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+                writes
+            })
+        })
+        .collect();
+    let mut invalidations = Vec::new();
+    for _ in 0..INVALIDATIONS {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let start = stamps.fetch_add(1, SeqCst);
+        tagged.delete_by_tag("hot").await.unwrap();
+        invalidations.push((start, stamps.fetch_add(1, SeqCst)));
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stop.store(true, SeqCst);
+    let mut writes = Vec::new();
+    for writer in writers {
+        writes.extend(writer.await.unwrap());
+    }
+    let last_end = invalidations.last().unwrap().1;
+    let (mut hidden, mut shown) = (0, 0);
+    for chunk in writes.chunks(500) {
+        let keys: Vec<String> = chunk.iter().map(|(k, _, _)| k.clone()).collect();
+        let read = tagged.get_many(&keys).await.unwrap();
+        for ((key, start, end), got) in chunk.iter().zip(read) {
+            if invalidations.iter().any(|(inv_start, _)| end < inv_start) {
+                assert_eq!(got, None, "{key} was written before an invalidation began");
+                hidden += 1;
+            } else if *start > last_end {
+                assert_eq!(
+                    got,
+                    Some(b(key)),
+                    "{key} was written after the last one returned"
+                );
+                shown += 1;
+            }
+        }
+    }
+    assert!(
+        hidden > 0 && shown > 0,
+        "the run proved nothing: {hidden} writes before, {shown} after the invalidations"
+    );
+}

@@ -1,0 +1,71 @@
+//! Tags over any cache port: write entries with tags, then invalidate every
+//! entry of a tag with **one write**, whatever their number, with **no
+//! clock** and **single-key commands only** (so it works on Redis Cluster,
+//! where a per-tag set would hold keys of many hash slots).
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use bytes::Bytes;
+//! use cache_port::Cache;
+//! use cache_tags::TaggedCache;
+//!
+//! let cache: Arc<dyn Cache> = Arc::new(cache_moka::MokaConfig::default().build().unwrap());
+//! let tagged = TaggedCache::new(cache);
+//! let page = Bytes::from_static(b"<html>product 7</html>");
+//! tagged.set("page:/p/7", page.clone(), None, &["product:7"]).await.unwrap();
+//! tagged.set("page:/list", Bytes::from_static(b"..."), None, &["product:7", "list"]).await.unwrap();
+//! assert_eq!(tagged.get("page:/p/7").await.unwrap(), Some(page));
+//!
+//! tagged.delete_by_tag("product:7").await.unwrap(); // one write
+//! assert_eq!(tagged.get("page:/p/7").await.unwrap(), None);
+//! assert_eq!(tagged.get("page:/list").await.unwrap(), None);
+//! # });
+//! ```
+//!
+//! # How
+//!
+//! Each tag has a **version**, a random 64-bit number in an ordinary key
+//! (`__tag:<tag>` by default, [`TagKeys`]). An entry written with tags
+//! stores the versions its tags had when it was written, in a small header
+//! before the value. A read compares them with the versions now (one
+//! `get_many` for every tag of every entry read); any that moved on makes
+//! the entry a miss, and the read removes it (`delete_if_equals`, so a
+//! value written meanwhile stays). [`TaggedCache::delete_by_tag`] writes a
+//! fresh random version: one `set`, nothing else. No machine's clock takes
+//! part (FusionCache's timestamp markers compared clocks of different
+//! machines, and a wrong one expired entries cluster-wide: FusionCache
+//! #627).
+//!
+//! # Rules (docs/CONTRACT.md, "Tags")
+//!
+//! - An entry written **before** `delete_by_tag(t)` was called is never
+//!   read after it returns (if it carries `t`).
+//! - A write that **began after** `delete_by_tag(t)` returned is read back
+//!   (until the next invalidation of one of its tags).
+//! - A write that **overlaps** the call may be read or not.
+//! - On a tiered cache the versions are ordinary keys, so the tiered
+//!   cache's invalidation covers them: the rules hold on every instance
+//!   within the tiered cache's staleness bound.
+//! - A version that is lost (evicted, deleted, flushed) makes its entries
+//!   misses, never stale hits: no entry recorded the version a lost one is
+//!   recreated with. The chance that a fresh version equals a recorded one
+//!   is 2^-64 per comparison.
+//!
+//! # Costs
+//!
+//! - An entry with no tags is stored as given and read with no extra read
+//!   (a value starting with the byte `0xC1` gets a 4-byte header).
+//! - A tagged entry: 4 bytes, plus 10 bytes and the tag's name per tag;
+//!   one extra `get_many` per read and per write.
+//! - A tag: one key, `__tag:` and its name, holding 16 bytes, with no TTL.
+//!   Invalidated entries are not kept: they expire with their TTL, and a
+//!   read that finds one removes it.
+
+mod envelope;
+mod tag;
+mod tagged;
+
+pub use envelope::Version;
+pub use tag::{Tag, TagKeys, MAX_TAGS_PER_ENTRY, MAX_TAG_LEN};
+pub use tagged::TaggedCache;

@@ -1,0 +1,254 @@
+//! The tagged view over a cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_port::{Cache, Result};
+
+use crate::envelope::{self, Opened, Version};
+use crate::tag::{self, Tag, TagKeys};
+
+/// Tags over any cache: entries written with tags, and every entry of a tag
+/// invalidated with one write (see the crate's docs for the rules).
+#[derive(Clone)]
+pub struct TaggedCache {
+    cache: Arc<dyn Cache>,
+    keys: TagKeys,
+}
+
+impl std::fmt::Debug for TaggedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaggedCache")
+            .field("tag_prefix", &self.keys.prefix())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A version no invalidation wrote: fresh and random, so that no entry
+/// recorded it (one chance in 2^64 per comparison).
+fn fresh_version() -> Version {
+    fastrand::u64(..)
+}
+
+fn encode_version(version: Version) -> Bytes {
+    Bytes::from(format!("{version:016x}"))
+}
+
+/// A stored version; `None` for anything else (then no entry matches it).
+fn decode_version(stored: &[u8]) -> Option<Version> {
+    let text = std::str::from_utf8(stored).ok()?;
+    (text.len() == 16)
+        .then(|| Version::from_str_radix(text, 16).ok())
+        .flatten()
+}
+
+impl TaggedCache {
+    /// A tagged view over `cache`, tag versions under
+    /// [`TagKeys::DEFAULT_PREFIX`].
+    pub fn new(cache: Arc<dyn Cache>) -> Self {
+        Self {
+            cache,
+            keys: TagKeys::default(),
+        }
+    }
+
+    /// A tagged view over `cache` with tag versions under `keys`.
+    pub fn with_tag_keys(cache: Arc<dyn Cache>, keys: TagKeys) -> Self {
+        Self { cache, keys }
+    }
+
+    /// The cache underneath.
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.cache
+    }
+
+    /// Writes `value` under `key` with `tags` (none: stored as given, and
+    /// read back with no extra read). The versions the tags have now are
+    /// stored with it: one `get_many` before the write.
+    pub async fn set<S: AsRef<str>>(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+        tags: &[S],
+    ) -> Result<()> {
+        let tags = tag::validate(tags)?;
+        let stored = if tags.is_empty() && !envelope::needs_wrapping(&value) {
+            value
+        } else {
+            let versions = self.versions_for_write(&tags).await?;
+            envelope::seal(&versions, &value)
+        };
+        self.cache.set(key, stored, ttl).await
+    }
+
+    /// Writes every item with `tags`, as one `set_many` after one
+    /// `get_many` of the tags' versions.
+    pub async fn set_many<S: AsRef<str>>(
+        &self,
+        items: Vec<(String, Bytes)>,
+        ttl: Option<Duration>,
+        tags: &[S],
+    ) -> Result<()> {
+        let tags = tag::validate(tags)?;
+        let versions = if tags.is_empty() {
+            Vec::new()
+        } else {
+            self.versions_for_write(&tags).await?
+        };
+        let items = items
+            .into_iter()
+            .map(|(key, value)| {
+                let stored = if tags.is_empty() && !envelope::needs_wrapping(&value) {
+                    value
+                } else {
+                    envelope::seal(&versions, &value)
+                };
+                (key, stored)
+            })
+            .collect();
+        self.cache.set_many(items, ttl).await
+    }
+
+    /// The value under `key`, unless a tag of it was invalidated after it
+    /// was written (then it is removed, and this is a miss). A tagged entry
+    /// costs one more read, of its tags' versions.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let keys = [key.to_owned()];
+        Ok(self.get_many(&keys).await?.pop().flatten())
+    }
+
+    /// The values under `keys`, each as [`get`](Self::get) would answer:
+    /// one `get_many` of the entries, then one `get_many` of every tag
+    /// they name.
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
+        let stored = self.cache.get_many(keys).await?;
+        let mut opened: Vec<Option<(Bytes, Option<Opened>)>> = Vec::with_capacity(stored.len());
+        let mut tags: Vec<Tag> = Vec::new();
+        for raw in stored {
+            opened.push(match raw {
+                None => None,
+                Some(raw) => {
+                    let entry = envelope::open(&raw)?;
+                    if let Some(entry) = &entry {
+                        for (tag, _) in &entry.tags {
+                            if !tags.contains(tag) {
+                                tags.push(tag.clone());
+                            }
+                        }
+                    }
+                    Some((raw, entry))
+                }
+            });
+        }
+        let current = self.current_versions(&tags).await?;
+        let mut values = Vec::with_capacity(opened.len());
+        for (key, entry) in keys.iter().zip(opened) {
+            values.push(match entry {
+                None => None,
+                Some((raw, None)) => Some(raw),
+                Some((raw, Some(entry))) => {
+                    let fresh = entry
+                        .tags
+                        .iter()
+                        .all(|(tag, version)| current.get(tag) == Some(&Some(*version)));
+                    if fresh {
+                        Some(entry.value)
+                    } else {
+                        // Stale: removed unless rewritten meanwhile. A
+                        // failure here changes no answer.
+                        let _ = self.cache.delete_if_equals(key, raw).await;
+                        None
+                    }
+                }
+            });
+        }
+        Ok(values)
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        self.cache.delete(key).await
+    }
+
+    /// Invalidates every entry tagged `tag`, whatever their number: one
+    /// write of a new version. When it returns, no entry written before it
+    /// is read again.
+    pub async fn delete_by_tag(&self, tag: &str) -> Result<()> {
+        self.delete_by_tags(&[tag]).await
+    }
+
+    /// Invalidates every entry tagged with any of `tags`: one write of new
+    /// versions (`set_many`).
+    pub async fn delete_by_tags<S: AsRef<str>>(&self, tags: &[S]) -> Result<()> {
+        let tags = tag::validate(tags)?;
+        let items = tags
+            .iter()
+            .map(|tag| (self.keys.key(tag), encode_version(fresh_version())))
+            .collect();
+        self.cache.set_many(items, None).await
+    }
+
+    /// The version `tag` has now, if it has one (none: no entry of it is
+    /// live).
+    pub async fn tag_version(&self, tag: &str) -> Result<Option<Version>> {
+        let tag = Tag::new(tag)?;
+        let stored = self.cache.get(&self.keys.key(&tag)).await?;
+        Ok(stored.as_deref().and_then(decode_version))
+    }
+
+    /// Each of `tags` with its version now (`None`: it has none).
+    async fn current_versions(&self, tags: &[Tag]) -> Result<HashMap<Tag, Option<Version>>> {
+        if tags.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let keys: Vec<String> = tags.iter().map(|t| self.keys.key(t)).collect();
+        let stored = self.cache.get_many(&keys).await?;
+        Ok(tags
+            .iter()
+            .cloned()
+            .zip(
+                stored
+                    .into_iter()
+                    .map(|v| v.as_deref().and_then(decode_version)),
+            )
+            .collect())
+    }
+
+    /// The versions to store with an entry: each tag's current one, created
+    /// where a tag has none yet (`set_if_absent`, so that two writers agree
+    /// on it). A version that cannot be settled is a fresh random one: the
+    /// entry then reads as stale (a miss), never a stale value as fresh.
+    async fn versions_for_write(&self, tags: &[Tag]) -> Result<Vec<(Tag, Version)>> {
+        let current = self.current_versions(tags).await?;
+        let mut versions = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let version = match current.get(tag).copied().flatten() {
+                Some(version) => version,
+                None => self.create_version(tag).await?,
+            };
+            versions.push((tag.clone(), version));
+        }
+        Ok(versions)
+    }
+
+    async fn create_version(&self, tag: &Tag) -> Result<Version> {
+        let key = self.keys.key(tag);
+        let mine = fresh_version();
+        if self
+            .cache
+            .set_if_absent(&key, encode_version(mine), None)
+            .await?
+        {
+            return Ok(mine);
+        }
+        // Another writer (or an invalidation) was first: use its version.
+        let theirs = self.cache.get(&key).await?;
+        Ok(theirs
+            .as_deref()
+            .and_then(decode_version)
+            .unwrap_or_else(fresh_version))
+    }
+}
