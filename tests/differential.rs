@@ -1,6 +1,7 @@
 //! Differential test: the same random sequences of port operations against
 //! cache-moka and cache-redis (a self-started redis-server), every answer
-//! compared.
+//! compared; tagged writes, reads and invalidations (`cache_tags`) are also
+//! checked against a model of the rules.
 //!
 //! - CI runs `DIFF_OPS` operations (default 10,000); for a soak set
 //!   `DIFF_OPS=1000000 DIFF_JOBS=16` (jobs run side by side, seeds `seed+job`).
@@ -242,7 +243,25 @@ enum Op {
     Incr(usize, i64, TtlIn),
     Clear,
     Sleep(u64),
+    /// `TaggedCache::set` of a tagged key (its own pool) with tags by index.
+    TagSet(usize, Val, Vec<usize>),
+    TagGet(usize),
+    TagGetMany(Vec<usize>),
+    DeleteByTags(Vec<usize>),
 }
+
+/// Keys written through the tagged view, apart from the plain pool: a
+/// tagged entry stores its tags' versions, random on each adapter, so a
+/// plain read of one would differ.
+const TAGGED_KEYS: [&str; 6] = [
+    "tagged:a",
+    "tagged:b",
+    "tagged:c",
+    "tagged:{x}",
+    "tagged: ",
+    "tagged:é",
+];
+const TAGS: [&str; 4] = ["product:7", "list", "{slot}", "ünï"];
 
 /// Shows keys by name, not index, so that a shrunk case reads on its own.
 struct Shown<'a>(&'a Op, &'a [String]);
@@ -273,8 +292,25 @@ impl fmt::Debug for Shown<'_> {
             Op::Incr(i, d, t) => write!(f, "incr({}, {d}, {t:?})", k(i)),
             Op::Clear => write!(f, "clear()"),
             Op::Sleep(ms) => write!(f, "sleep({ms}ms)"),
+            Op::TagSet(i, v, tags) => write!(
+                f,
+                "tagged.set({:?}, {v:?}, {:?})",
+                TAGGED_KEYS[*i],
+                tag_names(tags)
+            ),
+            Op::TagGet(i) => write!(f, "tagged.get({:?})", TAGGED_KEYS[*i]),
+            Op::TagGetMany(v) => write!(f, "tagged.get_many({:?})", tagged_keys(v)),
+            Op::DeleteByTags(tags) => write!(f, "tagged.delete_by_tags({:?})", tag_names(tags)),
         }
     }
+}
+
+fn tag_names(tags: &[usize]) -> Vec<&'static str> {
+    tags.iter().map(|t| TAGS[*t]).collect()
+}
+
+fn tagged_keys(keys: &[usize]) -> Vec<String> {
+    keys.iter().map(|i| TAGGED_KEYS[*i].to_owned()).collect()
 }
 
 fn short_key(key: &str) -> String {
@@ -323,6 +359,11 @@ fn op(nkeys: usize) -> impl Strategy<Value = Op> {
             .prop_map(|(k, d, t)| Op::Incr(k, d, t)),
         1 => Just(Op::Clear),
         1 => (1u64..40).prop_map(Op::Sleep),
+        3 => (0..TAGGED_KEYS.len(), val(), prop::collection::vec(0..TAGS.len(), 0..3))
+            .prop_map(|(k, v, t)| Op::TagSet(k, v, t)),
+        3 => (0..TAGGED_KEYS.len()).prop_map(Op::TagGet),
+        1 => prop::collection::vec(0..TAGGED_KEYS.len(), 0..4).prop_map(Op::TagGetMany),
+        2 => prop::collection::vec(0..TAGS.len(), 1..3).prop_map(Op::DeleteByTags),
     ]
 }
 
@@ -453,12 +494,12 @@ impl Pair {
 /// Runs one operation on both adapters; the answers and the time between.
 async fn both(pair: &Pair, op: &Op, keys: &[String]) -> (Answer, Answer, Instant, Instant) {
     let t0 = Instant::now();
-    let a = run(&*pair.moka, op, keys).await;
-    let b = run(&*pair.redis, op, keys).await;
+    let a = run(&pair.moka, op, keys).await;
+    let b = run(&pair.redis, op, keys).await;
     (a, b, t0, Instant::now())
 }
 
-async fn run(cache: &dyn Cache, op: &Op, keys: &[String]) -> Answer {
+async fn run(cache: &Arc<dyn Cache>, op: &Op, keys: &[String]) -> Answer {
     let k = |i: &usize| keys[*i].as_str();
     let owned = |v: &Vec<usize>| v.iter().map(|i| keys[*i].clone()).collect::<Vec<_>>();
     match op {
@@ -496,7 +537,28 @@ async fn run(cache: &dyn Cache, op: &Op, keys: &[String]) -> Answer {
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Answer::Unit
         }
+        Op::TagSet(i, v, tags) => answer(
+            tagged(cache)
+                .set(TAGGED_KEYS[*i], v.bytes(), None, &tag_names(tags))
+                .await,
+            |()| Answer::Unit,
+        ),
+        Op::TagGet(i) => answer(tagged(cache).get(TAGGED_KEYS[*i]).await, Answer::Value),
+        Op::TagGetMany(v) => answer(
+            tagged(cache).get_many(&tagged_keys(v)).await,
+            Answer::Values,
+        ),
+        Op::DeleteByTags(tags) => {
+            answer(tagged(cache).delete_by_tags(&tag_names(tags)).await, |()| {
+                Answer::Unit
+            })
+        }
     }
+}
+
+/// The tagged view over `cache`, built per call as a service may.
+fn tagged(cache: &Arc<dyn Cache>) -> cache_tags::TaggedCache {
+    cache_tags::TaggedCache::new(Arc::clone(cache))
 }
 
 /// The keys an operation reads (`None`: every key).
@@ -514,7 +576,10 @@ fn reads<'k>(op: &Op, keys: &'k [String]) -> Option<Vec<&'k str>> {
         Op::GetMany(v) | Op::DeleteMany(v) => many(v),
         Op::SetMany(items, _) => Some(items.iter().map(|(i, _)| keys[*i].as_str()).collect()),
         Op::DeletePattern(_) | Op::Keys(_) | Op::Clear => None,
-        Op::Sleep(_) => Some(Vec::new()),
+        // Tagged keys and tags' versions never carry a TTL.
+        Op::Sleep(_) | Op::TagSet(..) | Op::TagGet(_) | Op::TagGetMany(_) | Op::DeleteByTags(_) => {
+            Some(Vec::new())
+        }
     }
 }
 
@@ -527,6 +592,95 @@ struct Counts {
     ops: AtomicU64,
     /// Cases cut short because an expiry fell between the two adapters' calls.
     cut: AtomicU64,
+}
+
+/// What the tagged operations must answer, by the rules of docs/CONTRACT.md
+/// ("Tags"): an entry is read back until a tag of it is invalidated, then
+/// never (and the read removes it). A pattern deletion or `clear` may reach
+/// tagged keys and tags' versions: the model then forgets the entries.
+#[derive(Default)]
+struct TagModel {
+    /// Invalidations of each tag so far.
+    epochs: [u64; TAGS.len()],
+    /// Per tagged key: `None` unknown, `Some(None)` absent, or the entry.
+    entries: [Option<Option<TaggedEntry>>; TAGGED_KEYS.len()],
+}
+
+/// A tagged entry in the model: its value, and each tag (by index) with
+/// its epoch when the entry was written.
+type TaggedEntry = (Bytes, Vec<(usize, u64)>);
+
+impl TagModel {
+    /// What a read of tagged key `i` must answer, when the model knows.
+    fn expected(&self, i: usize) -> Option<Option<Bytes>> {
+        let entry = self.entries[i].as_ref()?;
+        Some(entry.as_ref().and_then(|(value, tags)| {
+            tags.iter()
+                .all(|(t, epoch)| self.epochs[*t] == *epoch)
+                .then(|| value.clone())
+        }))
+    }
+
+    fn read(&mut self, i: usize, got: &Option<Bytes>) -> Result<(), String> {
+        let Some(want) = self.expected(i) else {
+            return Ok(());
+        };
+        if *got != want {
+            return Err(format!(
+                "tagged.get({:?}) answered {got:?}; the rules say {want:?}",
+                TAGGED_KEYS[i]
+            ));
+        }
+        if want.is_none() {
+            self.entries[i] = Some(None); // a stale entry is removed by the read
+        }
+        Ok(())
+    }
+
+    /// Checks `op`'s (agreed) answer and records its effect.
+    fn step(&mut self, op: &Op, answer: &Answer) -> Result<(), String> {
+        let distinct = |tags: &[usize]| -> BTreeSet<usize> { tags.iter().copied().collect() };
+        match (op, answer) {
+            (Op::TagSet(i, v, tags), Answer::Unit) => {
+                let epochs = distinct(tags)
+                    .into_iter()
+                    .map(|t| (t, self.epochs[t]))
+                    .collect();
+                self.entries[*i] = Some(Some((v.bytes(), epochs)));
+            }
+            (Op::TagGet(i), Answer::Value(got)) => self.read(*i, got)?,
+            (Op::TagGetMany(keys), Answer::Values(got)) => {
+                // Every position is checked against the state before the call.
+                let before: Vec<_> = keys.iter().map(|i| self.expected(*i)).collect();
+                for ((i, got), want) in keys.iter().zip(got).zip(before) {
+                    if let Some(want) = want {
+                        if *got != want {
+                            return Err(format!(
+                                "tagged.get_many: {:?} answered {got:?}; the rules say {want:?}",
+                                TAGGED_KEYS[*i]
+                            ));
+                        }
+                        if want.is_none() {
+                            self.entries[*i] = Some(None);
+                        }
+                    }
+                }
+            }
+            (Op::DeleteByTags(tags), Answer::Unit) => {
+                for t in distinct(tags) {
+                    self.epochs[t] += 1;
+                }
+            }
+            (Op::DeletePattern(_) | Op::Clear, _) => self.entries = Default::default(),
+            // A refused write changes nothing.
+            (Op::TagSet(..) | Op::DeleteByTags(_), Answer::Error(_)) => {}
+            (Op::TagGet(_) | Op::TagGetMany(_), other) => {
+                return Err(format!("a tagged read answered {other:?}"))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// Runs a case; the first divergence fails it with the sequence so far.
@@ -545,6 +699,7 @@ async fn check<A: Store + Clone, B: Store + Clone>(
     };
     let keys = &case.keys;
     let mut expiries = Expiries::default();
+    let mut tag_model = TagModel::default();
     // How long a pair of calls takes lately (it grows when the machine is loaded).
     let mut horizon = Duration::from_millis(5);
     for (n, op) in case.ops.iter().enumerate() {
@@ -570,6 +725,12 @@ async fn check<A: Store + Clone, B: Store + Clone>(
             }
             return Err(TestCaseError::fail(format!(
                 "divergence at op #{n} {:?}\n  tested: {a:?}\n  redis:  {b:?}",
+                Shown(op, keys)
+            )));
+        }
+        if let Err(broken) = tag_model.step(op, &a) {
+            return Err(TestCaseError::fail(format!(
+                "tags model broken at op #{n} {:?}: {broken}",
                 Shown(op, keys)
             )));
         }

@@ -36,6 +36,9 @@ pub enum Command {
         /// Time to live, e.g. 500ms, 30s, 1h (default: none).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<Duration>,
+        /// Tag the entry (repeatable): `tag invalidate` drops it.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
     },
     /// Delete keys; prints how many existed.
     Del {
@@ -79,8 +82,27 @@ pub enum Command {
     Stats(StatsArgs),
     /// Print the round-trip time.
     Ping,
+    /// Tags (cache-tags): invalidate every entry of a tag, or show its version.
+    #[command(subcommand)]
+    Tag(TagCommand),
     /// Load the cache and report throughput and latency percentiles.
     Bench(BenchArgs),
+}
+
+/// `tag` operations.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TagCommand {
+    /// Invalidate every entry tagged with any of these tags (one write); prints OK.
+    Invalidate {
+        /// The tags.
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Print a tag's version (exit 1 when it has none: no entry of it is live).
+    Show {
+        /// The tag.
+        tag: String,
+    },
 }
 
 /// `stats` settings.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cache_composition::{build_cache, CacheConfig};
 use cache_port::{Cache, TtlState};
+use cache_tags::TaggedCache;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, TagCommand};
 use crate::exit::{Failure, NOT_FOUND};
 use crate::output;
 
@@ -44,16 +45,42 @@ pub async fn run(cli: &Cli, command: Command) -> Result<ExitCode, Failure> {
         Command::Demo | Command::Bench(_) | Command::Stats(_) => {
             unreachable!("these have their own entry points")
         }
-        Command::Get { key } => match cache.get(&key).await? {
+        // Through the tagged view: an untagged value reads as stored, a
+        // tagged one without its header, an invalidated one as missing.
+        Command::Get { key } => match TaggedCache::new(Arc::clone(&cache)).get(&key).await? {
             Some(v) => println!("{}", output::value(&v)),
             None => {
                 println!("(nil)");
                 return Ok(ExitCode::from(NOT_FOUND));
             }
         },
-        Command::Set { key, value, ttl } => {
-            cache.set(&key, Bytes::from(value), ttl).await?;
+        Command::Set {
+            key,
+            value,
+            ttl,
+            tags,
+        } => {
+            let tagged = TaggedCache::new(Arc::clone(&cache));
+            tagged.set(&key, Bytes::from(value), ttl, &tags).await?;
             println!("OK");
+        }
+        Command::Tag(TagCommand::Invalidate { tags }) => {
+            TaggedCache::new(Arc::clone(&cache))
+                .delete_by_tags(&tags)
+                .await?;
+            println!("OK");
+        }
+        Command::Tag(TagCommand::Show { tag }) => {
+            match TaggedCache::new(Arc::clone(&cache))
+                .tag_version(&tag)
+                .await?
+            {
+                Some(version) => println!("{version:016x}"),
+                None => {
+                    println!("(none)");
+                    return Ok(ExitCode::from(NOT_FOUND));
+                }
+            }
         }
         Command::Del { keys } => println!("{}", cache.delete_many(&keys).await?),
         Command::Ttl { key } => {

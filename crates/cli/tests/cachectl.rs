@@ -144,6 +144,52 @@ fn single_operations_and_their_exit_codes() {
     assert!(String::from_utf8_lossy(&not_int.stderr).contains("not an integer"));
 }
 
+/// Issue 26: `set --tag`, `tag show`, `tag invalidate`, with exit codes.
+#[test]
+fn tags_invalidate_their_entries_with_exit_codes() {
+    let server = RedisServer::start();
+    let url = format!("{}/0?namespace=tags", server.url());
+    let run = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str()];
+        all.extend_from_slice(args);
+        cachectl(&all, None)
+    };
+    let ok = |out: Output| {
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        stdout(&out).trim().to_owned()
+    };
+    assert_eq!(
+        ok(run(&[
+            "set",
+            "page:7",
+            "seven",
+            "--tag",
+            "product:7",
+            "--tag",
+            "pages"
+        ])),
+        "OK"
+    );
+    assert_eq!(ok(run(&["set", "page:8", "eight", "--tag", "pages"])), "OK");
+    assert_eq!(ok(run(&["get", "page:7"])), "\"seven\"");
+    let version = ok(run(&["tag", "show", "product:7"]));
+    assert_eq!(version.len(), 16, "{version}");
+    assert_eq!(ok(run(&["tag", "invalidate", "product:7"])), "OK");
+    assert_ne!(ok(run(&["tag", "show", "product:7"])), version);
+    let gone = run(&["get", "page:7"]);
+    assert_eq!((code(&gone), stdout(&gone).trim()), (1, "(nil)"));
+    assert_eq!(ok(run(&["get", "page:8"])), "\"eight\"");
+    let none = run(&["tag", "show", "never-used"]);
+    assert_eq!((code(&none), stdout(&none).trim()), (1, "(none)"));
+    assert_eq!(
+        code(&run(&["tag", "invalidate", ""])),
+        2,
+        "an empty tag is bad input"
+    );
+    assert_eq!(code(&run(&["set", "k", "v", "--tag", ""])), 2);
+    assert_eq!(code(&run(&["tag", "invalidate"])), 2, "a tag is required");
+}
+
 #[test]
 fn bad_and_unreachable_urls_fail_clearly() {
     let bad = cachectl(&["--url", "memcached://x", "ping"], None);

@@ -120,6 +120,14 @@ mod tests {
         assert_eq!(open(&Bytes::from_static(b"\xC1\x01rest")).unwrap(), None);
     }
 
+    /// The cost the crate's docs state: 4 bytes, and 9 plus its name per tag.
+    #[test]
+    fn a_header_costs_4_bytes_and_9_plus_the_name_per_tag() {
+        assert_eq!(seal(&[], b"v").len(), 4 + 1);
+        let tags = [(tag("product:7"), 1), (tag("list"), 2)];
+        assert_eq!(seal(&tags, b"v").len(), 4 + (9 + 9) + (9 + 4) + 1);
+    }
+
     #[test]
     fn every_truncation_is_an_error_never_a_panic() {
         let sealed = seal(&[(tag("abc"), 7), (tag("d"), 9)], b"");

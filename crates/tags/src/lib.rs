@@ -56,8 +56,10 @@
 //!
 //! - An entry with no tags is stored as given and read with no extra read
 //!   (a value starting with the byte `0xC1` gets a 4-byte header).
-//! - A tagged entry: 4 bytes, plus 10 bytes and the tag's name per tag;
-//!   one extra `get_many` per read and per write.
+//! - A tagged entry: 4 bytes, plus 9 bytes and the tag's name per tag;
+//!   one extra read per read and per write (a `get` for one tag, which
+//!   Redis coalesces with concurrent `get`s; one `get_many` for more), and
+//!   none on a tiered cache while the versions are in its L1.
 //! - A tag: one key, `__tag:` and its name, holding 16 bytes, with no TTL.
 //!   Invalidated entries are not kept: they expire with their TTL, and a
 //!   read that finds one removes it.

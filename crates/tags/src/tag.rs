@@ -9,7 +9,7 @@ use cache_port::{CacheError, Result, MAX_KEY_LEN};
 pub const MAX_TAG_LEN: usize = 255;
 
 /// The most tags one entry may carry: each costs a version read on every
-/// read of the entry (in one `get_many`) and 10 bytes plus its name in the
+/// read of the entry (in one `get_many`) and 9 bytes plus its name in the
 /// entry.
 pub const MAX_TAGS_PER_ENTRY: usize = 64;
 

@@ -205,7 +205,12 @@ impl TaggedCache {
             return Ok(HashMap::new());
         }
         let keys: Vec<String> = tags.iter().map(|t| self.keys.key(t)).collect();
-        let stored = self.cache.get_many(&keys).await?;
+        // One tag (the usual case) is a `get`: on Redis, concurrent `get`s
+        // share one `MGET` when every connection is busy.
+        let stored = match keys.as_slice() {
+            [one] => vec![self.cache.get(one).await?],
+            _ => self.cache.get_many(&keys).await?,
+        };
         Ok(tags
             .iter()
             .cloned()
