@@ -116,8 +116,11 @@ impl TaggedCache {
     /// was written (then it is removed, and this is a miss). A tagged entry
     /// costs one more read, of its tags' versions.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        // A `get`, not a `get_many` of one: on Redis, concurrent `get`s
+        // share one `MGET` when every connection is busy.
+        let stored = vec![self.cache.get(key).await?];
         let keys = [key.to_owned()];
-        Ok(self.get_many(&keys).await?.pop().flatten())
+        Ok(self.resolve(&keys, stored).await?.pop().flatten())
     }
 
     /// The values under `keys`, each as [`get`](Self::get) would answer:
@@ -125,6 +128,16 @@ impl TaggedCache {
     /// they name.
     pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>> {
         let stored = self.cache.get_many(keys).await?;
+        self.resolve(keys, stored).await
+    }
+
+    /// The answers for `keys` from what is stored under them: each entry's
+    /// tags checked against their versions now, in one read.
+    async fn resolve(
+        &self,
+        keys: &[String],
+        stored: Vec<Option<Bytes>>,
+    ) -> Result<Vec<Option<Bytes>>> {
         let mut opened: Vec<Option<(Bytes, Option<Opened>)>> = Vec::with_capacity(stored.len());
         let mut tags: Vec<Tag> = Vec::new();
         for raw in stored {
