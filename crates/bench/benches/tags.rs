@@ -27,22 +27,6 @@ use cache_tiered::TieredConfig;
 const VALUE: usize = 100;
 const KEYS: usize = 10_000;
 
-/// Commands the server has run in all (`INFO commandstats`).
-fn commands(server: &RedisServer) -> u64 {
-    server
-        .command("INFO commandstats")
-        .lines()
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
-}
-
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -87,12 +71,12 @@ fn invalidation(rt: &tokio::runtime::Runtime, server: &RedisServer, redis: &Arc<
                         .unwrap();
                 }
             });
-            let before = commands(server);
+            let before = server.calls(&[]);
             let start = Instant::now();
             rt.block_on(tagged.delete_by_tag(&tag)).unwrap();
             times.push(start.elapsed());
             // The INFO call itself counts one.
-            counts.push(commands(server) - before - 1);
+            counts.push(server.calls(&[]) - before - 1);
         }
         assert!(rt.block_on(tagged.get(&items[0].0)).unwrap().is_none());
         counts.sort();

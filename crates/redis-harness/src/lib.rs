@@ -28,7 +28,7 @@ pub use keeper::{suite_url, AnyServer, Servers, SUITE_OPTIONS};
 pub use options::{ServerOptions, TlsServer};
 pub use process::require_redis_server;
 pub use sentinel::RedisSentinel;
-pub use server::RedisServer;
+pub use server::{calls_in, RedisServer};
 
 /// How to install the server, for the message of a failing test.
 pub const INSTALL_HINT: &str = "redis-server is not installed. Install it with \

@@ -103,6 +103,13 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("{line:?} on port {}: {e}", self.port))
     }
 
+    /// How many calls of `commands` the server has run (`INFO
+    /// commandstats`; commands run by scripts count too), summed; every
+    /// command's when `commands` is empty.
+    pub fn calls(&self, commands: &[&str]) -> u64 {
+        calls_in(&self.command("INFO commandstats"), commands)
+    }
+
     fn signal(&self, signal: Signal) {
         let pid = self.pid().expect("the server is not running");
         kill(Pid::from_raw(pid as i32), signal).expect("signal redis-server");
@@ -217,5 +224,28 @@ impl Drop for RedisServer {
         }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The calls of `commands` (every command's when empty) in the text of an
+/// `INFO commandstats` reply, summed.
+pub fn calls_in(stats: &str, commands: &[&str]) -> u64 {
+    stats
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("cmdstat_")?.split_once(":calls="))
+        .filter(|(command, _)| commands.is_empty() || commands.contains(command))
+        .filter_map(|(_, rest)| rest.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod calls_tests {
+    #[test]
+    fn sums_the_named_commands_or_all() {
+        let stats = "# Commandstats\r\ncmdstat_get:calls=3,usec=1\r\ncmdstat_mget:calls=4,usec=2\r\ncmdstat_config|resetstat:calls=1,usec=5\r\n";
+        assert_eq!(super::calls_in(stats, &["get"]), 3);
+        assert_eq!(super::calls_in(stats, &["get", "mget"]), 7);
+        assert_eq!(super::calls_in(stats, &[]), 8);
+        assert_eq!(super::calls_in(stats, &["set"]), 0);
     }
 }

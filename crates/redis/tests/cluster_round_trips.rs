@@ -137,11 +137,7 @@ async fn on_one_server_a_batch_is_one_round_trip() {
 
 /// The calls of `command` a node has run (`INFO commandstats`).
 fn calls(node: &RedisServer, command: &str) -> u64 {
-    node.command("INFO commandstats")
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+    node.calls(&[command])
 }
 
 /// Issue 23, item 2: on a cluster, `get_many` of keys in one hash slot is

@@ -19,12 +19,7 @@ const ROUNDS: usize = 40;
 
 /// Calls of `command` the server has run (`INFO commandstats`).
 fn calls(server: &RedisServer, command: &str) -> u64 {
-    server
-        .command("INFO commandstats")
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .map(|rest| rest.split(',').next().unwrap().parse().unwrap())
-        .unwrap_or(0)
+    server.calls(&[command])
 }
 
 async fn cache(server: &RedisServer) -> Arc<RedisCache> {

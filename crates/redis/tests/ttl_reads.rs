@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cache_port::TtlState;
 use cache_redis::{RedisConfig, RedisStore};
-use cache_redis_harness::{RedisCluster, RedisServer};
+use cache_redis_harness::{calls_in, RedisCluster, RedisServer};
 use cache_store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,13 +36,7 @@ async fn values_come_with_their_ttls_in_one_command() {
     assert_eq!(found[3], None, "another type reads as a miss, as in get");
     assert_eq!(found[4], found[0], "a repeated key");
     let after = server.command("INFO commandstats");
-    let calls = |stats: &str, command: &str| -> u64 {
-        stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-            .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let calls = |stats: &str, command: &str| calls_in(stats, &[command]);
     let scripts = calls(&after, "evalsha") + calls(&after, "eval")
         - calls(&before, "evalsha")
         - calls(&before, "eval");
@@ -116,13 +110,7 @@ async fn one_value_with_its_ttl_is_one_command_and_concurrent_ones_share() {
     // Redis counts the script's own GET and PTTL too: they ran in pairs,
     // and the 67 lookups took far fewer script calls (they shared).
     let stats = server.command("INFO commandstats");
-    let calls = |command: &str| -> u64 {
-        stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-            .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let calls = |command: &str| calls_in(&stats, &[command]);
     assert_eq!(calls("get"), calls("pttl"), "{stats}");
     assert_eq!(calls("mget"), 0, "{stats}");
     let scripts = calls("evalsha");

@@ -532,30 +532,9 @@ async fn evictions_reach_every_l1_within_the_bound() {
     );
 }
 
-/// Reads of the server's `GET`, `MGET` and `PTTL` calls so far.
+/// Reads of the server's `GET`, `MGET`, `PTTL` and script calls so far.
 fn reads_at_server(server: &RedisServer) -> u64 {
-    server
-        .command("INFO commandstats")
-        .lines()
-        .filter(|l| {
-            [
-                "cmdstat_get:",
-                "cmdstat_mget:",
-                "cmdstat_pttl:",
-                "cmdstat_evalsha:",
-            ]
-            .iter()
-            .any(|c| l.starts_with(c))
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    server.calls(&["get", "mget", "pttl", "evalsha"])
 }
 
 /// A `set` puts its value into its own L1, and Redis's echo of the write
@@ -682,14 +661,7 @@ async fn concurrent_misses_of_one_key_share_the_read() {
             .unwrap(),
     );
     wait_until_serving(std::slice::from_ref(&cache)).await;
-    let gets = || -> u64 {
-        server
-            .command("INFO commandstats")
-            .lines()
-            .find(|l| l.starts_with("cmdstat_get:"))
-            .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let gets = || server.calls(&["get"]);
     let mut worst = 0;
     for round in 0..10 {
         server.command(&format!("SET {NAMESPACE}:hot v{round}"));
