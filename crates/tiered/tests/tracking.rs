@@ -155,24 +155,11 @@ fn key(k: usize) -> String {
 }
 
 fn config(url: &str) -> RedisConfig {
-    RedisConfig::from_url(url)
-        .unwrap()
-        .command_timeout(Duration::from_millis(500))
-        .reconnect_delay(Duration::from_millis(100))
+    common::config(url)
 }
 
 async fn instance(url: &str) -> Arc<TieredCache<RedisStore>> {
-    let config = config(url);
-    let l2 = RedisStore::connect(&config).await.unwrap();
-    let tracking: Arc<dyn Backplane> = RedisTracking::connect(&config, &format!("{NAMESPACE}:"))
-        .await
-        .unwrap();
-    Arc::new(
-        TieredConfig::default()
-            .namespace(NAMESPACE)
-            .build(l2, Some(tracking))
-            .unwrap(),
-    )
+    common::instance(url, NAMESPACE).await
 }
 
 /// Another client: the plain Redis adapter, in the same namespace.
