@@ -64,10 +64,12 @@
 //!   Invalidated entries are not kept: they expire with their TTL, and a
 //!   read that finds one removes it.
 
+mod as_cache;
 mod envelope;
 mod tag;
 mod tagged;
 
+pub use as_cache::{by_value, TagRule};
 pub use envelope::Version;
 pub use tag::{Tag, TagKeys, MAX_TAGS_PER_ENTRY, MAX_TAG_LEN};
 pub use tagged::TaggedCache;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_port::{Cache, Result};
 
+use crate::as_cache::TagRule;
 use crate::envelope::{self, Opened, Version};
 use crate::tag::{self, Tag, TagKeys};
 
@@ -16,12 +17,15 @@ use crate::tag::{self, Tag, TagKeys};
 pub struct TaggedCache {
     cache: Arc<dyn Cache>,
     keys: TagKeys,
+    /// Tags for entries written through the `Cache` port (`tag_with`).
+    pub(crate) rule: Option<TagRule>,
 }
 
 impl std::fmt::Debug for TaggedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaggedCache")
             .field("tag_prefix", &self.keys.prefix())
+            .field("rule", &self.rule.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -51,12 +55,17 @@ impl TaggedCache {
         Self {
             cache,
             keys: TagKeys::default(),
+            rule: None,
         }
     }
 
     /// A tagged view over `cache` with tag versions under `keys`.
     pub fn with_tag_keys(cache: Arc<dyn Cache>, keys: TagKeys) -> Self {
-        Self { cache, keys }
+        Self {
+            cache,
+            keys,
+            rule: None,
+        }
     }
 
     /// The cache underneath.
@@ -75,12 +84,7 @@ impl TaggedCache {
         tags: &[S],
     ) -> Result<()> {
         let tags = tag::validate(tags)?;
-        let stored = if tags.is_empty() && !envelope::needs_wrapping(&value) {
-            value
-        } else {
-            let versions = self.versions_for_write(&tags).await?;
-            envelope::seal(&versions, &value)
-        };
+        let stored = self.sealed(&tags, value).await?;
         self.cache.set(key, stored, ttl).await
     }
 
@@ -92,24 +96,67 @@ impl TaggedCache {
         ttl: Option<Duration>,
         tags: &[S],
     ) -> Result<()> {
-        let tags = tag::validate(tags)?;
-        let versions = if tags.is_empty() {
-            Vec::new()
-        } else {
-            self.versions_for_write(&tags).await?
-        };
+        let tags: Vec<String> = tags.iter().map(|t| t.as_ref().to_owned()).collect();
         let items = items
             .into_iter()
-            .map(|(key, value)| {
+            .map(|(key, value)| (key, value, tags.clone()))
+            .collect();
+        self.set_many_tagged(items, ttl).await
+    }
+
+    /// Writes every item with its own tags: one read of every tag's
+    /// version, one `set_many`.
+    pub(crate) async fn set_many_tagged(
+        &self,
+        items: Vec<(String, Bytes, Vec<String>)>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let mut checked = Vec::with_capacity(items.len());
+        let mut every: Vec<Tag> = Vec::new();
+        for (key, value, tags) in items {
+            let tags = tag::validate(&tags)?;
+            for tag in &tags {
+                if !every.contains(tag) {
+                    every.push(tag.clone());
+                }
+            }
+            checked.push((key, value, tags));
+        }
+        let versions: HashMap<Tag, Version> = if every.is_empty() {
+            HashMap::new()
+        } else {
+            self.versions_for_write(&every).await?.into_iter().collect()
+        };
+        let items = checked
+            .into_iter()
+            .map(|(key, value, tags)| {
                 let stored = if tags.is_empty() && !envelope::needs_wrapping(&value) {
                     value
                 } else {
-                    envelope::seal(&versions, &value)
+                    let own: Vec<(Tag, Version)> = tags
+                        .into_iter()
+                        .map(|tag| {
+                            let version = versions[&tag];
+                            (tag, version)
+                        })
+                        .collect();
+                    envelope::seal(&own, &value)
                 };
                 (key, stored)
             })
             .collect();
         self.cache.set_many(items, ttl).await
+    }
+
+    /// What is stored for `value` with `tags`: the value as given when it
+    /// has none (and does not look like a header), else sealed with the
+    /// tags' versions now.
+    pub(crate) async fn sealed(&self, tags: &[Tag], value: Bytes) -> Result<Bytes> {
+        Ok(if tags.is_empty() && !envelope::needs_wrapping(&value) {
+            value
+        } else {
+            envelope::seal(&self.versions_for_write(tags).await?, &value)
+        })
     }
 
     /// The value under `key`, unless a tag of it was invalidated after it
@@ -133,7 +180,7 @@ impl TaggedCache {
 
     /// The answers for `keys` from what is stored under them: each entry's
     /// tags checked against their versions now, in one read.
-    async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         keys: &[String],
         stored: Vec<Option<Bytes>>,
@@ -239,7 +286,7 @@ impl TaggedCache {
     /// where a tag has none yet (`set_if_absent`, so that two writers agree
     /// on it). A version that cannot be settled is a fresh random one: the
     /// entry then reads as stale (a miss), never a stale value as fresh.
-    async fn versions_for_write(&self, tags: &[Tag]) -> Result<Vec<(Tag, Version)>> {
+    pub(crate) async fn versions_for_write(&self, tags: &[Tag]) -> Result<Vec<(Tag, Version)>> {
         let current = self.current_versions(tags).await?;
         let mut versions = Vec::with_capacity(tags.len());
         for tag in tags {
