@@ -63,8 +63,8 @@ only_ours cache-tags cache-port
 echo "-- the conformance suite depends on no adapter"
 only_ours cache-conformance cache-port cache-store cache-loading cache-tags
 
-echo "-- the catalogue library depends on the port and loading alone of our crates (domain code)"
-only_ours cache-example-catalog cache-port cache-loading
+echo "-- the catalogue library depends on the port, loading and tags alone of our crates (domain code)"
+only_ours cache-example-catalog cache-port cache-loading cache-tags
 
 echo "-- only cache-composition names shaku"
 members=$(sed -n 's/^name = "\(cache-.*\)"$/\1/p' crates/*/Cargo.toml tests/Cargo.toml)

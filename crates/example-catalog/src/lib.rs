@@ -35,6 +35,7 @@ mod service;
 
 pub use product::{Product, ProductRepository, RepositoryError, SlowRepository};
 pub use service::{
-    listing_key, listing_pattern, loading_options, product_key, CatalogError, CatalogService,
-    PAGE_SIZE, PRODUCT_TTL, PRODUCT_TTL_JITTER, STALE_FOR,
+    category_tag, listing_key, listing_pattern, listing_tags, loading_options, product_key,
+    product_tag, CatalogError, CatalogService, PAGE_SIZE, PRODUCT_TTL, PRODUCT_TTL_JITTER,
+    STALE_FOR,
 };

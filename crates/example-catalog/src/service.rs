@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cache_loading::{FailSafe, LoadError, LoadOptions, Loader};
 use cache_port::{Cache, CacheError};
+use cache_tags::{TagRule, TaggedCache};
 
 use crate::product::{Product, ProductRepository, RepositoryError};
 
@@ -83,8 +84,12 @@ impl From<LoadError<RepositoryError>> for CatalogError {
 /// `product:{id}` and `listing:{category}:page:{n}`. 500 concurrent readers
 /// of a cold product make one repository query; while the repository is
 /// down, readers get the last known product for up to [`STALE_FOR`]. Writes
-/// go to the repository, then invalidate the product's key and, with
-/// `delete_pattern`, every cached page of its category (old and new).
+/// go to the repository, then invalidate the product's key and, by tag,
+/// every cached listing page of its category (old and new) and every page
+/// that showed it: the loader reads and writes through a
+/// [`TaggedCache`] whose rule ([`listing_tags`]) tags each page with its
+/// category and the products on it, so that one write invalidates them all
+/// (where `delete_pattern` walked the whole key space).
 ///
 /// Riding out a cache outage is the wiring's choice: with fail-safe alone,
 /// readers get what this process last saw (or the outage as an error); with
@@ -95,6 +100,7 @@ impl From<LoadError<RepositoryError>> for CatalogError {
 /// entries expire within their TTL.
 pub struct CatalogService {
     cache: Arc<dyn Cache>,
+    tags: TaggedCache,
     loader: Loader<RepositoryError>,
     repository: Arc<dyn ProductRepository>,
     invalidation_failures: AtomicU64,
@@ -103,8 +109,10 @@ pub struct CatalogService {
 impl CatalogService {
     /// The service over `cache` and `repository`.
     pub fn new(cache: Arc<dyn Cache>, repository: Arc<dyn ProductRepository>) -> Self {
+        let tags = TaggedCache::new(Arc::clone(&cache)).tag_with(listing_tags());
         Self {
-            loader: Loader::with_defaults(Arc::clone(&cache), loading_options()),
+            loader: Loader::with_defaults(Arc::new(tags.clone()), loading_options()),
+            tags,
             cache,
             repository,
             invalidation_failures: AtomicU64::new(0),
@@ -153,12 +161,16 @@ impl CatalogService {
         self.repository.save(product).await?;
         let deleted = self.cache.delete(&product_key(id)).await;
         self.note_failure(deleted, "invalidate product");
-        let mut categories = vec![category];
-        categories.extend(old_category.filter(|old| *old != categories[0]));
-        for category in categories {
-            let deleted = self.cache.delete_pattern(&listing_pattern(&category)).await;
-            self.note_failure(deleted, "invalidate listing");
-        }
+        // One write: the pages that showed it, and every page of its old
+        // and new category (a new or moved product shifts them all).
+        let mut tags = vec![product_tag(id), category_tag(&category)];
+        tags.extend(
+            old_category
+                .filter(|old| *old != category)
+                .map(|old| category_tag(&old)),
+        );
+        let invalidated = self.tags.delete_by_tags(&tags).await;
+        self.note_failure(invalidated, "invalidate listings");
         Ok(())
     }
 
@@ -181,7 +193,40 @@ pub fn listing_key(category: &str, page: usize) -> String {
 }
 
 /// The pattern of every cached page of a category's listing (the category
-/// escaped, since it is free text).
+/// escaped, since it is free text), for `cachectl delete-pattern` by hand:
+/// the service invalidates by tag.
 pub fn listing_pattern(category: &str) -> String {
     format!("listing:{}:page:*", cache_port::escape_glob(category))
+}
+
+/// The tag of every listing page that shows product `id`.
+pub fn product_tag(id: u64) -> String {
+    format!("product:{id}")
+}
+
+/// The tag of every listing page of `category`. A category too long for a
+/// tag (over 246 bytes) makes its pages uncacheable (their write-back is
+/// refused and counted), never stale.
+pub fn category_tag(category: &str) -> String {
+    format!("category:{category}")
+}
+
+/// The tag rule of listing pages: each page (`listing:{category}:page:{n}`)
+/// with its category's tag and the tag of each product it shows; any other
+/// entry none.
+pub fn listing_tags() -> TagRule {
+    Arc::new(|key: &str, stored: &bytes::Bytes| {
+        let Some(category) = key
+            .strip_prefix("listing:")
+            .and_then(|rest| rest.rsplit_once(":page:"))
+            .map(|(category, _)| category)
+        else {
+            return Vec::new();
+        };
+        let mut tags = vec![category_tag(category)];
+        if let Ok(products) = cache_port::typed::decode::<Vec<Product>>(stored) {
+            tags.extend(products.iter().map(|p| product_tag(p.id)));
+        }
+        tags
+    })
 }

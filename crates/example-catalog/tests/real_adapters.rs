@@ -51,7 +51,13 @@ async fn exercise(url: &str) {
     assert_eq!(service.listing("furniture", 1).await.unwrap(), page1);
     assert_eq!(repo.queries(), 2);
 
-    // A write invalidates the product and its listing pages.
+    // Page 0 shows product 7 and is cached before the write.
+    let cached = service.listing("furniture", 0).await.unwrap();
+    assert_eq!(cached.iter().find(|p| p.id == 7), Some(&first));
+    assert_eq!(service.listing("furniture", 0).await.unwrap(), cached);
+    assert_eq!(repo.queries(), 3);
+
+    // A write invalidates the product and its listing pages (by tag).
     service
         .save(Product {
             price_cents: 1,
@@ -62,6 +68,8 @@ async fn exercise(url: &str) {
     assert_eq!(service.product(7).await.unwrap().unwrap().price_cents, 1);
     let page0 = service.listing("furniture", 0).await.unwrap();
     assert_eq!(page0.iter().find(|p| p.id == 7).unwrap().price_cents, 1);
+    // And the other cached page of the category, which does not show it.
+    assert_eq!(service.listing("furniture", 1).await.unwrap(), page1);
     assert_eq!(service.invalidation_failures(), 0);
 }
 

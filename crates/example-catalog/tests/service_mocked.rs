@@ -157,14 +157,31 @@ async fn an_undecodable_entry_is_reloaded_and_replaced() {
     assert!(cache_port::typed::decode_failures() > before);
 }
 
+/// The versions' keys of `tags`, as the tagged view names them.
+fn version_keys(tags: &[&str]) -> Vec<String> {
+    tags.iter().map(|t| format!("__tag:{t}")).collect()
+}
+
 #[tokio::test]
-async fn listings_are_cached_per_page() {
+async fn listings_are_cached_per_page_tagged_with_category_and_products() {
     let mut cache = MockCache::new();
     cache
         .expect_get()
         .with(eq("listing:lighting:page:0"))
         .times(2)
         .returning(|_| Ok(None));
+    // The page's tags, from its key and the products on it: their versions
+    // are read once and created where missing.
+    let tags = version_keys(&["category:lighting", "product:1"]);
+    cache
+        .expect_get_many()
+        .withf(move |keys| keys == tags.as_slice())
+        .times(1)
+        .returning(|keys| Ok(vec![None; keys.len()]));
+    cache
+        .expect_set_if_absent()
+        .times(2)
+        .returning(|_, _, _| Ok(true));
     cache
         .expect_set()
         .with(eq("listing:lighting:page:0"), always(), kept_ttl())
@@ -175,23 +192,22 @@ async fn listings_are_cached_per_page() {
 }
 
 #[tokio::test]
-async fn saving_invalidates_the_product_and_both_categories_listings() {
+async fn saving_invalidates_the_product_and_both_categories_listings_in_one_write() {
     let mut cache = MockCache::new();
     cache
         .expect_delete()
         .with(eq("product:1"))
         .times(1)
         .returning(|_| Ok(true));
+    let tags = version_keys(&["product:1", "category:furniture", "category:lighting"]);
     cache
-        .expect_delete_pattern()
-        .with(eq("listing:furniture:page:*"))
+        .expect_set_many()
+        .withf(move |items, ttl| {
+            ttl.is_none() && items.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>() == tags
+        })
         .times(1)
-        .returning(|_| Ok(2));
-    cache
-        .expect_delete_pattern()
-        .with(eq("listing:lighting:page:*"))
-        .times(1)
-        .returning(|_| Ok(1));
+        .returning(|_, _| Ok(()));
+    cache.expect_delete_pattern().never();
     let repo = repository();
     let service = CatalogService::new(wired(cache).0, repo.clone());
     service
@@ -205,18 +221,15 @@ async fn saving_invalidates_the_product_and_both_categories_listings() {
 }
 
 #[tokio::test]
-async fn a_category_with_glob_characters_is_escaped_in_the_pattern() {
+async fn a_category_of_any_text_is_one_tag() {
     let mut cache = MockCache::new();
     cache.expect_delete().returning(|_| Ok(false));
+    let tags = version_keys(&["product:1", "category:sale*[50%]", "category:lighting"]);
     cache
-        .expect_delete_pattern()
-        .with(eq("listing:lighting:page:*"))
-        .returning(|_| Ok(0));
-    cache
-        .expect_delete_pattern()
-        .with(eq("listing:sale\\*\\[50%\\]:page:*"))
+        .expect_set_many()
+        .withf(move |items, _| items.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>() == tags)
         .times(1)
-        .returning(|_| Ok(0));
+        .returning(|_, _| Ok(()));
     let service = CatalogService::new(wired(cache).0, repository());
     service
         .save(Product {
@@ -225,13 +238,14 @@ async fn a_category_with_glob_characters_is_escaped_in_the_pattern() {
         })
         .await
         .unwrap();
+    assert_eq!(service.invalidation_failures(), 0);
 }
 
 #[tokio::test]
 async fn a_failed_invalidation_does_not_fail_the_write() {
     let mut cache = MockCache::new();
     cache.expect_delete().returning(|_| Err(down()));
-    cache.expect_delete_pattern().returning(|_| Err(down()));
+    cache.expect_set_many().returning(|_, _| Err(down()));
     let repo = repository();
     let service = CatalogService::new(wired(cache).0, repo.clone());
     service

@@ -9,8 +9,8 @@
 //! with it too, followed by its format byte 1, so neither is mistaken for
 //! the other (a loader reads a tagged entry as a miss). An entry written
 //! through the tagged view with no tags is stored as given, unless it
-//! starts with `0xC1`: then it is wrapped with no tags, so that every value
-//! the view wrote reads back as written.
+//! starts with `0xC1 'T'`: then it is wrapped with no tags, so that every
+//! value the view wrote reads back as written.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use cache_port::{CacheError, Result};
@@ -33,9 +33,11 @@ pub(crate) struct Opened {
     pub(crate) value: Bytes,
 }
 
-/// Whether `stored` needs an envelope although it has no tags.
+/// Whether `value` needs an envelope although it has no tags: only a value
+/// that starts as a tagged entry does (a loader's envelope, `0xC1 1`, is
+/// stored as given).
 pub(crate) fn needs_wrapping(value: &[u8]) -> bool {
-    value.first() == Some(&MARKER)
+    value.starts_with(&[MARKER, KIND])
 }
 
 /// `value` with `tags` and their versions before it.

@@ -55,7 +55,8 @@
 //! # Costs
 //!
 //! - An entry with no tags is stored as given and read with no extra read
-//!   (a value starting with the byte `0xC1` gets a 4-byte header).
+//!   (a value that starts with the bytes `0xC1 'T'`, as a tagged entry
+//!   does, gets a 4-byte header).
 //! - A tagged entry: 4 bytes, plus 9 bytes and the tag's name per tag;
 //!   one extra read per read and per write (a `get` for one tag, which
 //!   Redis coalesces with concurrent `get`s; one `get_many` for more), and
