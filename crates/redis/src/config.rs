@@ -283,7 +283,7 @@ impl RedisConfig {
     ///
     /// A Redis user restricted by ACL must be allowed `MGET`, `MSET` and
     /// `EVALSHA`, and the commands the scripts run (`SET`, `PSETEX`, `GET`,
-    /// `PTTL`; as `get_many`, `set_many` and `incr` with a TTL already
+    /// `PTTL`, `EXISTS`, `INCRBY`, `PEXPIRE`; as `get_many`, `set_many` and `incr` with a TTL already
     /// need), or batched calls fail with the server's `NOPERM` under load
     /// while lone ones succeed. And an ACL that limits keys (`~app:*`)
     /// refuses a whole batch when one of its keys is outside the pattern:
