@@ -36,10 +36,12 @@ const BOUND: Duration = Duration::from_millis(100);
 /// flushes L1 once resubscribed; a restart takes Redis some 100s of ms.
 const SETTLE: Duration = Duration::from_millis(1500);
 
-/// What happened to one key: acknowledged writes (sequence, when acked).
+/// What happened to one key: its writes (sequence, when answered, whether
+/// acknowledged). A write that failed (a timeout during a fault) may have
+/// landed or not, and if it landed, maybe later than writes after it.
 #[derive(Default)]
 struct History {
-    writes: Vec<(u64, Instant)>,
+    writes: Vec<(u64, Instant, bool)>,
 }
 
 struct World {
@@ -67,20 +69,35 @@ impl World {
                 superseded = Some(at);
             }
         };
-        for (seq, acked) in &history.writes {
+        // The value of a failed write may have landed at any time, after
+        // later writes too: reading it is never stale.
+        if seen > 0
+            && history
+                .writes
+                .iter()
+                .any(|(s, _, acked)| *s == seen && !acked)
+        {
+            return Duration::ZERO;
+        }
+        // Only acknowledged writes supersede: a failed one may never have
+        // landed (it counted as written when it failed until 2026-12-07,
+        // which made every read of the key's previous value "stale" until
+        // the key's next write: 524 ms after a restart, one clean-clone run
+        // in seven).
+        for (seq, at, _) in history.writes.iter().filter(|w| w.2) {
             // A "missing" read is only superseded by writes since the last
             // wipe (earlier ones were wiped).
             let counts = if seen == 0 {
-                last_wipe.is_none_or(|w| *acked > w)
+                last_wipe.is_none_or(|w| *at > w)
             } else {
                 *seq > seen
             };
             if counts {
-                note(*acked);
+                note(*at);
             }
         }
         if seen > 0 {
-            if let Some(written) = history.writes.iter().find(|(s, _)| *s == seen) {
+            if let Some(written) = history.writes.iter().find(|(s, _, _)| *s == seen) {
                 for wipe in wipes.iter().filter(|w| **w > written.1) {
                     note(*wipe);
                 }
@@ -125,24 +142,18 @@ async fn writer(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>, me: usiz
         let seq = next.entry(k).or_insert(0);
         *seq += 1;
         let value = Bytes::from(seq.to_string());
-        match cache.set(&key(k), value, None).await {
-            Ok(()) => world.histories[k]
-                .lock()
-                .unwrap()
-                .writes
-                .push((*seq, Instant::now())),
-            Err(_) => {
-                // Unknown whether it landed: the key's history is no
-                // longer ordered, so this key's writer moves on to a new
-                // number and the old one counts as written now.
-                world.errors.fetch_add(1, SeqCst);
-                world.histories[k]
-                    .lock()
-                    .unwrap()
-                    .writes
-                    .push((*seq, Instant::now()));
-            }
+        let acked = cache.set(&key(k), value, None).await.is_ok();
+        if !acked {
+            // Unknown whether it landed: the writer moves on to a new
+            // number, and `staleness` treats this one as possible, never
+            // required.
+            world.errors.fetch_add(1, SeqCst);
         }
+        world.histories[k]
+            .lock()
+            .unwrap()
+            .writes
+            .push((*seq, Instant::now(), acked));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -258,4 +269,33 @@ async fn three_instances_stay_coherent_through_faults() {
         flushes.iter().all(|f| *f >= 2),
         "every instance flushed L1 after the subscriber kill and the restart: {flushes:?}"
     );
+}
+
+/// The model's rule for failed writes (the clean-clone failure of
+/// 2026-12-07: a write that failed during the restart and never landed
+/// made reads of the key's previous value "stale" for 524 ms).
+#[test]
+fn a_failed_write_neither_supersedes_nor_is_stale_when_read() {
+    let world = World {
+        histories: (0..1).map(|_| Mutex::default()).collect(),
+        wipes: Mutex::default(),
+        faults: Mutex::default(),
+        reads: Mutex::default(),
+        errors: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    world.histories[0].lock().unwrap().writes = vec![(1, at(0), true), (2, at(10), false)];
+    // Value 1 read after write 2 failed: write 2 may never have landed.
+    assert_eq!(world.staleness(0, 1, at(600)), Duration::ZERO);
+    // Value 2 read after write 3 was acknowledged: 2 may have landed late.
+    world.histories[0]
+        .lock()
+        .unwrap()
+        .writes
+        .push((3, at(20), true));
+    assert_eq!(world.staleness(0, 2, at(600)), Duration::ZERO);
+    // Value 1 read after write 3 was acknowledged is stale since then.
+    assert_eq!(world.staleness(0, 1, at(600)), Duration::from_millis(580));
 }
