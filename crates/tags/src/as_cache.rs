@@ -149,10 +149,9 @@ impl Cache for TaggedCache {
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        if self.cleared_if_stale(key).await? {
-            // Still a bad TTL's error, as on a missing key.
-            return self.cache().expire(key, ttl).await;
-        }
+        // An invalidated entry is removed first: then it is a missing key
+        // (false, or a bad TTL's error, as on any missing key).
+        self.cleared_if_stale(key).await?;
         self.cache().expire(key, ttl).await
     }
 

@@ -30,6 +30,16 @@ impl std::fmt::Debug for TaggedCache {
     }
 }
 
+/// What is stored for `value` with its tags' versions: the value as given
+/// when it has none (and does not start like a tagged entry), else sealed.
+fn stored_form(versions: &[(Tag, Version)], value: Bytes) -> Bytes {
+    if versions.is_empty() && !envelope::needs_wrapping(&value) {
+        value
+    } else {
+        envelope::seal(versions, &value)
+    }
+}
+
 /// A version no invalidation wrote: fresh and random, so that no entry
 /// recorded it (one chance in 2^64 per comparison).
 fn fresh_version() -> Version {
@@ -130,19 +140,14 @@ impl TaggedCache {
         let items = checked
             .into_iter()
             .map(|(key, value, tags)| {
-                let stored = if tags.is_empty() && !envelope::needs_wrapping(&value) {
-                    value
-                } else {
-                    let own: Vec<(Tag, Version)> = tags
-                        .into_iter()
-                        .map(|tag| {
-                            let version = versions[&tag];
-                            (tag, version)
-                        })
-                        .collect();
-                    envelope::seal(&own, &value)
-                };
-                (key, stored)
+                let own: Vec<(Tag, Version)> = tags
+                    .into_iter()
+                    .map(|tag| {
+                        let version = versions[&tag];
+                        (tag, version)
+                    })
+                    .collect();
+                (key, stored_form(&own, value))
             })
             .collect();
         self.cache.set_many(items, ttl).await
@@ -152,11 +157,12 @@ impl TaggedCache {
     /// has none (and does not look like a header), else sealed with the
     /// tags' versions now.
     pub(crate) async fn sealed(&self, tags: &[Tag], value: Bytes) -> Result<Bytes> {
-        Ok(if tags.is_empty() && !envelope::needs_wrapping(&value) {
-            value
+        let versions = if tags.is_empty() {
+            Vec::new()
         } else {
-            envelope::seal(&self.versions_for_write(tags).await?, &value)
-        })
+            self.versions_for_write(tags).await?
+        };
+        Ok(stored_form(&versions, value))
     }
 
     /// The value under `key`, unless a tag of it was invalidated after it
