@@ -60,8 +60,11 @@ deps_all cache-tiered | grep -qx -e cache-redis -e fred && fail "cache-tiered de
 echo "-- tags are a view over the port: the port alone of our crates"
 only_ours cache-tags cache-port
 
+echo "-- keyspaces are the port's typed face: the port and loading alone of our crates"
+only_ours cache-keyspace cache-port cache-loading
+
 echo "-- the conformance suite depends on no adapter"
-only_ours cache-conformance cache-port cache-store cache-loading cache-tags
+only_ours cache-conformance cache-port cache-store cache-loading cache-tags cache-keyspace
 
 echo "-- the catalogue library depends on the port, loading and tags alone of our crates (domain code)"
 only_ours cache-example-catalog cache-port cache-loading cache-tags
@@ -74,7 +77,7 @@ for member in $members; do
 done
 
 echo "-- no crate imports from one above it: the port, store side, observability, loading and tags name no adapter"
-for crate in cache-port cache-store cache-observe cache-loading cache-tags; do
+for crate in cache-port cache-store cache-observe cache-loading cache-tags cache-keyspace; do
   for above in cache-moka cache-redis cache-tiered cache-composition cache-cli; do
     deps_all "$crate" | grep -qx "$above" && fail "$crate depends on $above"
   done

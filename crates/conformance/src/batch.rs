@@ -110,3 +110,30 @@ pub async fn delete_many_counts_existing_keys(cx: Ctx) {
     );
     assert_eq!(cx.cache.delete_many(&[]).await.unwrap(), 0);
 }
+
+pub async fn exists_many_answers_each_key_in_order(cx: Ctx) {
+    cx.cache.set("a", b("1"), None).await.unwrap();
+    cx.cache.set("c", Bytes::new(), None).await.unwrap();
+    cx.cache
+        .set("gone", b("x"), Some(Duration::from_millis(30)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let got = cx
+        .cache
+        .exists_many(&keys(&["c", "missing", "a", "gone", "c"]))
+        .await
+        .unwrap();
+    assert_eq!(got, [true, false, true, false, true]);
+    assert_eq!(cx.cache.exists_many(&[]).await.unwrap(), Vec::<bool>::new());
+    // One answer per key, in order, for a batch past any slicing.
+    let many: Vec<String> = (0..600).map(|i| format!("k{i}")).collect();
+    let items: Vec<(String, Bytes)> = many
+        .iter()
+        .step_by(3)
+        .map(|k| (k.clone(), b("v")))
+        .collect();
+    cx.cache.set_many(items, None).await.unwrap();
+    let got = cx.cache.exists_many(&many).await.unwrap();
+    assert_eq!(got, (0..600).map(|i| i % 3 == 0).collect::<Vec<_>>());
+}

@@ -49,6 +49,11 @@ pub async fn bad_keys_are_refused_by_every_operation(cx: Ctx) {
             &what("get_many"),
         );
         assert_kind(
+            c.exists_many(&keys(&["ok", bad])).await,
+            ErrorKind::InvalidKey,
+            &what("exists_many"),
+        );
+        assert_kind(
             c.set_many(vec![("ok".into(), b("v")), (bad.to_owned(), b("v"))], None)
                 .await,
             ErrorKind::InvalidKey,

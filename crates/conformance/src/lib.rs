@@ -44,6 +44,7 @@ mod batch;
 mod concurrency;
 mod incr;
 mod invalid;
+mod keyspaces;
 mod loading;
 mod namespaces;
 mod patterns;
@@ -147,6 +148,7 @@ behaviours![
     batch::get_many_keeps_order_and_duplicates,
     batch::get_many_of_nothing_is_nothing,
     batch::get_many_of_a_thousand_keys,
+    batch::exists_many_answers_each_key_in_order,
     batch::set_many_writes_every_item,
     batch::set_many_of_nothing_is_ok,
     batch::set_many_last_duplicate_wins,
@@ -185,6 +187,10 @@ behaviours![
     namespaces::a_namespace_never_reaches_parent_siblings_or_look_alikes [needs SharedStore],
     namespaces::every_listed_key_can_be_read [needs SharedStore],
     invalid::bad_keys_are_refused_by_every_operation,
+    keyspaces::typed_values_round_trip_with_every_codec,
+    keyspaces::undecodable_values_are_counted_misses_that_the_loader_replaces,
+    keyspaces::values_of_set_typed_and_the_loader_read_through_a_keyspace,
+    keyspaces::a_hostile_id_never_reaches_another_keyspace,
     invalid::bad_ttls_are_refused_by_every_operation,
     invalid::bad_patterns_are_refused_and_delete_nothing,
     invalid::too_large_values_are_refused,

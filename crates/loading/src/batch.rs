@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use cache_port::typed::{decode, encode, envelope};
+use cache_port::typed::{envelope, Codec, MsgPack};
 use cache_port::Cache;
 use futures::future::FutureExt;
 use serde::de::DeserializeOwned;
@@ -41,6 +41,25 @@ impl<E: Send + Sync + 'static> Loader<E> {
         F: FnOnce(Vec<String>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<HashMap<String, T>, E>> + Send + 'static,
     {
+        self.get_or_load_many_as(keys, options, &MsgPack, load)
+            .await
+    }
+
+    /// [`get_or_load_many`](Self::get_or_load_many) with a codec of the
+    /// caller's choosing (see [`get_or_load_as`](Self::get_or_load_as)).
+    pub async fn get_or_load_many_as<T, C, F, Fut>(
+        &self,
+        keys: &[String],
+        options: LoadOptions,
+        codec: &C,
+        load: F,
+    ) -> Result<Vec<Option<T>>, LoadError<E>>
+    where
+        T: Send + 'static,
+        C: Codec<T> + Clone,
+        F: FnOnce(Vec<String>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<HashMap<String, T>, E>> + Send + 'static,
+    {
         let cache_error = |e| LoadError::Cache(Arc::new(e));
         options.check().map_err(cache_error)?;
         if keys.is_empty() {
@@ -51,7 +70,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
         let mut values: Vec<Option<T>> = cached
             .iter()
             .map(|stored| {
-                let (opened, value) = open_as::<T>(stored.as_ref()?)?;
+                let (opened, value) = open_as(codec, stored.as_ref()?)?;
                 opened.is_fresh(now).then_some(value)
             })
             .collect();
@@ -73,7 +92,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
                 key,
             })
             .collect();
-        let flights = self.batch_flights(&missing, options, load);
+        let flights = self.batch_flights(&missing, options, codec, load);
         let landed = futures::future::join_all(
             flights
                 .into_iter()
@@ -93,7 +112,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
         for (key, value) in keys.iter().zip(values.iter_mut()) {
             if value.is_none() {
                 if let Some(bytes) = found.get(key.as_str()) {
-                    *value = Some(decode(bytes).map_err(cache_error)?);
+                    *value = Some(codec.decode(bytes).map_err(cache_error)?);
                 }
             }
         }
@@ -102,14 +121,16 @@ impl<E: Send + Sync + 'static> Loader<E> {
 
     /// The flights of `keys`: those in the air joined, one new batch flight
     /// for the rest, registered under each of its keys.
-    fn batch_flights<'k, T, F, Fut>(
+    fn batch_flights<'k, T, C, F, Fut>(
         &self,
         keys: &[&'k str],
         options: LoadOptions,
+        codec: &C,
         load: F,
     ) -> Vec<(&'k str, Flight<E>)>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        C: Codec<T> + Clone,
         F: FnOnce(Vec<String>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<HashMap<String, T>, E>> + Send + 'static,
     {
@@ -127,7 +148,8 @@ impl<E: Send + Sync + 'static> Loader<E> {
         }
         let cache = Arc::clone(&self.inner.cache);
         let owned: Vec<String> = fresh.iter().map(|k| (*k).to_owned()).collect();
-        let batch = async move { fly_batch(&*cache, owned, options, load).await }
+        let codec = codec.clone();
+        let batch = async move { fly_batch(&*cache, owned, options, &codec, load).await }
             .boxed()
             .shared();
         for key in fresh {
@@ -148,17 +170,19 @@ async fn fly_batch<T, E, F, Fut>(
     cache: &dyn Cache,
     keys: Vec<String>,
     options: LoadOptions,
+    codec: &impl Codec<T>,
     load: F,
 ) -> Result<HashMap<String, Bytes>, Failure<E>>
 where
-    T: Serialize,
     F: FnOnce(Vec<String>) -> Fut,
     Fut: Future<Output = Result<HashMap<String, T>, E>>,
 {
     let loaded = observe::call_loader(None, || load(keys)).await?;
     let mut found = HashMap::with_capacity(loaded.len());
     for (key, value) in loaded {
-        let bytes = encode(&value).map_err(|e| Failure::Cache(Arc::new(e)))?;
+        let bytes = codec
+            .encode(&value)
+            .map_err(|e| Failure::Cache(Arc::new(e)))?;
         found.insert(key, bytes);
     }
     if !found.is_empty() {

@@ -3,9 +3,8 @@
 
 use std::time::SystemTime;
 
-use cache_port::typed::decode;
 use cache_port::typed::envelope::Opened;
-use serde::de::DeserializeOwned;
+use cache_port::typed::Codec;
 
 use crate::loader::Inner;
 use crate::options::LoadOptions;
@@ -22,14 +21,15 @@ impl<E> Inner<E> {
     }
 
     /// The last known value of `key`, for a fail-safe call.
-    pub(crate) fn recall<T: DeserializeOwned>(
+    pub(crate) fn recall<T>(
         &self,
         key: &str,
         options: LoadOptions,
+        codec: &impl Codec<T>,
         now: SystemTime,
     ) -> Option<T> {
         options.fail_safe?;
-        decode(&self.memory.recall(key, now)?).ok()
+        codec.decode(&self.memory.recall(key, now)?).ok()
     }
 }
 

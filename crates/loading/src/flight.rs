@@ -8,10 +8,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use cache_port::typed::envelope::{self, Opened};
-use cache_port::typed::{decode, encode};
+use cache_port::typed::Codec;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tracing::Instrument;
 
 use crate::answer::{Failure, Outcome};
@@ -29,15 +27,17 @@ impl<E: Send + Sync + 'static> Loader<E> {
     /// The flight for `key`: the one in the air, or a new one. A new flight
     /// with a soft timeout is detached (spawned), so that it lands and
     /// updates the cache after its callers were answered from stale.
-    pub(crate) fn flight<T, F, Fut>(
+    pub(crate) fn flight<T, C, F, Fut>(
         &self,
         key: &str,
         options: LoadOptions,
+        codec: &C,
         load: F,
         found: fn(&T) -> bool,
     ) -> (Flight<E>, Option<F>)
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        C: Codec<T> + Clone,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -47,9 +47,9 @@ impl<E: Send + Sync + 'static> Loader<E> {
         }
         // (A flight nobody waits for any more was grounded by its last
         // caller's `Grounder`, so this key has none.)
-        let (inner, owned_key) = (Arc::clone(&self.inner), key.to_owned());
+        let (inner, owned_key, codec) = (Arc::clone(&self.inner), key.to_owned(), codec.clone());
         let flight = landing(&self.inner, key, async move {
-            fly(inner, owned_key, options, load, found).await
+            fly(inner, owned_key, options, codec, load, found).await
         });
         flights.insert(key.to_owned(), flight.clone());
         if options.soft_timeout.is_some() {
@@ -64,10 +64,10 @@ impl<E: Send + Sync + 'static> Loader<E> {
     }
 }
 
-/// `stored`, opened and decoded; `None` if either fails (a miss).
-pub(crate) fn open_as<T: DeserializeOwned>(stored: &Bytes) -> Option<(Opened, T)> {
+/// `stored`, opened and decoded with `codec`; `None` if either fails (a miss).
+pub(crate) fn open_as<T>(codec: &impl Codec<T>, stored: &Bytes) -> Option<(Opened, T)> {
     let opened = envelope::open(stored)?;
-    let value = decode(&opened.payload).ok()?;
+    let value = codec.decode(&opened.payload).ok()?;
     Some((opened, value))
 }
 
@@ -123,15 +123,16 @@ impl<E> Drop for Grounder<'_, E> {
 /// One flight: look again (an earlier flight may just have landed), take the
 /// stampede lock if asked, load (within the hard timeout), store, answer
 /// with the encoded value.
-pub(crate) async fn fly<T, E, F, Fut>(
+pub(crate) async fn fly<T, C, E, F, Fut>(
     inner: Arc<Inner<E>>,
     key: String,
     options: LoadOptions,
+    codec: C,
     load: F,
     found: fn(&T) -> bool,
 ) -> Outcome<E>
 where
-    T: Serialize + DeserializeOwned,
+    C: Codec<T>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
@@ -140,7 +141,7 @@ where
     // A stored value ends the flight if it is fresh and not due for an
     // eager refresh (a refresh flight must not settle for what it refreshes).
     let usable = |stored: &Bytes| -> Option<Bytes> {
-        let (opened, _) = open_as::<T>(stored)?;
+        let (opened, _) = open_as(&codec, stored)?;
         let now = SystemTime::now();
         let due = options
             .eager_refresh
@@ -177,7 +178,7 @@ where
         },
     };
     let value = observe::call_loader(options.hard_timeout, load).await?;
-    let bytes = encode(&value).map_err(cache_failed)?;
+    let bytes = codec.encode(&value).map_err(cache_failed)?;
     store(&inner, &key, &bytes, options, found(&value)).await;
     if let Some(guard) = guard {
         guard.release().await;

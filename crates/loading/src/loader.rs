@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use cache_port::typed::decode;
+use cache_port::typed::{Codec, MsgPack};
 use cache_port::{Cache, CacheError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -168,7 +168,10 @@ impl<E: Send + Sync + 'static> Loader<E> {
             ttl,
             ..self.inner.defaults
         };
-        Ok(self.entry(key, options, load, |_| true).await?.value)
+        Ok(self
+            .entry(key, options, &MsgPack, load, |_| true)
+            .await?
+            .value)
     }
 
     /// [`get_or_load`](Self::get_or_load) with `options` for this call.
@@ -183,7 +186,10 @@ impl<E: Send + Sync + 'static> Loader<E> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        Ok(self.entry(key, options, load, |_| true).await?.value)
+        Ok(self
+            .entry(key, options, &MsgPack, load, |_| true)
+            .await?
+            .value)
     }
 
     /// [`get_or_load_with`](Self::get_or_load_with), saying where the value
@@ -199,7 +205,47 @@ impl<E: Send + Sync + 'static> Loader<E> {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        self.entry(key, options, load, |_| true).await
+        self.get_or_load_as(key, options, &MsgPack, load).await
+    }
+
+    /// [`get_or_load_entry`](Self::get_or_load_entry) with a codec of the
+    /// caller's choosing instead of MessagePack (what a keyspace of
+    /// `cache-keyspace` calls, with its JSON, compression or schema
+    /// version). Values are stored, remembered for fail-safe and decoded
+    /// with `codec`; a stored value it cannot decode is a counted miss.
+    pub async fn get_or_load_as<T, C, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        codec: &C,
+        load: F,
+    ) -> Result<Loaded<T>, LoadError<E>>
+    where
+        T: Send + 'static,
+        C: Codec<T> + Clone,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.entry(key, options, codec, load, |_| true).await
+    }
+
+    /// [`get_or_load_optional`](Self::get_or_load_optional) with a codec of
+    /// the caller's choosing (see [`get_or_load_as`](Self::get_or_load_as)).
+    pub async fn get_or_load_optional_as<V, C, F, Fut>(
+        &self,
+        key: &str,
+        options: LoadOptions,
+        codec: &C,
+        load: F,
+    ) -> Result<Option<V>, LoadError<E>>
+    where
+        V: Send + 'static,
+        C: Codec<Option<V>> + Clone,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
+    {
+        let found: fn(&Option<V>) -> bool = |v| v.is_some();
+        Ok(self.entry(key, options, codec, load, found).await?.value)
     }
 
     /// Cache-aside for a loader that can answer "not found" (`None`): a
@@ -219,21 +265,23 @@ impl<E: Send + Sync + 'static> Loader<E> {
         Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
     {
         let found: fn(&Option<V>) -> bool = |v| v.is_some();
-        Ok(self.entry(key, options, load, found).await?.value)
+        Ok(self.entry(key, options, &MsgPack, load, found).await?.value)
     }
 
     /// [`untraced`](Self::untraced) in a `cache.get_or_load` span, whose
     /// children are the cache calls and the load; where the answer came
     /// from is recorded on it, and a stale answer is counted.
-    async fn entry<T, F, Fut>(
+    async fn entry<T, C, F, Fut>(
         &self,
         key: &str,
         options: LoadOptions,
+        codec: &C,
         load: F,
         found: fn(&T) -> bool,
     ) -> Result<Loaded<T>, LoadError<E>>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        C: Codec<T> + Clone,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -246,22 +294,24 @@ impl<E: Send + Sync + 'static> Loader<E> {
             otel.status_code = tracing::field::Empty,
         );
         let result = self
-            .untraced(key, options, load, found)
+            .untraced(key, options, codec, load, found)
             .instrument(span.clone())
             .await;
         observe::answered(&span, &result);
         result
     }
 
-    async fn untraced<T, F, Fut>(
+    async fn untraced<T, C, F, Fut>(
         &self,
         key: &str,
         options: LoadOptions,
+        codec: &C,
         load: F,
         found: fn(&T) -> bool,
     ) -> Result<Loaded<T>, LoadError<E>>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        C: Codec<T> + Clone,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -277,7 +327,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
         let mut stale_value: Option<T> = None;
         match inner.cache.get(key).await {
             Ok(Some(stored)) => {
-                let opened = open_as::<T>(&stored);
+                let opened = open_as(codec, &stored);
                 if opened.is_none() {
                     cache_port::typed::decode_failed(key, &"not a value of the loader's type");
                 }
@@ -288,7 +338,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
                             .eager_refresh
                             .is_some_and(|f| opened.refresh_due(now, f))
                         {
-                            self.refresh(key, options, load, found);
+                            self.refresh(key, options, codec, load, found);
                         }
                         return Ok(Loaded {
                             value,
@@ -305,7 +355,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
             Err(error) => {
                 // The cache cannot be read: fail-safe serves what this
                 // loader last saw, or the error stands.
-                return match inner.recall(key, options, now) {
+                return match inner.recall(key, options, codec, now) {
                     Some(value) => Ok(stale(value, StaleReason::CacheUnavailable)),
                     None => Err(cache_error(error)),
                 };
@@ -321,13 +371,23 @@ impl<E: Send + Sync + 'static> Loader<E> {
         // gives up (its future is dropped) and was the last one waiting, the
         // flight is grounded instead of left for the next caller to resume.
         let _last_one_out = Grounder { inner, key };
-        let (flight, load) = self.flight(key, options, load, found);
+        let (flight, load) = self.flight(key, options, codec, load, found);
         let landed = async {
             match load {
                 // This key's flight belongs to a batch whose loader did not
                 // return it: load it alone.
                 Some(load) => match flight.await {
-                    Ok(None) => fly(Arc::clone(inner), key.to_owned(), options, load, found).await,
+                    Ok(None) => {
+                        fly(
+                            Arc::clone(inner),
+                            key.to_owned(),
+                            options,
+                            codec.clone(),
+                            load,
+                            found,
+                        )
+                        .await
+                    }
                     other => other,
                 },
                 None => flight.await,
@@ -344,7 +404,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
         };
         match outcome {
             Ok(Some(bytes)) => Ok(Loaded {
-                value: decode(&bytes).map_err(cache_error)?,
+                value: codec.decode(&bytes).map_err(cache_error)?,
                 origin: Origin::Loader,
             }),
             Ok(None) => Err(cache_error(CacheError::Backend {
@@ -355,7 +415,7 @@ impl<E: Send + Sync + 'static> Loader<E> {
                 let reason = failure.stale_reason();
                 let fallback = match (&failure, stale_value) {
                     (_, Some(value)) => Some(value),
-                    (Failure::Cache(_), None) => inner.recall(key, options, now),
+                    (Failure::Cache(_), None) => inner.recall(key, options, codec, now),
                     _ => None,
                 };
                 match (options.fail_safe, fallback) {

@@ -4,8 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use cache_port::typed::Codec;
 
 use crate::answer::Failure;
 use crate::flight::{fly, landing};
@@ -15,14 +14,16 @@ use crate::Loader;
 impl<E: Send + Sync + 'static> Loader<E> {
     /// Starts one background refresh of `key` unless a load of it is in the
     /// air already.
-    pub(crate) fn refresh<T, F, Fut>(
+    pub(crate) fn refresh<T, C, F, Fut>(
         &self,
         key: &str,
         options: LoadOptions,
+        codec: &C,
         load: F,
         found: fn(&T) -> bool,
     ) where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        C: Codec<T> + Clone,
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
@@ -33,9 +34,9 @@ impl<E: Send + Sync + 'static> Loader<E> {
         if flights.contains_key(key) {
             return;
         }
-        let (inner, owned_key) = (Arc::clone(&self.inner), key.to_owned());
+        let (inner, owned_key, codec) = (Arc::clone(&self.inner), key.to_owned(), codec.clone());
         let flight = landing(&self.inner, key, async move {
-            fly(inner, owned_key, options, load, found).await
+            fly(inner, owned_key, options, codec, load, found).await
         });
         flights.insert(key.to_owned(), flight.clone());
         drop(flights);

@@ -289,6 +289,9 @@ impl MokaStore {
             }
             Request::Delete { key } => Reply::Flag(self.remove(&key)),
             Request::Exists { key } => Reply::Flag(self.live(&key).is_some()),
+            Request::ExistsMany { keys } => {
+                Reply::Flags(keys.iter().map(|key| self.live(key).is_some()).collect())
+            }
             Request::GetMany { keys } => {
                 Reply::Values(keys.iter().map(|key| self.get_value(key)).collect())
             }

@@ -44,6 +44,19 @@ pub trait Cache: Send + Sync {
     /// Empty input gives empty output without a round trip.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Bytes>>>;
 
+    /// Whether each of `keys` exists, in the order given, duplicates kept:
+    /// one round trip where the backend allows, and no value moved. Empty
+    /// input gives empty output without a round trip. The default asks
+    /// [`exists`](Cache::exists) once per key; every adapter built on the
+    /// store side answers in one call.
+    async fn exists_many(&self, keys: &[String]) -> Result<Vec<bool>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            found.push(self.exists(key).await?);
+        }
+        Ok(found)
+    }
+
     /// Stores every item with the same TTL, in one round trip where the
     /// backend allows. Every key and value is validated first, so a batch with
     /// one bad item changes nothing; the writes themselves are not atomic

@@ -98,6 +98,20 @@ impl RedisStore {
         Ok(n > 0)
     }
 
+    /// One `EXISTS` per key, all queued with fred at once on one
+    /// connection (on a cluster, each to its node): one round trip of
+    /// waiting, no value moved. `EXISTS k1 k2` would answer only a count.
+    pub(crate) async fn exists_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Vec<bool>> {
+        let client = self.pool().next();
+        let checks = keys
+            .into_iter()
+            .map(|key| client.exists::<u64, _>(fred_key(key)));
+        let found = futures::future::try_join_all(checks)
+            .await
+            .map_err(self.err("exists_many"))?;
+        Ok(found.into_iter().map(|n| n > 0).collect())
+    }
+
     pub(crate) async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Vec<Option<Bytes>>> {
         let client = self.pool().next();
         if client.is_clustered() {

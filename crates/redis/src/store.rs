@@ -292,6 +292,7 @@ impl RedisStore {
             }
             Request::Delete { key } => Reply::Flag(self.delete(key).await?),
             Request::Exists { key } => Reply::Flag(self.exists(key).await?),
+            Request::ExistsMany { keys } => Reply::Flags(self.exists_many(keys).await?),
             Request::GetMany { keys } => Reply::Values(self.get_many(keys).await?),
             Request::SetMany { items, ttl } => {
                 self.set_many(items, ttl).await?;

@@ -152,6 +152,36 @@ fn repeats<'k>(keys: &[Cow<'k, str>]) -> Option<(Vec<Cow<'k, str>>, Vec<usize>)>
     Some((distinct, positions))
 }
 
+/// `keys` without repeats, and where each of the caller's keys went
+/// (`None`: there were no repeats).
+fn distinct(keys: Vec<Cow<'_, str>>) -> (Vec<Cow<'_, str>>, Option<Vec<usize>>) {
+    match repeats(&keys) {
+        Some((distinct, positions)) => (distinct, Some(positions)),
+        None => (keys, None),
+    }
+}
+
+/// One answer per distinct key, back in the caller's order (repeats
+/// answered alike); a store that answered another number is a `Backend`
+/// error.
+fn spread_back<T: Clone>(
+    op: Op,
+    answers: Vec<T>,
+    wanted: usize,
+    positions: Option<Vec<usize>>,
+) -> Result<Vec<T>> {
+    if answers.len() != wanted {
+        return Err(CacheError::Backend {
+            message: format!("{op}: {} answers for {wanted} keys", answers.len()),
+            source: None,
+        });
+    }
+    Ok(match positions {
+        None => answers,
+        Some(positions) => positions.iter().map(|&i| answers[i].clone()).collect(),
+    })
+}
+
 /// A `Flag` reply.
 fn flag(reply: Reply) -> std::result::Result<bool, Reply> {
     match reply {
@@ -270,29 +300,31 @@ impl<S: Store> Cache for Front<S> {
         boxed(Op::Exists, self.store.call(Request::Exists { key }), flag)
     }}
 
+    port_call! { fn exists_many(&self, keys: &'k [String]) -> Vec<bool> {
+        let keys = valid!(self, batch_keys(keys));
+        if keys.is_empty() {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        let (keys, positions) = distinct(keys);
+        let wanted = keys.len();
+        let call = self.store.call(Request::ExistsMany { keys });
+        Box::pin(call.map(move |result| {
+            let flags = expect!(Op::ExistsMany, result?, Reply::Flags(f) => f)?;
+            spread_back(Op::ExistsMany, flags, wanted, positions)
+        }))
+    }}
+
     port_call! { fn get_many(&self, keys: &'k [String]) -> Vec<Option<Bytes>> {
         let keys = valid!(self, batch_keys(keys));
         if keys.is_empty() {
             return Box::pin(std::future::ready(Ok(Vec::new())));
         }
-        let (keys, positions) = match repeats(&keys) {
-            Some((distinct, positions)) => (distinct, Some(positions)),
-            None => (keys, None),
-        };
+        let (keys, positions) = distinct(keys);
         let wanted = keys.len();
         let call = self.store.call(Request::GetMany { keys });
         Box::pin(call.map(move |result| {
             let values = expect!(Op::GetMany, result?, Reply::Values(v) => v)?;
-            if values.len() != wanted {
-                return Err(CacheError::Backend {
-                    message: format!("get_many: {} values for {wanted} keys", values.len()),
-                    source: None,
-                });
-            }
-            Ok(match positions {
-                None => values,
-                Some(positions) => positions.iter().map(|&i| values[i].clone()).collect(),
-            })
+            spread_back(Op::GetMany, values, wanted, positions)
         }))
     }}
 

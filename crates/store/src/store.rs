@@ -70,6 +70,11 @@ pub enum Request<'a> {
         /// The keys, in the caller's order, duplicates kept.
         keys: Vec<StoreKey<'a>>,
     },
+    /// `exists_many`; never empty, no key twice (the front removes repeats).
+    ExistsMany {
+        /// The keys.
+        keys: Vec<StoreKey<'a>>,
+    },
     /// `set_many`; never empty.
     SetMany {
         /// The items; every value at most `max_value_len` bytes.
@@ -162,6 +167,8 @@ pub enum Reply {
     Value(Option<Bytes>),
     /// `GetMany`: one per key.
     Values(Vec<Option<Bytes>>),
+    /// `ExistsMany`: one per key.
+    Flags(Vec<bool>),
     /// `Set`, `SetMany`, `Clear`, `Close`.
     Done,
     /// `Delete`, `Exists`, `Expire`, `SetIfAbsent`, `DeleteIfEquals`.
@@ -195,6 +202,8 @@ pub enum Op {
     Exists,
     /// See [`Request::GetMany`].
     GetMany,
+    /// See [`Request::ExistsMany`].
+    ExistsMany,
     /// See [`Request::SetMany`].
     SetMany,
     /// See [`Request::DeleteMany`].
@@ -232,6 +241,7 @@ impl Op {
             Op::Delete => "delete",
             Op::Exists => "exists",
             Op::GetMany => "get_many",
+            Op::ExistsMany => "exists_many",
             Op::SetMany => "set_many",
             Op::DeleteMany => "delete_many",
             Op::DeletePattern => "delete_pattern",
@@ -287,6 +297,7 @@ impl<'a> Request<'a> {
             Request::Delete { .. } => Op::Delete,
             Request::Exists { .. } => Op::Exists,
             Request::GetMany { .. } => Op::GetMany,
+            Request::ExistsMany { .. } => Op::ExistsMany,
             Request::SetMany { .. } => Op::SetMany,
             Request::DeleteMany { .. } => Op::DeleteMany,
             Request::DeletePattern { .. } => Op::DeletePattern,
@@ -321,6 +332,9 @@ impl<'a> Request<'a> {
             Request::Delete { key } => Request::Delete { key: f(key) },
             Request::Exists { key } => Request::Exists { key: f(key) },
             Request::GetMany { keys } => Request::GetMany {
+                keys: keys.into_iter().map(f).collect(),
+            },
+            Request::ExistsMany { keys } => Request::ExistsMany {
                 keys: keys.into_iter().map(f).collect(),
             },
             Request::SetMany { items, ttl } => Request::SetMany {
@@ -373,7 +387,9 @@ impl<'a> Request<'a> {
     /// pattern and admin operations).
     pub fn batch_len(&self) -> usize {
         match self {
-            Request::GetMany { keys } | Request::DeleteMany { keys } => keys.len(),
+            Request::GetMany { keys }
+            | Request::ExistsMany { keys }
+            | Request::DeleteMany { keys } => keys.len(),
             Request::SetMany { items, .. } => items.len(),
             Request::DeletePattern { .. }
             | Request::Keys { .. }

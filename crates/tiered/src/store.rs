@@ -353,6 +353,9 @@ impl<L2: Store> Store for TieredStore<L2> {
                 }
                 l2.call(Request::Exists { key }).await
             }
+            // Never from L1 alone: a key L1 lacks may be in L2, and one
+            // answer per key from the authority costs one round trip.
+            request @ Request::ExistsMany { .. } => l2.call(request).await,
             request @ (Request::Ttl { .. }
             | Request::Keys { .. }
             | Request::Stats { .. }

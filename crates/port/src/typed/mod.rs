@@ -5,7 +5,10 @@
 //! through it: [`decode`] looks through an envelope, so a value a
 //! `cache_loading::Loader` stored reads back with [`CacheExt::get_typed`].
 
+mod codec;
 pub mod envelope;
+
+pub use codec::{Codec, MsgPack};
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -88,6 +88,7 @@ impl<S: Store> Store for FailOpen<S> {
             Op::Get => Reply::Value(None),
             Op::GetMany => Reply::Values(vec![None; request.batch_len()]),
             Op::Exists => Reply::Flag(false),
+            Op::ExistsMany => Reply::Flags(vec![false; request.batch_len()]),
             _ => return self.inner.call(request).await,
         };
         match self.inner.call(request).await {
