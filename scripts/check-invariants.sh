@@ -63,11 +63,14 @@ only_ours cache-tags cache-port
 echo "-- keyspaces are the port's typed face: the port and loading alone of our crates"
 only_ours cache-keyspace cache-port cache-loading
 
+echo "-- the #[cached] macro depends on none of our crates (its expansion names cache_loading)"
+only_ours cache-macros
+
 echo "-- the conformance suite depends on no adapter"
 only_ours cache-conformance cache-port cache-store cache-loading cache-tags cache-keyspace
 
-echo "-- the catalogue library depends on the port, loading and tags alone of our crates (domain code)"
-only_ours cache-example-catalog cache-port cache-loading cache-tags
+echo "-- the catalogue library depends on the port, loading, tags and keyspaces alone of our crates (domain code)"
+only_ours cache-example-catalog cache-port cache-loading cache-tags cache-keyspace
 
 echo "-- only cache-composition names shaku"
 members=$(sed -n 's/^name = "\(cache-.*\)"$/\1/p' crates/*/Cargo.toml tests/Cargo.toml)

@@ -36,6 +36,6 @@ mod service;
 pub use product::{Product, ProductRepository, RepositoryError, SlowRepository};
 pub use service::{
     category_tag, listing_key, listing_pattern, listing_tags, loading_options, product_key,
-    product_tag, CatalogError, CatalogService, PAGE_SIZE, PRODUCT_TTL, PRODUCT_TTL_JITTER,
-    STALE_FOR,
+    product_tag, CatalogError, CatalogService, ListingPage, PAGE_SIZE, PRODUCT_TTL,
+    PRODUCT_TTL_JITTER, STALE_FOR,
 };

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cache_keyspace::{unescape_id, KeyPart, KeyWriter, Keyspace};
 use cache_loading::{FailSafe, LoadError, LoadOptions, Loader};
 use cache_port::{Cache, CacheError};
 use cache_tags::{TagRule, TaggedCache};
@@ -99,21 +100,46 @@ impl From<LoadError<RepositoryError>> for CatalogError {
 /// logged and counted in [`CatalogService::invalidation_failures`]: the
 /// entries expire within their TTL.
 pub struct CatalogService {
-    cache: Arc<dyn Cache>,
+    /// `product:{id}`: a product, or "no such product" (kept 30 s).
+    products: Keyspace<u64, Option<Product>, cache_keyspace::MsgPack, RepositoryError>,
+    /// `listing:{category}:page:{n}`, tagged by [`listing_tags`].
+    listings: Keyspace<ListingPage, Vec<Product>, cache_keyspace::MsgPack, RepositoryError>,
     tags: TaggedCache,
-    loader: Loader<RepositoryError>,
     repository: Arc<dyn ProductRepository>,
     invalidation_failures: AtomicU64,
+}
+
+/// A listing page's id: its category (free text, escaped in the key) and
+/// its number. Its key is `listing:{category}:page:{n}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingPage {
+    /// The category.
+    pub category: String,
+    /// The page, from 0.
+    pub page: usize,
+}
+
+impl KeyPart for ListingPage {
+    fn write_key(&self, out: &mut KeyWriter<'_>) {
+        out.part(&self.category);
+        out.part("page");
+        out.number(self.page);
+    }
 }
 
 impl CatalogService {
     /// The service over `cache` and `repository`.
     pub fn new(cache: Arc<dyn Cache>, repository: Arc<dyn ProductRepository>) -> Self {
-        let tags = TaggedCache::new(Arc::clone(&cache)).tag_with(listing_tags());
+        let tags = TaggedCache::new(cache).tag_with(listing_tags());
+        let loader = Loader::with_defaults(Arc::new(tags.clone()), loading_options());
         Self {
-            loader: Loader::with_defaults(Arc::new(tags.clone()), loading_options()),
+            products: Keyspace::on_loader(loader.clone(), "product")
+                .build()
+                .expect("a valid keyspace name"),
+            listings: Keyspace::on_loader(loader, "listing")
+                .build()
+                .expect("a valid keyspace name"),
             tags,
-            cache,
             repository,
             invalidation_failures: AtomicU64::new(0),
         }
@@ -128,12 +154,8 @@ impl CatalogService {
     pub async fn product(&self, id: u64) -> Result<Option<Product>, CatalogError> {
         let repository = Arc::clone(&self.repository);
         Ok(self
-            .loader
-            .get_or_load_optional(
-                &product_key(id),
-                self.loader.defaults(),
-                move || async move { repository.find(id).await },
-            )
+            .products
+            .get_or_load_optional(&id, move || async move { repository.find(id).await })
             .await?)
     }
 
@@ -148,10 +170,11 @@ impl CatalogService {
                 .take(PAGE_SIZE)
                 .collect())
         };
-        Ok(self
-            .loader
-            .get_or_load_with(&listing_key(category, page), self.loader.defaults(), load)
-            .await?)
+        let id = ListingPage {
+            category: category.to_owned(),
+            page,
+        };
+        Ok(self.listings.get_or_load(&id, load).await?)
     }
 
     /// Saves `product` and invalidates what the cache holds about it.
@@ -159,7 +182,7 @@ impl CatalogService {
         let old_category = self.repository.find(product.id).await?.map(|p| p.category);
         let (id, category) = (product.id, product.category.clone());
         self.repository.save(product).await?;
-        let deleted = self.cache.delete(&product_key(id)).await;
+        let deleted = self.products.delete(&id).await;
         self.note_failure(deleted, "invalidate product");
         // One write: the pages that showed it, and every page of its old
         // and new category (a new or moved product shifts them all).
@@ -182,21 +205,28 @@ impl CatalogService {
     }
 }
 
-/// The cache key of product `id`.
+/// The cache key of product `id` (`product:{id}`).
 pub fn product_key(id: u64) -> String {
     format!("product:{id}")
 }
 
-/// The cache key of a listing page.
+/// The cache key of a listing page: `listing:{category}:page:{n}`, the
+/// category escaped by the keyspace's rule (`cache_keyspace::escape_id`), so
+/// that no category reaches another's pages.
 pub fn listing_key(category: &str, page: usize) -> String {
-    format!("listing:{}:page:{page}", category)
+    format!(
+        "listing:{}:page:{page}",
+        cache_keyspace::escape_id(category)
+    )
 }
 
-/// The pattern of every cached page of a category's listing (the category
-/// escaped, since it is free text), for `cachectl delete-pattern` by hand:
-/// the service invalidates by tag.
+/// The pattern of every cached page of a category's listing, for `cachectl
+/// delete-pattern` by hand: the service invalidates by tag.
 pub fn listing_pattern(category: &str) -> String {
-    format!("listing:{}:page:*", cache_port::escape_glob(category))
+    format!(
+        "listing:{}:page:*",
+        cache_port::escape_glob(&cache_keyspace::escape_id(category))
+    )
 }
 
 /// The tag of every listing page that shows product `id`.
@@ -216,17 +246,49 @@ pub fn category_tag(category: &str) -> String {
 /// entry none.
 pub fn listing_tags() -> TagRule {
     Arc::new(|key: &str, stored: &bytes::Bytes| {
+        // The escaped category holds no ':', so the split is exact.
         let Some(category) = key
             .strip_prefix("listing:")
             .and_then(|rest| rest.rsplit_once(":page:"))
-            .map(|(category, _)| category)
+            .and_then(|(category, _)| unescape_id(category))
         else {
             return Vec::new();
         };
-        let mut tags = vec![category_tag(category)];
+        let mut tags = vec![category_tag(&category)];
         if let Ok(products) = cache_port::typed::decode::<Vec<Product>>(stored) {
             tags.extend(products.iter().map(|p| product_tag(p.id)));
         }
         tags
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_category_of_any_text_keeps_to_its_own_pages_and_tag() {
+        let page = |category: &str| {
+            Keyspace::<ListingPage, Vec<Product>>::builder(
+                Arc::new(cache_port::MockCache::new()),
+                "listing",
+            )
+            .build()
+            .unwrap()
+            .key(&ListingPage {
+                category: category.to_owned(),
+                page: 3,
+            })
+            .unwrap()
+        };
+        for category in ["lamps", "a:b", "50% *off*", "{x}"] {
+            let key = page(category);
+            assert_eq!(key, listing_key(category, 3));
+            let pattern = cache_port::Pattern::new(&listing_pattern(category)).unwrap();
+            assert!(pattern.matches(&key), "{key}");
+            assert!(!pattern.matches(&page(&format!("{category}x"))));
+            let stored = cache_port::typed::encode(&Vec::<Product>::new()).unwrap();
+            assert_eq!(listing_tags()(&key, &stored), [category_tag(category)]);
+        }
+    }
 }

@@ -363,3 +363,31 @@ where
             .await
     }
 }
+
+impl<K, V, C, E> Keyspace<K, Option<V>, C, E>
+where
+    K: KeyPart + ?Sized,
+    V: Send + 'static,
+    C: Codec<Option<V>> + Named + Clone,
+    E: Send + Sync + 'static,
+{
+    /// Cache-aside for a loader that can answer "not found" (`None`), in a
+    /// keyspace of `Option<V>`: a found value is stored with the keyspace's
+    /// TTL, "not found" for the options' `negative_ttl` if any (and not at
+    /// all otherwise), so that an id that does not exist stops reaching the
+    /// database.
+    pub async fn get_or_load_optional<F, Fut>(
+        &self,
+        id: &K,
+        load: F,
+    ) -> Result<Option<V>, LoadError<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
+    {
+        let key = self.key(id).map_err(|e| LoadError::Cache(Arc::new(e)))?;
+        self.loader
+            .get_or_load_optional_as(&key, self.options, &self.codec, load)
+            .await
+    }
+}
