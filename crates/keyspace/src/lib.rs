@@ -58,3 +58,8 @@ pub use frame::{
 };
 pub use key::{escape_id, unescape_id, KeyPart, KeyRule, KeyWriter};
 pub use keyspace::{BoxError, Keyspace, KeyspaceBuilder};
+
+/// docs/KEYSPACES.md, whose examples run as this crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/KEYSPACES.md")]
+pub struct KeyspacesDoc;
