@@ -43,7 +43,8 @@ use crate::Result;
 /// assert_eq!(BigEndian.decode(&BigEndian.encode(&7).unwrap()).unwrap(), 7);
 /// assert!(BigEndian.decode(b"xyz").is_err());
 /// // The default: MessagePack maps with field names.
-/// assert_eq!(MsgPack.decode(&MsgPack.encode(&"lamp").unwrap()).unwrap(), "lamp".to_owned());
+/// let stored = Codec::<String>::encode(&MsgPack, &"lamp".to_owned()).unwrap();
+/// assert_eq!(Codec::<String>::decode(&MsgPack, &stored).unwrap(), "lamp");
 /// ```
 pub trait Codec<V>: Send + Sync + 'static {
     /// `value` as bytes.
