@@ -63,6 +63,9 @@ only_ours cache-tags cache-port
 echo "-- keyspaces are the port's typed face: the port and loading alone of our crates"
 only_ours cache-keyspace cache-port cache-loading
 
+echo "-- recipes are over the port: the port and keyspaces alone of our crates"
+only_ours cache-recipes cache-port cache-keyspace
+
 echo "-- the #[cached] macro depends on none of our crates (its expansion names cache_loading)"
 only_ours cache-macros
 
@@ -80,7 +83,7 @@ for member in $members; do
 done
 
 echo "-- no crate imports from one above it: the port, store side, observability, loading and tags name no adapter"
-for crate in cache-port cache-store cache-observe cache-loading cache-tags cache-keyspace; do
+for crate in cache-port cache-store cache-observe cache-loading cache-tags cache-keyspace cache-recipes; do
   for above in cache-moka cache-redis cache-tiered cache-composition cache-cli; do
     deps_all "$crate" | grep -qx "$above" && fail "$crate depends on $above"
   done

@@ -48,6 +48,7 @@ mod keyspaces;
 mod loading;
 mod namespaces;
 mod patterns;
+mod rate_limits;
 mod resilience;
 mod stats;
 mod tags;
@@ -191,6 +192,11 @@ behaviours![
     keyspaces::undecodable_values_are_counted_misses_that_the_loader_replaces,
     keyspaces::values_of_set_typed_and_the_loader_read_through_a_keyspace,
     keyspaces::a_hostile_id_never_reaches_another_keyspace,
+    rate_limits::a_burst_is_allowed_then_the_rest_waits_its_turn,
+    rate_limits::a_check_of_cost_zero_peeks_and_a_cost_counts_as_many,
+    rate_limits::the_key_expires_when_the_allowance_is_full_again,
+    rate_limits::a_key_holding_something_else_is_refused_and_kept,
+    rate_limits::concurrent_checks_allow_exactly_the_burst,
     invalid::bad_ttls_are_refused_by_every_operation,
     invalid::bad_patterns_are_refused_and_delete_nothing,
     invalid::too_large_values_are_refused,

@@ -136,7 +136,8 @@ fn key_of<'r>(request: &'r Request<'_>) -> Option<&'r str> {
         | Request::Expire { key, .. }
         | Request::SetIfAbsent { key, .. }
         | Request::DeleteIfEquals { key, .. }
-        | Request::Incr { key, .. } => Some(key),
+        | Request::Incr { key, .. }
+        | Request::Throttle { key, .. } => Some(key),
         _ => None,
     }
 }

@@ -61,6 +61,7 @@ mod namespace;
 mod pattern;
 pub mod report;
 mod stats;
+pub mod throttle;
 mod ttl;
 pub mod typed;
 
@@ -72,5 +73,6 @@ pub use key::{validate_keys, Key, MAX_KEY_LEN};
 pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
 pub use stats::Stats;
+pub use throttle::{Decision, Quota};
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;

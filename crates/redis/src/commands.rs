@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_port::{CacheError, Pattern, Result, Stats, Ttl, TtlState};
+use cache_port::{CacheError, Decision, Pattern, Quota, Result, Stats, Ttl, TtlState};
 use cache_store::StoreKey;
 use fred::prelude::{
     ClientLike, Expiration, Key as FredKey, KeysInterface, ServerInterface, SetOptions, Value,
@@ -307,6 +307,40 @@ impl RedisStore {
             Some(coalescing) => coalescing.incrs.call(item, alone).await,
         };
         answer.and_then(|own| own).map_err(self.err("incr"))
+    }
+
+    /// One GCRA check: the `GCRA` script, with the server's clock.
+    pub(crate) async fn throttle(
+        &self,
+        key: StoreKey<'_>,
+        quota: Quota,
+        cost: u32,
+    ) -> Result<Decision> {
+        let args = vec![
+            quota.interval_micros() as i64,
+            quota.tolerance_micros() as i64,
+            i64::from(cost),
+        ];
+        let answer: Vec<i64> = self
+            .shared
+            .gcra_script
+            .evalsha_with_reload(self.pool().next(), fred_key(key), args)
+            .await
+            .map_err(self.err("throttle"))?;
+        let [allowed, remaining, retry_after, reset_after] = answer[..] else {
+            return Err(CacheError::Backend {
+                message: format!("throttle: the script answered {answer:?}"),
+                source: None,
+            });
+        };
+        let micros = |n: i64| Duration::from_micros(n.max(0) as u64);
+        Ok(Decision {
+            allowed: allowed == 1,
+            limit: quota.max_burst(),
+            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+            retry_after: micros(retry_after),
+            reset_after: micros(reset_after),
+        })
     }
 
     pub(crate) async fn clear(&self, scope: &str) -> Result<()> {

@@ -21,6 +21,35 @@ end
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return counter";
 
+/// One GCRA check (`cache_port::throttle::gcra`, transcribed line by line)
+/// with the server's clock: `ARGV` are T and burst·T in µs and the cost;
+/// the answer is allowed (1/0), remaining, retry after (µs), reset after
+/// (µs). The TAT is stored as decimal µs with a TTL until the allowance is
+/// full again, by the one command that computes it. Lua numbers are
+/// doubles: µs since the epoch (about 2^51 now) are exact. A value that is
+/// not a non-negative integer is refused as `INCRBY` refuses one.
+pub(crate) const GCRA: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local t, tau, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then
+  local n = tonumber(stored)
+  if not n or n < 0 or n ~= math.floor(n) or not string.match(stored, '^%d+$') then
+    return redis.error_reply('ERR value is not an integer or out of range')
+  end
+  if n > now then tat = n end
+end
+local new = tat + cost * t
+if new - now <= tau then
+  if cost > 0 then
+    redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
+  end
+  return {1, math.floor((tau - (new - now)) / t), 0, new - now}
+end
+return {0, math.max(0, math.floor((tau - (tat - now)) / t)), new - now - tau, tat - now}";
+
 /// `set_many` on one server (not a cluster, where keys span slots): every
 /// `SET` in one command. fred sends a pipeline's commands one write each,
 /// and queuing the `SET`s as separate commands costs a command future per

@@ -17,7 +17,7 @@ use crate::commands::fred_key;
 use crate::config::RedisConfig;
 use crate::connection::{connect_in_background, fred_builder, stop, Connected};
 use crate::errors::ErrorContext;
-use crate::scripts::{DELETE_IF_EQUALS, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY};
+use crate::scripts::{DELETE_IF_EQUALS, GCRA, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY};
 use crate::walk_retry;
 
 /// The Redis cache: the port over a [`RedisStore`], counted, optionally
@@ -51,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) errors: ErrorContext,
     pub(crate) incr_script: Script,
+    pub(crate) gcra_script: Script,
     pub(crate) delete_if_equals_script: Script,
     pub(crate) set_many_script: Script,
     pub(crate) get_with_ttl_script: Script,
@@ -238,6 +239,7 @@ impl RedisStore {
                 config,
                 errors,
                 incr_script: Script::from_lua(INCR_WITH_TTL),
+                gcra_script: Script::from_lua(GCRA),
                 delete_if_equals_script: Script::from_lua(DELETE_IF_EQUALS),
                 set_many_script: Script::from_lua(SET_MANY),
                 get_with_ttl_script: Script::from_lua(GET_WITH_PTTL_EACH),
@@ -324,6 +326,9 @@ impl RedisStore {
                 delta,
                 ttl_if_created,
             } => Reply::Int(self.incr(key, delta, ttl_if_created).await?),
+            Request::Throttle { key, quota, cost } => {
+                Reply::Decision(self.throttle(key, quota, cost).await?)
+            }
             Request::Clear { scope } => {
                 self.clear(&scope).await?;
                 Reply::Done

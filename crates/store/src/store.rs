@@ -22,6 +22,7 @@ use bytes::Bytes;
 use cache_port::Pattern;
 use cache_port::Stats;
 use cache_port::{CacheError, ErrorKind, Result};
+use cache_port::{Decision, Quota};
 use cache_port::{KeyPages, Ttl, TtlState};
 
 /// A key as the store sees it: validated by the front, and possibly longer
@@ -141,6 +142,15 @@ pub enum Request<'a> {
         /// Applies only when the counter is created.
         ttl_if_created: Option<Ttl>,
     },
+    /// `throttle`: one GCRA check (`cache_port::throttle::gcra`).
+    Throttle {
+        /// The limited subject's key.
+        key: StoreKey<'a>,
+        /// The limit.
+        quota: Quota,
+        /// What this request counts for (0: a peek).
+        cost: u32,
+    },
     /// `clear`: every key in `scope`; the empty scope is the whole store.
     Clear {
         /// The key prefix to empty.
@@ -181,6 +191,8 @@ pub enum Reply {
     Ttl(TtlState),
     /// `Incr`: the new value.
     Int(i64),
+    /// `Throttle`: the decision.
+    Decision(Decision),
     /// `Stats` (boxed: it is rare and large, and every reply is as large as
     /// its largest variant).
     Stats(Box<Stats>),
@@ -222,6 +234,8 @@ pub enum Op {
     DeleteIfEquals,
     /// See [`Request::Incr`].
     Incr,
+    /// See [`Request::Throttle`].
+    Throttle,
     /// See [`Request::Clear`].
     Clear,
     /// See [`Request::Stats`].
@@ -251,6 +265,7 @@ impl Op {
             Op::SetIfAbsent => "set_if_absent",
             Op::DeleteIfEquals => "delete_if_equals",
             Op::Incr => "incr",
+            Op::Throttle => "throttle",
             Op::Clear => "clear",
             Op::Stats => "stats",
             Op::Ping => "ping",
@@ -262,7 +277,7 @@ impl Op {
     /// `incr` and `set_if_absent` do not: when their outcome is unknown, the
     /// front reports [`CacheError::OutcomeUnknown`], which is not retryable.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, Op::Incr | Op::SetIfAbsent)
+        !matches!(self, Op::Incr | Op::SetIfAbsent | Op::Throttle)
     }
 
     /// `error` as the failure of a call of this operation: a transport
@@ -307,6 +322,7 @@ impl<'a> Request<'a> {
             Request::SetIfAbsent { .. } => Op::SetIfAbsent,
             Request::DeleteIfEquals { .. } => Op::DeleteIfEquals,
             Request::Incr { .. } => Op::Incr,
+            Request::Throttle { .. } => Op::Throttle,
             Request::Clear { .. } => Op::Clear,
             Request::Stats { .. } => Op::Stats,
             Request::Ping => Op::Ping,
@@ -375,6 +391,11 @@ impl<'a> Request<'a> {
                 key: f(key),
                 delta,
                 ttl_if_created,
+            },
+            Request::Throttle { key, quota, cost } => Request::Throttle {
+                key: f(key),
+                quota,
+                cost,
             },
             Request::Clear { scope } => Request::Clear { scope: f(scope) },
             Request::Stats { scope } => Request::Stats { scope: f(scope) },

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_port::{Cache, ErrorKind, KeyPages, Result, Stats, TtlState};
+use cache_port::{Cache, Decision, ErrorKind, KeyPages, Quota, Result, Stats, TtlState};
 use serde::de::DeserializeOwned;
 
 use crate::envelope;
@@ -177,6 +177,16 @@ impl Cache for TaggedCache {
         match &self.resolve(&keys, vec![Some(raw.clone())]).await?[0] {
             Some(current) if *current == value => self.cache().delete_if_equals(key, raw).await,
             _ => Ok(false),
+        }
+    }
+
+    async fn throttle(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision> {
+        match self.cache().throttle(key, quota, cost).await {
+            // An invalidated tagged entry is absent: the subject starts again.
+            Err(e) if e.kind() == ErrorKind::NotAnInteger && self.cleared_if_stale(key).await? => {
+                self.cache().throttle(key, quota, cost).await
+            }
+            other => other,
         }
     }
 

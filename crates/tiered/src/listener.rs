@@ -22,6 +22,49 @@ pub(crate) struct Counters {
     pub received: AtomicU64,
     pub flushes: AtomicU64,
     pub publish_failures: AtomicU64,
+    /// Invalidations this instance failed to publish, merged, owed to the
+    /// others until a publish succeeds (sent with the next heartbeat).
+    owed: std::sync::Mutex<Option<Invalidation>>,
+}
+
+/// Owed keys past this many become "drop everything": the debt stays
+/// bounded through a long outage of the publisher.
+const MAX_OWED_KEYS: usize = 10_000;
+
+impl Counters {
+    /// Notes an invalidation that could not be published: the other
+    /// instances may hold what it invalidates, and no other signal reaches
+    /// them (their own channel may be up throughout), so it is owed until
+    /// a publish succeeds.
+    pub fn owe(&self, what: Invalidation) {
+        let mut owed = self.owed.lock().unwrap_or_else(|p| p.into_inner());
+        let everything = || Invalidation::Clear {
+            scope: String::new(),
+        };
+        *owed = Some(match (owed.take(), what) {
+            (None, Invalidation::Keys(keys)) if keys.len() <= MAX_OWED_KEYS => {
+                Invalidation::Keys(keys)
+            }
+            (Some(Invalidation::Keys(mut before)), Invalidation::Keys(keys))
+                if before.len() + keys.len() <= MAX_OWED_KEYS =>
+            {
+                before.extend(keys);
+                before.sort_unstable();
+                before.dedup();
+                Invalidation::Keys(before)
+            }
+            (None, Invalidation::Heartbeat(_)) => return,
+            (Some(kept), Invalidation::Heartbeat(_)) => kept,
+            // A pattern, a clear, or too many keys: drop everything.
+            _ => everything(),
+        });
+    }
+
+    /// What is owed, taken (put it back with [`owe`](Self::owe) if its
+    /// publish fails too).
+    pub fn take_owed(&self) -> Option<Invalidation> {
+        self.owed.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// What the listener runs with.
@@ -67,6 +110,20 @@ impl Listener {
                     }
                 },
                 _ = ticks.tick() => {
+                    // First what this instance failed to publish before.
+                    if let Some(owed) = self.counters.take_owed() {
+                        let publish = self.backplane.publish(&Notice {
+                            sender: self.coherence.id,
+                            what: owed.clone(),
+                        });
+                        let counters = Arc::clone(&self.counters);
+                        tokio::spawn(async move {
+                            if publish.await.is_err() {
+                                counters.publish_failures.fetch_add(1, Relaxed);
+                                counters.owe(owed);
+                            }
+                        });
+                    }
                     beat += 1;
                     sent[(beat % 8) as usize] = (beat, std::time::Instant::now());
                     let publish = self.backplane.publish(&Notice {

@@ -423,6 +423,7 @@ impl<L2: Store> Store for TieredStore<L2> {
                     | Request::Expire { key, .. }
                     | Request::SetIfAbsent { key, .. }
                     | Request::Incr { key, .. }
+                    | Request::Throttle { key, .. }
                     | Request::DeleteIfEquals { key, .. } => key.to_string(),
                     // Every other request was matched above; a new one
                     // goes to L2 and drops all of L1 to be safe.

@@ -147,9 +147,11 @@ impl<L2: Store> TieredStore<L2> {
                 Ok(()) => metrics::counter!(names::INVALIDATIONS_SENT).increment(1),
                 Err(error) => {
                     self.shared.counters.publish_failures.fetch_add(1, Relaxed);
+                    // Owed: published with the next heartbeat that can be.
+                    self.shared.counters.owe(notice.what);
                     // One line per 10 s: during an outage every write fails to publish.
                     if let Some(held_back) = self.shared.publish_log.admit() {
-                        tracing::warn!(%error, failures_held_back = held_back, "tiered cache: invalidation not published; other instances flush when their backplane reports the loss (one line per 10 s)");
+                        tracing::warn!(%error, failures_held_back = held_back, "tiered cache: invalidation not published; sent again with the next heartbeat that can be (one line per 10 s)");
                     }
                 }
             }
@@ -190,5 +192,8 @@ impl Drop for Echo<'_> {
 
 /// Whether a write's reply says nothing changed (so nobody need be told).
 pub(crate) fn changed_nothing(reply: &Result<Reply>) -> bool {
-    matches!(reply, Ok(Reply::Flag(false)) | Ok(Reply::Count(0)))
+    match reply {
+        Ok(Reply::Decision(decision)) => !decision.allowed,
+        other => matches!(other, Ok(Reply::Flag(false)) | Ok(Reply::Count(0))),
+    }
 }

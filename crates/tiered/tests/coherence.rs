@@ -44,14 +44,17 @@ struct History {
     writes: Vec<(u64, Instant, bool)>,
 }
 
+/// One read: when it began, its staleness, whether during a fault, the
+/// key, the value seen, the instance that read.
+type Read = (Instant, Duration, bool, usize, u64, usize);
+
 struct World {
     histories: Vec<Mutex<History>>,
     /// Restarts of Redis (the data was lost at each).
     wipes: Mutex<Vec<Instant>>,
     /// Windows during which a fault is in progress (from, to).
     faults: Mutex<Vec<(Instant, Instant)>>,
-    /// (read began, staleness, during a fault).
-    reads: Mutex<Vec<(Instant, Duration, bool)>>,
+    reads: Mutex<Vec<Read>>,
     errors: AtomicU64,
     stop: AtomicBool,
 }
@@ -158,7 +161,7 @@ async fn writer(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>, me: usiz
     }
 }
 
-async fn reader(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>) {
+async fn reader(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>, me: usize) {
     while !world.stop.load(SeqCst) {
         let k = fastrand::usize(..KEYS);
         let began = Instant::now();
@@ -169,7 +172,11 @@ async fn reader(world: Arc<World>, cache: Arc<TieredCache<RedisStore>>) {
                     .unwrap_or(0);
                 let stale = world.staleness(k, seen, began);
                 let during = world.in_fault(began);
-                world.reads.lock().unwrap().push((began, stale, during));
+                world
+                    .reads
+                    .lock()
+                    .unwrap()
+                    .push((began, stale, during, k, seen, me));
             }
             Err(_) => {
                 world.errors.fetch_add(1, SeqCst);
@@ -204,7 +211,11 @@ async fn three_instances_stay_coherent_through_faults() {
             me,
         )));
         for _ in 0..2 {
-            tasks.push(tokio::spawn(reader(Arc::clone(&world), Arc::clone(cache))));
+            tasks.push(tokio::spawn(reader(
+                Arc::clone(&world),
+                Arc::clone(cache),
+                me,
+            )));
         }
     }
     let healthy_until = Instant::now() + Duration::from_secs(30);
@@ -240,20 +251,82 @@ async fn three_instances_stay_coherent_through_faults() {
     let reads = std::mem::take(&mut *world.reads.lock().unwrap());
     let healthy: Vec<Duration> = reads
         .iter()
-        .filter(|(began, _, _)| *began < healthy_until)
+        .filter(|r| r.0 < healthy_until)
         .map(|r| r.1)
         .collect();
     let after_faults: Vec<Duration> = reads
         .iter()
-        .filter(|(began, _, during)| *began >= healthy_until && !during)
+        .filter(|r| r.0 >= healthy_until && !r.2)
         .map(|r| r.1)
         .collect();
     let during: Vec<Duration> = reads.iter().filter(|r| r.2).map(|r| r.1).collect();
     let flushes: Vec<u64> = caches.iter().map(|c| c.base().figures().flushes).collect();
+    let unpublished: Vec<u64> = caches
+        .iter()
+        .map(|c| c.base().figures().publish_failures)
+        .collect();
     println!(
-        "errors (during faults): {}; L1 flushes per instance: {flushes:?}",
+        "errors (during faults): {}; L1 flushes per instance: {flushes:?}; invalidations not published: {unpublished:?}",
         world.errors.load(SeqCst)
     );
+    // The worst read outside faults, with its key's history around it: what
+    // a failure needs to be understood.
+    if let Some(worst) = reads
+        .iter()
+        .filter(|r| !r.2)
+        .max_by_key(|r| r.1)
+        .filter(|r| r.1 > BOUND)
+    {
+        let t0 = healthy_until;
+        let rel = |at: Instant| at.saturating_duration_since(t0).as_secs_f64() * 1e3 - 0.0;
+        println!(
+            "worst read: instance {} key {} saw {} at {:.1} ms after the faults began, stale {:?}",
+            worst.5,
+            worst.3,
+            worst.4,
+            rel(worst.0),
+            worst.1
+        );
+        println!(
+            "faults (ms): {:?}; wipes: {:?}",
+            world
+                .faults
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(a, b)| (rel(*a), rel(*b)))
+                .collect::<Vec<_>>(),
+            world
+                .wipes
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|w| rel(*w))
+                .collect::<Vec<_>>()
+        );
+        let history = world.histories[worst.3].lock().unwrap();
+        for (seq, at, acked) in history.writes.iter().filter(|w| {
+            w.1 > worst.0 - Duration::from_secs(3) && w.1 < worst.0 + Duration::from_millis(200)
+        }) {
+            println!(
+                "  write {seq} answered at {:.1} ms, acked {acked}",
+                rel(*at)
+            );
+        }
+        for r in reads.iter().filter(|r| {
+            r.3 == worst.3
+                && r.0 > worst.0 - Duration::from_secs(3)
+                && r.0 < worst.0 + Duration::from_millis(200)
+        }) {
+            println!(
+                "  read by {} at {:.1} ms saw {} (stale {:?})",
+                r.5,
+                rel(r.0),
+                r.4,
+                r.1
+            );
+        }
+    }
     let healthy_max = report("healthy, 30 s", healthy);
     let after_max = report("between and after faults", after_faults);
     report("during faults (+1.5 s)", during);

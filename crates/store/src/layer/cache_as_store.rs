@@ -90,6 +90,9 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
         }
         Request::Delete { key } => Reply::Flag(cache.delete(&key).await?),
         Request::Exists { key } => Reply::Flag(cache.exists(&key).await?),
+        Request::Throttle { key, quota, cost } => {
+            Reply::Decision(cache.throttle(&key, quota, cost).await?)
+        }
         Request::ExistsMany { keys } => Reply::Flags(cache.exists_many(&owned(keys)).await?),
         Request::GetMany { keys } => Reply::Values(cache.get_many(&owned(keys)).await?),
         Request::SetMany { items, ttl } => {
