@@ -33,3 +33,8 @@ mod rate_limit;
 
 pub use cache_port::{Decision, Quota};
 pub use rate_limit::RateLimiter;
+
+/// docs/RECIPES.md, whose examples run as this crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/RECIPES.md")]
+pub struct RecipesDoc;
