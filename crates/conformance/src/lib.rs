@@ -188,6 +188,8 @@ behaviours![
     namespaces::a_namespace_never_reaches_parent_siblings_or_look_alikes [needs SharedStore],
     namespaces::every_listed_key_can_be_read [needs SharedStore],
     invalid::bad_keys_are_refused_by_every_operation,
+    ttl::get_and_touch_reads_and_extends_in_one_step,
+    ttl::a_key_read_with_get_and_touch_outlives_its_first_ttl,
     keyspaces::typed_values_round_trip_with_every_codec,
     keyspaces::undecodable_values_are_counted_misses_that_the_loader_replaces,
     keyspaces::values_of_set_typed_and_the_loader_read_through_a_keyspace,

@@ -276,3 +276,61 @@ pub async fn delete_if_equals_ignores_an_expired_key(cx: Ctx) {
     assert!(!c.delete_if_equals("lock", b("mine")).await.unwrap());
     assert_eq!(c.get("lock").await.unwrap(), Some(b("theirs")));
 }
+
+pub async fn get_and_touch_reads_and_extends_in_one_step(cx: Ctx) {
+    let c = &cx.cache;
+    c.set(
+        "s",
+        bytes::Bytes::from("v"),
+        Some(Duration::from_millis(100)),
+    )
+    .await
+    .unwrap();
+    let got = c.get_and_touch("s", Duration::from_secs(10)).await.unwrap();
+    assert_eq!(got.as_deref(), Some(&b"v"[..]));
+    match c.ttl("s").await.unwrap() {
+        TtlState::ExpiresIn(left) => {
+            assert!(left > Duration::from_secs(9), "{left:?}")
+        }
+        other => panic!("touched key has {other:?}"),
+    }
+    // A persistent key gets the TTL.
+    c.set("p", bytes::Bytes::from("v"), None).await.unwrap();
+    c.get_and_touch("p", Duration::from_secs(5)).await.unwrap();
+    assert!(matches!(c.ttl("p").await.unwrap(), TtlState::ExpiresIn(_)));
+    // A missing key stays missing.
+    assert_eq!(
+        c.get_and_touch("missing", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(!c.exists("missing").await.unwrap());
+    // Bad input is refused.
+    let zero = c.get_and_touch("s", Duration::ZERO).await.unwrap_err();
+    assert_eq!(zero.kind(), cache_port::ErrorKind::InvalidTtl);
+    let bad = c
+        .get_and_touch("", Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.kind(), cache_port::ErrorKind::InvalidKey);
+}
+
+pub async fn a_key_read_with_get_and_touch_outlives_its_first_ttl(cx: Ctx) {
+    let idle = Duration::from_millis(200);
+    let c = &cx.cache;
+    c.set("session", bytes::Bytes::from("alive"), Some(idle))
+        .await
+        .unwrap();
+    // Read every half idle time for five idle times: never expires.
+    for _ in 0..10 {
+        tokio::time::sleep(idle / 2).await;
+        assert!(
+            c.get_and_touch("session", idle).await.unwrap().is_some(),
+            "expired while in use"
+        );
+    }
+    // Left alone, it expires within its idle time (and a little).
+    tokio::time::sleep(idle + Duration::from_millis(50)).await;
+    assert_eq!(c.get("session").await.unwrap(), None);
+}

@@ -217,6 +217,18 @@ impl MokaStore {
         }
     }
 
+    /// The live value, given `ttl` from now under the key's lock (so no
+    /// write slips between the read and the new expiry).
+    fn get_and_touch(&self, key: StoreKey<'_>, ttl: Ttl) -> Option<Bytes> {
+        let _write = self.lock(&key);
+        let now = Instant::now();
+        let live = self.cache().get(&*key).filter(|e| e.is_live(now))?;
+        let value = live.value.clone();
+        self.cache()
+            .insert(key.into_owned(), Entry::new(live.value, Some(ttl), now));
+        Some(value)
+    }
+
     fn set_if_absent(&self, key: StoreKey<'_>, value: Bytes, ttl: Option<Ttl>) -> Result<bool> {
         self.check_fits(&key, &value)?;
         // Check and write under the key's lock: of concurrent callers
@@ -312,6 +324,7 @@ impl MokaStore {
             }
             Request::Delete { key } => Reply::Flag(self.remove(&key)),
             Request::Exists { key } => Reply::Flag(self.live(&key).is_some()),
+            Request::GetAndTouch { key, ttl } => Reply::Value(self.get_and_touch(key, ttl)),
             Request::ExistsMany { keys } => {
                 Reply::Flags(keys.iter().map(|key| self.live(key).is_some()).collect())
             }

@@ -129,6 +129,7 @@ fn is_backend_failure(kind: ErrorKind) -> bool {
 fn key_of<'r>(request: &'r Request<'_>) -> Option<&'r str> {
     match request {
         Request::Get { key }
+        | Request::GetAndTouch { key, .. }
         | Request::Set { key, .. }
         | Request::Delete { key }
         | Request::Exists { key }

@@ -76,6 +76,20 @@ pub trait Cache: Send + Sync {
     /// Whether `key` is missing, persistent, or expires after how long.
     async fn ttl(&self, key: &str) -> Result<TtlState>;
 
+    /// The value of `key`, and, if there is one, its TTL set to `ttl` from
+    /// now, in one step (Redis `GETEX … PX`): how a read keeps a session
+    /// alive. A missing key stays missing. On a tiered cache it reads L2
+    /// (the authority, whose TTL it extends), never L1 alone. The default
+    /// reads, then expires (two steps); every adapter built on the store
+    /// side answers in one.
+    async fn get_and_touch(&self, key: &str, ttl: Duration) -> Result<Option<Bytes>> {
+        let value = self.get(key).await?;
+        if value.is_some() {
+            self.expire(key, ttl).await?;
+        }
+        Ok(value)
+    }
+
     /// Gives an existing `key` a new TTL; says whether the key existed.
     async fn expire(&self, key: &str, ttl: Duration) -> Result<bool>;
 

@@ -30,9 +30,11 @@
 //! docs/RECIPES.md has the rules, the measured accuracy and cost.
 
 mod rate_limit;
+mod sessions;
 
 pub use cache_port::{Decision, Quota};
 pub use rate_limit::RateLimiter;
+pub use sessions::{DenyList, Session, SessionId, SessionStore};
 
 /// docs/RECIPES.md, whose examples run as this crate's doctests.
 #[cfg(doctest)]

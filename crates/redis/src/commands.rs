@@ -59,6 +59,19 @@ impl RedisStore {
         wrong_type_is_a_miss(reply).map_err(self.err("get"))
     }
 
+    /// `GETEX key PX ms` (Redis 6.2+): one command, routed by its key on a
+    /// cluster (fred 10.1 has no `getex`, hence a custom command).
+    pub(crate) async fn get_and_touch(&self, key: StoreKey<'_>, ttl: Ttl) -> Result<Option<Bytes>> {
+        let getex = CustomCommand::new_static("GETEX", fred::types::ClusterHash::FirstKey, false);
+        let args: Vec<Value> = vec![
+            Value::Bytes(Bytes::copy_from_slice(key.as_bytes())),
+            Value::from_static_str("PX"),
+            Value::Integer(ttl.as_millis() as i64),
+        ];
+        let reply = self.pool().next().custom(getex, args).await;
+        wrong_type_is_a_miss(reply).map_err(self.err("get_and_touch"))
+    }
+
     /// `SET … PX`, or a share of an `MSET` (or `SET_EACH`) when every slot
     /// is busy (`coalesce/`; one server only, values up to
     /// `COALESCED_VALUE_MAX`).

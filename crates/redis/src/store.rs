@@ -294,6 +294,7 @@ impl RedisStore {
             }
             Request::Delete { key } => Reply::Flag(self.delete(key).await?),
             Request::Exists { key } => Reply::Flag(self.exists(key).await?),
+            Request::GetAndTouch { key, ttl } => Reply::Value(self.get_and_touch(key, ttl).await?),
             Request::ExistsMany { keys } => Reply::Flags(self.exists_many(keys).await?),
             Request::GetMany { keys } => Reply::Values(self.get_many(keys).await?),
             Request::SetMany { items, ttl } => {

@@ -296,6 +296,19 @@ impl<S: Store> Cache for Front<S> {
         boxed(Op::Delete, self.store.call(Request::Delete { key }), flag)
     }}
 
+    port_call! { fn get_and_touch(&self, key: &'k str, ttl: Duration) -> Option<Bytes> {
+        let key = valid!(self, self::key(key));
+        let ttl = valid!(self, Ttl::new(ttl));
+        boxed(
+            Op::GetAndTouch,
+            self.store.call(Request::GetAndTouch { key, ttl }),
+            |reply| match reply {
+                Reply::Value(value) => Ok(value),
+                other => Err(other),
+            },
+        )
+    }}
+
     port_call! { fn exists(&self, key: &'k str) -> bool {
         let key = valid!(self, self::key(key));
         boxed(Op::Exists, self.store.call(Request::Exists { key }), flag)

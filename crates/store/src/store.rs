@@ -47,6 +47,13 @@ pub enum Request<'a> {
         /// The key.
         key: StoreKey<'a>,
     },
+    /// `get_and_touch`: the value, and its TTL set to `ttl` if present.
+    GetAndTouch {
+        /// The key.
+        key: StoreKey<'a>,
+        /// The new TTL.
+        ttl: Ttl,
+    },
     /// `set`.
     Set {
         /// The key.
@@ -206,6 +213,8 @@ pub enum Reply {
 pub enum Op {
     /// See [`Request::Get`].
     Get,
+    /// See [`Request::GetAndTouch`].
+    GetAndTouch,
     /// See [`Request::Set`].
     Set,
     /// See [`Request::Delete`].
@@ -251,6 +260,7 @@ impl Op {
     pub fn name(self) -> &'static str {
         match self {
             Op::Get => "get",
+            Op::GetAndTouch => "get_and_touch",
             Op::Set => "set",
             Op::Delete => "delete",
             Op::Exists => "exists",
@@ -308,6 +318,7 @@ impl<'a> Request<'a> {
     pub fn op(&self) -> Op {
         match self {
             Request::Get { .. } => Op::Get,
+            Request::GetAndTouch { .. } => Op::GetAndTouch,
             Request::Set { .. } => Op::Set,
             Request::Delete { .. } => Op::Delete,
             Request::Exists { .. } => Op::Exists,
@@ -340,6 +351,7 @@ impl<'a> Request<'a> {
     {
         match self {
             Request::Get { key } => Request::Get { key: f(key) },
+            Request::GetAndTouch { key, ttl } => Request::GetAndTouch { key: f(key), ttl },
             Request::Set { key, value, ttl } => Request::Set {
                 key: f(key),
                 value,

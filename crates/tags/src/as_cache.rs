@@ -180,6 +180,10 @@ impl Cache for TaggedCache {
         }
     }
 
+    async fn get_and_touch(&self, key: &str, ttl: Duration) -> Result<Option<Bytes>> {
+        TaggedCache::get_and_touch(self, key, ttl).await
+    }
+
     async fn throttle(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision> {
         match self.cache().throttle(key, quota, cost).await {
             // An invalidated tagged entry is absent: the subject starts again.

@@ -176,6 +176,15 @@ impl TaggedCache {
         Ok(self.resolve(&keys, stored).await?.pop().flatten())
     }
 
+    /// [`get`](Self::get), and the entry's TTL set to `ttl` from now in the
+    /// same step (`Cache::get_and_touch`): a session read that keeps it
+    /// alive. An entry found stale is removed, as by `get`.
+    pub async fn get_and_touch(&self, key: &str, ttl: Duration) -> Result<Option<Bytes>> {
+        let stored = vec![self.cache.get_and_touch(key, ttl).await?];
+        let keys = [key.to_owned()];
+        Ok(self.resolve(&keys, stored).await?.pop().flatten())
+    }
+
     /// The values under `keys`, each as [`get`](Self::get) would answer:
     /// one `get_many` of the entries, then one `get_many` of every tag
     /// they name.

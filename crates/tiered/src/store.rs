@@ -356,7 +356,11 @@ impl<L2: Store> Store for TieredStore<L2> {
             // Never from L1 alone: a key L1 lacks may be in L2, and one
             // answer per key from the authority costs one round trip.
             request @ Request::ExistsMany { .. } => l2.call(request).await,
+            // The authority's TTL is what it extends: L2, never L1 alone.
+            // The value does not change, so L1 keeps what it holds (its
+            // entries never outlive L2's).
             request @ (Request::Ttl { .. }
+            | Request::GetAndTouch { .. }
             | Request::Keys { .. }
             | Request::Stats { .. }
             | Request::Ping) => l2.call(request).await,

@@ -90,6 +90,9 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
         }
         Request::Delete { key } => Reply::Flag(cache.delete(&key).await?),
         Request::Exists { key } => Reply::Flag(cache.exists(&key).await?),
+        Request::GetAndTouch { key, ttl } => {
+            Reply::Value(cache.get_and_touch(&key, ttl.as_duration()).await?)
+        }
         Request::Throttle { key, quota, cost } => {
             Reply::Decision(cache.throttle(&key, quota, cost).await?)
         }

@@ -85,7 +85,7 @@ impl<S: Store> Store for FailOpen<S> {
     async fn call(&self, request: Request<'_>) -> Result<Reply> {
         let op = request.op();
         let fallback = match op {
-            Op::Get => Reply::Value(None),
+            Op::Get | Op::GetAndTouch => Reply::Value(None),
             Op::GetMany => Reply::Values(vec![None; request.batch_len()]),
             Op::Exists => Reply::Flag(false),
             Op::ExistsMany => Reply::Flags(vec![false; request.batch_len()]),
