@@ -199,6 +199,8 @@ behaviours![
     rate_limits::the_key_expires_when_the_allowance_is_full_again,
     rate_limits::a_key_holding_something_else_is_refused_and_kept,
     rate_limits::concurrent_checks_allow_exactly_the_burst,
+    rate_limits::a_sliding_window_allows_its_limit_in_any_window_and_no_more,
+    rate_limits::concurrent_window_checks_allow_exactly_the_limit,
     invalid::bad_ttls_are_refused_by_every_operation,
     invalid::bad_patterns_are_refused_and_delete_nothing,
     invalid::too_large_values_are_refused,

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cache_port::throttle::{gcra, Write};
-use cache_port::{CacheError, Decision, KeyPages, Pattern, Quota, Result, Stats, Ttl, TtlState};
+use cache_port::throttle::Write;
+use cache_port::{CacheError, Decision, KeyPages, Limit, Pattern, Result, Stats, Ttl, TtlState};
 use cache_store::{Reply, Request, Store, StoreKey, View};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
@@ -277,20 +277,14 @@ impl MokaStore {
 
     /// One GCRA check under the key's lock, with [`clock_micros`] (the
     /// store is one process's; see `cache_port::throttle`).
-    fn throttle(&self, key: StoreKey<'_>, quota: Quota, cost: u32) -> Result<Decision> {
+    fn throttle(&self, key: StoreKey<'_>, limit: Limit, cost: u32) -> Result<Decision> {
         let _write = self.lock(&key);
         let now = Instant::now();
-        let stored = match self.cache().get(&*key).filter(|e| e.is_live(now)) {
-            None => None,
-            Some(existing) => Some(
-                parse_i64(&existing.value)
-                    .and_then(|tat| u64::try_from(tat).ok())
-                    .ok_or(CacheError::NotAnInteger)?,
-            ),
-        };
-        let (decision, write) = gcra(stored, clock_micros(), &quota, cost);
-        if let Write::Store { tat, ttl } = write {
-            let value = Bytes::from(tat.to_string());
+        let stored = self.cache().get(&*key).filter(|e| e.is_live(now));
+        let stored = stored.as_ref().map(|e| &e.value[..]);
+        let (decision, write) = limit.check(stored, clock_micros(), cost)?;
+        if let Write::Store { value, ttl } = write {
+            let value = Bytes::from(value);
             let entry = Entry::new(value, Some(Ttl::new(ttl)?), now);
             self.cache().insert(key.into_owned(), entry);
         }
@@ -380,8 +374,8 @@ impl MokaStore {
                 delta,
                 ttl_if_created,
             } => Reply::Int(self.incr(key, delta, ttl_if_created)?),
-            Request::Throttle { key, quota, cost } => {
-                Reply::Decision(self.throttle(key, quota, cost)?)
+            Request::Throttle { key, limit, cost } => {
+                Reply::Decision(self.throttle(key, limit, cost)?)
             }
             Request::Clear { scope } => {
                 // Entry by entry, even for the whole store: moka's

@@ -9,7 +9,7 @@ use futures_core::Stream;
 
 use crate::error::Result;
 use crate::stats::Stats;
-use crate::throttle::{Decision, Quota};
+use crate::throttle::{Decision, Limit};
 use crate::ttl::TtlState;
 
 /// A key-value cache, whatever it stores in.
@@ -110,16 +110,17 @@ pub trait Cache: Send + Sync {
     /// counter keeps its own.
     async fn incr(&self, key: &str, delta: i64, ttl_if_created: Option<Duration>) -> Result<i64>;
 
-    /// Counts a request of `cost` against `quota` for the subject `key`, in
-    /// one atomic step (GCRA, see [`throttle`](crate::throttle)): the
-    /// decision, and the subject's state moved on if allowed. On Redis one
+    /// Counts a request of `cost` against `limit` for the subject `key`, in
+    /// one atomic step (GCRA or an exact sliding window, see
+    /// [`throttle`](crate::throttle)): the decision, and the subject's state
+    /// moved on if allowed. On Redis one
     /// script with the server's clock (`TIME`), so processes with skewed
     /// clocks agree; in process, under the key's lock with this machine's
     /// clock. A cost of 0 peeks without counting. Not idempotent: a check
     /// cut off is `OutcomeUnknown`. The default refuses with `NotAllowed`;
     /// every adapter built on the store side answers.
-    async fn throttle(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision> {
-        let _ = (key, quota, cost);
+    async fn throttle(&self, key: &str, limit: Limit, cost: u32) -> Result<Decision> {
+        let _ = (key, limit, cost);
         Err(crate::CacheError::NotAllowed {
             message: "this cache does not implement throttle".into(),
         })

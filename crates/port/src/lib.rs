@@ -73,6 +73,6 @@ pub use key::{validate_keys, Key, MAX_KEY_LEN};
 pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
 pub use stats::Stats;
-pub use throttle::{Decision, Quota};
+pub use throttle::{Decision, Limit, Quota, Window};
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;

@@ -125,18 +125,191 @@ pub struct Decision {
     pub reset_after: Duration,
 }
 
-/// What a check does to the stored TAT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a check does to the subject's stored state.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// Nothing (a denial, or a check of cost 0).
     None,
-    /// Store `tat` (µs since the epoch) for `ttl`.
+    /// Store `value` for `ttl`.
     Store {
-        /// The new TAT.
-        tat: u64,
+        /// The new state: GCRA's TAT, or a window's timestamps, as text.
+        value: String,
         /// Until the allowance is full again (at least 1 ms).
         ttl: Duration,
     },
+}
+
+/// The most requests a [`Window`] may allow: its state holds one
+/// timestamp per request (about 17 bytes each).
+pub const MAX_WINDOW_LIMIT: u32 = 10_000;
+
+/// A sliding window: at most `limit` requests in any window of length
+/// `window`, counted exactly (a log of the allowed requests' times, not
+/// two fixed windows weighted).
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_port::throttle::Window;
+///
+/// let window = Window::new(100, Duration::from_secs(60)).unwrap();
+/// assert_eq!(window.limit(), 100);
+/// assert!(Window::new(0, Duration::from_secs(1)).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    limit: u32,
+    window: Duration,
+}
+
+impl Window {
+    /// At most `limit` (1 to [`MAX_WINDOW_LIMIT`]) requests in any `window`
+    /// (1 ms to [`MAX_TTL`]); anything else is a `Config` error.
+    pub fn new(limit: u32, window: Duration) -> Result<Self> {
+        if limit == 0 || limit > MAX_WINDOW_LIMIT {
+            return Err(config(
+                "a window's limit is from 1 to MAX_WINDOW_LIMIT (10,000)",
+            ));
+        }
+        if window < Duration::from_millis(1) || window > MAX_TTL {
+            return Err(config("a window is from 1 ms to MAX_TTL long"));
+        }
+        Ok(Self { limit, window })
+    }
+
+    /// Requests allowed in any window.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The window's length.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The window in whole microseconds.
+    pub fn window_micros(&self) -> u64 {
+        self.window.as_micros().min(u128::from(u64::MAX)) as u64
+    }
+}
+
+/// A rate limit of either kind, as [`Cache::throttle`](crate::Cache::throttle) takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// GCRA: smooth, with a burst.
+    Gcra(Quota),
+    /// A sliding window, counted exactly.
+    Window(Window),
+}
+
+impl From<Quota> for Limit {
+    fn from(quota: Quota) -> Self {
+        Limit::Gcra(quota)
+    }
+}
+
+impl From<Window> for Limit {
+    fn from(window: Window) -> Self {
+        Limit::Window(window)
+    }
+}
+
+impl Limit {
+    /// One check of cost `cost` at `now` (µs since the epoch) against the
+    /// stored state (`None`: no key); a state this limit cannot read is a
+    /// `NotAnInteger` error.
+    pub fn check(&self, stored: Option<&[u8]>, now: u64, cost: u32) -> Result<(Decision, Write)> {
+        match self {
+            Limit::Gcra(quota) => {
+                let tat = match stored {
+                    None => None,
+                    Some(bytes) => Some(parse_micros(bytes).ok_or(CacheError::NotAnInteger)?),
+                };
+                Ok(gcra(tat, now, quota, cost))
+            }
+            Limit::Window(window) => sliding_window(stored, now, window, cost),
+        }
+    }
+
+    /// The most requests allowed at once (GCRA's burst, a window's limit).
+    pub fn max_burst(&self) -> u32 {
+        match self {
+            Limit::Gcra(quota) => quota.max_burst(),
+            Limit::Window(window) => window.limit(),
+        }
+    }
+}
+
+/// A decimal count of microseconds, digits only.
+fn parse_micros(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// One sliding-window check: the stored state is the allowed requests'
+/// times (decimal µs, comma-separated); those that left the window are
+/// dropped, and the request is allowed if the rest and its cost fit the
+/// limit. The Redis script is a line-by-line transcription.
+pub fn sliding_window(
+    stored: Option<&[u8]>,
+    now: u64,
+    window: &Window,
+    cost: u32,
+) -> Result<(Decision, Write)> {
+    let w = window.window_micros();
+    let mut kept: Vec<u64> = Vec::new();
+    if let Some(bytes) = stored {
+        for part in bytes.split(|b| *b == b',') {
+            let at = parse_micros(part).ok_or(CacheError::NotAnInteger)?;
+            if at.saturating_add(w) > now {
+                kept.push(at);
+            }
+        }
+    }
+    kept.sort_unstable();
+    let (limit, count, cost_n) = (window.limit as usize, kept.len(), cost as usize);
+    let until_gone = |at: u64| Duration::from_micros(at.saturating_add(w).saturating_sub(now));
+    if count + cost_n <= limit {
+        let write = if cost == 0 {
+            Write::None
+        } else {
+            kept.extend(std::iter::repeat_n(now, cost_n));
+            let value = kept
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            Write::Store {
+                value,
+                ttl: window.window,
+            }
+        };
+        let decision = Decision {
+            allowed: true,
+            limit: window.limit,
+            remaining: (limit - count - cost_n) as u32,
+            retry_after: Duration::ZERO,
+            reset_after: kept.last().map_or(Duration::ZERO, |at| until_gone(*at)),
+        };
+        return Ok((decision, write));
+    }
+    let need = count + cost_n - limit;
+    let reset_after = kept.last().map_or(Duration::ZERO, |at| until_gone(*at));
+    let decision = Decision {
+        allowed: false,
+        limit: window.limit,
+        remaining: limit.saturating_sub(count) as u32,
+        // It fits once its `need` oldest have left the window (a cost above
+        // the limit never fits: then, when all have).
+        retry_after: if need <= count {
+            until_gone(kept[need - 1])
+        } else {
+            reset_after
+        },
+        reset_after,
+    };
+    Ok((decision, Write::None))
 }
 
 /// One GCRA check of cost `cost` at `now` (µs since the epoch) against the
@@ -162,7 +335,7 @@ pub fn gcra(tat: Option<u64>, now: u64, quota: &Quota, cost: u32) -> (Decision, 
             Write::None
         } else {
             Write::Store {
-                tat: new,
+                value: new.to_string(),
                 ttl: micros(new - now).max(Duration::from_millis(1)),
             }
         };
@@ -197,8 +370,8 @@ mod tests {
             .iter()
             .map(|&now| {
                 let (decision, write) = gcra(tat, now, quota, 1);
-                if let Write::Store { tat: new, .. } = write {
-                    tat = Some(new);
+                if let Write::Store { value, .. } = write {
+                    tat = Some(value.parse().unwrap());
                 }
                 decision.allowed
             })
@@ -237,15 +410,17 @@ mod tests {
         assert!(first.allowed);
         assert_eq!((first.limit, first.remaining), (2, 1));
         assert_eq!(first.reset_after, Duration::from_millis(100));
-        let Write::Store { tat, ttl } = write else {
+        let Write::Store { value, ttl } = write else {
             panic!("an allowed check stores")
         };
+        let tat: u64 = value.parse().unwrap();
         assert_eq!((tat, ttl), (now + 100_000, Duration::from_millis(100)));
         let (second, write) = gcra(Some(tat), now, &q, 1);
         assert!(second.allowed && second.remaining == 0);
-        let Write::Store { tat, .. } = write else {
+        let Write::Store { value, .. } = write else {
             panic!()
         };
+        let tat: u64 = value.parse().unwrap();
         let (third, write) = gcra(Some(tat), now, &q, 1);
         assert!(!third.allowed);
         assert_eq!(write, Write::None);
@@ -283,5 +458,42 @@ mod tests {
             "{}",
             allowed.len()
         );
+    }
+
+    #[test]
+    fn a_window_allows_its_limit_in_any_window_and_no_more() {
+        let w = Window::new(3, Duration::from_millis(300)).unwrap();
+        let mut stored: Option<String> = None;
+        let mut at = |ms: u64| {
+            let (decision, write) =
+                sliding_window(stored.as_deref().map(str::as_bytes), ms * 1000, &w, 1).unwrap();
+            if let Write::Store { value, .. } = write {
+                stored = Some(value);
+            }
+            decision
+        };
+        assert!(at(0).allowed && at(100).allowed && at(200).allowed);
+        let denied = at(250);
+        assert!(!denied.allowed);
+        // The oldest (at 0) leaves at 300.
+        assert_eq!(denied.retry_after, Duration::from_millis(50));
+        assert_eq!(denied.reset_after, Duration::from_millis(250));
+        // No fixed window's edge: at 299 the three are still inside.
+        assert!(!at(299).allowed);
+        assert!(at(300).allowed);
+        assert!(!at(350).allowed);
+        assert!(at(400).allowed);
+    }
+
+    #[test]
+    fn a_window_state_that_is_not_timestamps_is_refused() {
+        let w = Window::new(3, Duration::from_secs(1)).unwrap();
+        for bad in [&b"x"[..], b"1,-2", b"1.5", b"1,,2"] {
+            assert_eq!(
+                sliding_window(Some(bad), 10, &w, 1).unwrap_err().kind(),
+                crate::ErrorKind::NotAnInteger
+            );
+        }
+        assert!(Window::new(MAX_WINDOW_LIMIT + 1, Duration::from_secs(1)).is_err());
     }
 }

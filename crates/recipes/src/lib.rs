@@ -32,7 +32,7 @@
 mod rate_limit;
 mod sessions;
 
-pub use cache_port::{Decision, Quota};
+pub use cache_port::{Decision, Limit, Quota, Window};
 pub use rate_limit::RateLimiter;
 pub use sessions::{DenyList, Session, SessionId, SessionStore};
 

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use cache_keyspace::{KeyPart, KeyRule};
-use cache_port::{Cache, Decision, Quota, Result};
+use cache_port::{Cache, Decision, Limit, Result};
 
-/// Limits each subject to a [`Quota`] with GCRA, through `Cache::throttle`.
+/// Limits each subject to a [`Limit`]: a `Quota` (GCRA) or a `Window`
+/// (an exact sliding window), through `Cache::throttle`.
 ///
 /// A subject's key is `{name}:{subject}` (the subject escaped as a
 /// keyspace escapes ids, so no subject reaches another's key or picks a
@@ -21,32 +22,33 @@ use cache_port::{Cache, Decision, Quota, Result};
 pub struct RateLimiter {
     cache: Arc<dyn Cache>,
     rule: KeyRule,
-    quota: Quota,
+    limit: Limit,
 }
 
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimiter")
             .field("name", &self.rule.name())
-            .field("quota", &self.quota)
+            .field("limit", &self.limit)
             .finish_non_exhaustive()
     }
 }
 
 impl RateLimiter {
-    /// A limiter of `quota` per subject under `name` (a namespace: non-empty
-    /// segments joined by `:`; anything else is an `InvalidKey` error).
-    pub fn new(cache: Arc<dyn Cache>, name: &str, quota: Quota) -> Result<Self> {
+    /// A limiter of `limit` (a `Quota` or a `Window`) per subject under
+    /// `name` (a namespace: non-empty segments joined by `:`; anything else
+    /// is an `InvalidKey` error).
+    pub fn new(cache: Arc<dyn Cache>, name: &str, limit: impl Into<Limit>) -> Result<Self> {
         Ok(Self {
             cache,
             rule: KeyRule::new(name)?,
-            quota,
+            limit: limit.into(),
         })
     }
 
-    /// The quota.
-    pub fn quota(&self) -> Quota {
-        self.quota
+    /// The limit.
+    pub fn limit(&self) -> Limit {
+        self.limit
     }
 
     /// The key of `subject`.
@@ -61,10 +63,11 @@ impl RateLimiter {
     }
 
     /// Counts a request of `cost` (a batch of `cost` items, say): allowed
-    /// only as a whole; a cost above the quota's burst is never allowed.
+    /// only as a whole; a cost above the burst (or the window's limit) is
+    /// never allowed.
     pub async fn check_n<S: KeyPart + ?Sized>(&self, subject: &S, cost: u32) -> Result<Decision> {
         let key = self.key(subject)?;
-        self.cache.throttle(&key, self.quota, cost).await
+        self.cache.throttle(&key, self.limit, cost).await
     }
 
     /// What a check would answer now, counting nothing.

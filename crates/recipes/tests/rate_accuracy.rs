@@ -110,6 +110,27 @@ fn check(name: &str, record: &Record, start: Instant, end: Instant) {
     }
 }
 
+/// One limiter on each of 4 independent clients of `server`, as 4
+/// processes would have.
+async fn four_clients(
+    server: &RedisServer,
+    name: &str,
+    limit: impl Into<cache_recipes::Limit> + Copy,
+) -> Vec<RateLimiter> {
+    let mut limiters = Vec::new();
+    for _ in 0..4 {
+        let cache: Arc<dyn Cache> = Arc::new(
+            cache_redis::RedisConfig::from_url(&server.url())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+        limiters.push(RateLimiter::new(cache, name, limit).unwrap());
+    }
+    limiters
+}
+
 fn quota() -> Quota {
     Quota::per(COUNT, Duration::from_secs(1))
         .unwrap()
@@ -120,17 +141,7 @@ fn quota() -> Quota {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_clients_of_one_redis_share_one_exact_limit() {
     let server = RedisServer::start();
-    let mut limiters = Vec::new();
-    for _ in 0..4 {
-        let cache: Arc<dyn Cache> = Arc::new(
-            cache_redis::RedisConfig::from_url(&server.url())
-                .unwrap()
-                .connect()
-                .await
-                .unwrap(),
-        );
-        limiters.push(RateLimiter::new(cache, "limit", quota()).unwrap());
-    }
+    let limiters = four_clients(&server, "limit", quota()).await;
     let (record, start, end) = hammer(limiters).await;
     check("redis, 4 clients", &record, start, end);
 }
@@ -141,4 +152,53 @@ async fn in_process_the_same_limit_holds() {
     let limiter = RateLimiter::new(cache, "limit", quota()).unwrap();
     let (record, start, end) = hammer(vec![limiter]).await;
     check("moka", &record, start, end);
+}
+
+/// An exact sliding window of 200 a second under the same hammering: any
+/// 1 s holds at most 200 allowed requests (those certainly inside it), and
+/// the run allows at least 99 % of 200 per whole second.
+async fn window_accuracy(name: &str, limiters: Vec<RateLimiter>) {
+    let (record, start, end) = hammer(limiters).await;
+    let mut allowed = record.allowed.lock().unwrap().clone();
+    allowed.sort();
+    let n = allowed.len();
+    let whole_seconds = (end - start).as_secs();
+    println!("{name}, window: {n} allowed in {:?}", end - start);
+    assert!(
+        n as f64 >= 0.99 * f64::from(COUNT) * whole_seconds as f64,
+        "{name}: {n} allowed"
+    );
+    assert!(
+        n as u64 <= u64::from(COUNT) * (whole_seconds + 1),
+        "{name}: {n} allowed"
+    );
+    let second = Duration::from_secs(1);
+    let mut worst = 0;
+    for (i, &(from, _)) in allowed.iter().enumerate() {
+        let inside = allowed[i..]
+            .iter()
+            .take_while(|(sent, _)| *sent < from + second)
+            .filter(|(_, answered)| *answered < from + second)
+            .count();
+        worst = worst.max(inside);
+    }
+    println!("{name}, window: at most {worst} allowed in any 1 s (limit {COUNT})");
+    assert!(worst <= COUNT as usize, "{name}: {worst} in one second");
+}
+
+fn window() -> cache_recipes::Window {
+    cache_recipes::Window::new(COUNT, Duration::from_secs(1)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sliding_window_holds_exactly_on_redis_and_in_process() {
+    let server = RedisServer::start();
+    let limiters = four_clients(&server, "window", window()).await;
+    window_accuracy("redis, 4 clients", limiters).await;
+    let moka: Arc<dyn Cache> = Arc::new(cache_moka::MokaConfig::default().build().unwrap());
+    window_accuracy(
+        "moka",
+        vec![RateLimiter::new(moka, "window", window()).unwrap()],
+    )
+    .await;
 }

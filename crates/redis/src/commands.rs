@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_port::{CacheError, Decision, Pattern, Quota, Result, Stats, Ttl, TtlState};
+use cache_port::{CacheError, Decision, Limit, Pattern, Result, Stats, Ttl, TtlState};
 use cache_store::StoreKey;
 use fred::prelude::{
     ClientLike, Expiration, Key as FredKey, KeysInterface, ServerInterface, SetOptions, Value,
@@ -322,21 +322,33 @@ impl RedisStore {
         answer.and_then(|own| own).map_err(self.err("incr"))
     }
 
-    /// One GCRA check: the `GCRA` script, with the server's clock.
+    /// One check: the `GCRA` or `SLIDING_WINDOW` script, with the
+    /// server's clock.
     pub(crate) async fn throttle(
         &self,
         key: StoreKey<'_>,
-        quota: Quota,
+        limit: Limit,
         cost: u32,
     ) -> Result<Decision> {
-        let args = vec![
-            quota.interval_micros() as i64,
-            quota.tolerance_micros() as i64,
-            i64::from(cost),
-        ];
-        let answer: Vec<i64> = self
-            .shared
-            .gcra_script
+        let (script, args) = match limit {
+            Limit::Gcra(quota) => (
+                &self.shared.gcra_script,
+                vec![
+                    quota.interval_micros() as i64,
+                    quota.tolerance_micros() as i64,
+                    i64::from(cost),
+                ],
+            ),
+            Limit::Window(window) => (
+                &self.shared.window_script,
+                vec![
+                    window.window_micros() as i64,
+                    i64::from(window.limit()),
+                    i64::from(cost),
+                ],
+            ),
+        };
+        let answer: Vec<i64> = script
             .evalsha_with_reload(self.pool().next(), fred_key(key), args)
             .await
             .map_err(self.err("throttle"))?;
@@ -349,7 +361,7 @@ impl RedisStore {
         let micros = |n: i64| Duration::from_micros(n.max(0) as u64);
         Ok(Decision {
             allowed: allowed == 1,
-            limit: quota.max_burst(),
+            limit: limit.max_burst(),
             remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
             retry_after: micros(retry_after),
             reset_after: micros(reset_after),

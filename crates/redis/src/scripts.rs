@@ -50,6 +50,47 @@ if new - now <= tau then
 end
 return {0, math.max(0, math.floor((tau - (tat - now)) / t)), new - now - tau, tat - now}";
 
+/// One sliding-window check (`cache_port::throttle::sliding_window`,
+/// transcribed line by line) with the server's clock: `ARGV` are the
+/// window in µs, the limit and the cost; the answer as `GCRA`'s. The state
+/// is the allowed requests' times, decimal µs joined by commas, kept for
+/// one window after the newest.
+pub(crate) const SLIDING_WINDOW: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local w, limit, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stored = redis.call('GET', KEYS[1])
+local kept = {}
+if stored then
+  for part in string.gmatch(stored .. ',', '([^,]*),') do
+    if not string.match(part, '^%d+$') then
+      return redis.error_reply('ERR value is not an integer or out of range')
+    end
+    local at = tonumber(part)
+    if at + w > now then kept[#kept + 1] = at end
+  end
+end
+table.sort(kept)
+local count = #kept
+local function gone(at) return math.max(0, at + w - now) end
+if count + cost <= limit then
+  if cost > 0 then
+    for i = 1, cost do kept[#kept + 1] = now end
+    local parts = {}
+    for i, at in ipairs(kept) do parts[i] = string.format('%.0f', at) end
+    redis.call('SET', KEYS[1], table.concat(parts, ','), 'PX', math.max(1, math.ceil(w / 1000)))
+  end
+  local reset = 0
+  if #kept > 0 then reset = gone(kept[#kept]) end
+  return {1, limit - count - cost, 0, reset}
+end
+local need = count + cost - limit
+local reset = 0
+if count > 0 then reset = gone(kept[count]) end
+local retry = reset
+if need <= count then retry = gone(kept[need]) end
+return {0, math.max(0, limit - count), retry, reset}";
+
 /// `set_many` on one server (not a cluster, where keys span slots): every
 /// `SET` in one command. fred sends a pipeline's commands one write each,
 /// and queuing the `SET`s as separate commands costs a command future per

@@ -17,7 +17,9 @@ use crate::commands::fred_key;
 use crate::config::RedisConfig;
 use crate::connection::{connect_in_background, fred_builder, stop, Connected};
 use crate::errors::ErrorContext;
-use crate::scripts::{DELETE_IF_EQUALS, GCRA, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY};
+use crate::scripts::{
+    DELETE_IF_EQUALS, GCRA, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY, SLIDING_WINDOW,
+};
 use crate::walk_retry;
 
 /// The Redis cache: the port over a [`RedisStore`], counted, optionally
@@ -52,6 +54,7 @@ pub(crate) struct Shared {
     pub(crate) errors: ErrorContext,
     pub(crate) incr_script: Script,
     pub(crate) gcra_script: Script,
+    pub(crate) window_script: Script,
     pub(crate) delete_if_equals_script: Script,
     pub(crate) set_many_script: Script,
     pub(crate) get_with_ttl_script: Script,
@@ -240,6 +243,7 @@ impl RedisStore {
                 errors,
                 incr_script: Script::from_lua(INCR_WITH_TTL),
                 gcra_script: Script::from_lua(GCRA),
+                window_script: Script::from_lua(SLIDING_WINDOW),
                 delete_if_equals_script: Script::from_lua(DELETE_IF_EQUALS),
                 set_many_script: Script::from_lua(SET_MANY),
                 get_with_ttl_script: Script::from_lua(GET_WITH_PTTL_EACH),
@@ -327,8 +331,8 @@ impl RedisStore {
                 delta,
                 ttl_if_created,
             } => Reply::Int(self.incr(key, delta, ttl_if_created).await?),
-            Request::Throttle { key, quota, cost } => {
-                Reply::Decision(self.throttle(key, quota, cost).await?)
+            Request::Throttle { key, limit, cost } => {
+                Reply::Decision(self.throttle(key, limit, cost).await?)
             }
             Request::Clear { scope } => {
                 self.clear(&scope).await?;

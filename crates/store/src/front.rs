@@ -16,7 +16,7 @@ use cache_port::KeyPages;
 use cache_port::Pattern;
 use cache_port::Stats;
 use cache_port::{CacheError, Result};
-use cache_port::{Decision, Quota};
+use cache_port::{Decision, Limit};
 use cache_port::{Key, MAX_KEY_LEN};
 use cache_port::{Ttl, TtlState};
 
@@ -433,9 +433,9 @@ impl<S: Store> Cache for Front<S> {
         })
     }}
 
-    port_call! { fn throttle(&self, key: &'k str, quota: Quota, cost: u32) -> Decision {
+    port_call! { fn throttle(&self, key: &'k str, limit: Limit, cost: u32) -> Decision {
         let key = valid!(self, self::key(key));
-        let request = Request::Throttle { key, quota, cost };
+        let request = Request::Throttle { key, limit, cost };
         boxed(Op::Throttle, self.store.call(request), |reply| match reply {
             Reply::Decision(decision) => Ok(decision),
             other => Err(other),

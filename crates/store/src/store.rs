@@ -22,7 +22,7 @@ use bytes::Bytes;
 use cache_port::Pattern;
 use cache_port::Stats;
 use cache_port::{CacheError, ErrorKind, Result};
-use cache_port::{Decision, Quota};
+use cache_port::{Decision, Limit};
 use cache_port::{KeyPages, Ttl, TtlState};
 
 /// A key as the store sees it: validated by the front, and possibly longer
@@ -149,12 +149,12 @@ pub enum Request<'a> {
         /// Applies only when the counter is created.
         ttl_if_created: Option<Ttl>,
     },
-    /// `throttle`: one GCRA check (`cache_port::throttle::gcra`).
+    /// `throttle`: one check (`cache_port::throttle::Limit::check`).
     Throttle {
         /// The limited subject's key.
         key: StoreKey<'a>,
         /// The limit.
-        quota: Quota,
+        limit: Limit,
         /// What this request counts for (0: a peek).
         cost: u32,
     },
@@ -404,9 +404,9 @@ impl<'a> Request<'a> {
                 delta,
                 ttl_if_created,
             },
-            Request::Throttle { key, quota, cost } => Request::Throttle {
+            Request::Throttle { key, limit, cost } => Request::Throttle {
                 key: f(key),
-                quota,
+                limit,
                 cost,
             },
             Request::Clear { scope } => Request::Clear { scope: f(scope) },

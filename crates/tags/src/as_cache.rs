@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_port::{Cache, Decision, ErrorKind, KeyPages, Quota, Result, Stats, TtlState};
+use cache_port::{Cache, Decision, ErrorKind, KeyPages, Limit, Result, Stats, TtlState};
 use serde::de::DeserializeOwned;
 
 use crate::envelope;
@@ -184,11 +184,11 @@ impl Cache for TaggedCache {
         TaggedCache::get_and_touch(self, key, ttl).await
     }
 
-    async fn throttle(&self, key: &str, quota: Quota, cost: u32) -> Result<Decision> {
-        match self.cache().throttle(key, quota, cost).await {
+    async fn throttle(&self, key: &str, limit: Limit, cost: u32) -> Result<Decision> {
+        match self.cache().throttle(key, limit, cost).await {
             // An invalidated tagged entry is absent: the subject starts again.
             Err(e) if e.kind() == ErrorKind::NotAnInteger && self.cleared_if_stale(key).await? => {
-                self.cache().throttle(key, quota, cost).await
+                self.cache().throttle(key, limit, cost).await
             }
             other => other,
         }

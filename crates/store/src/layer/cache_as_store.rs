@@ -93,8 +93,8 @@ async fn forward<C: Cache + ?Sized>(cache: &C, request: Request<'_>) -> Result<R
         Request::GetAndTouch { key, ttl } => {
             Reply::Value(cache.get_and_touch(&key, ttl.as_duration()).await?)
         }
-        Request::Throttle { key, quota, cost } => {
-            Reply::Decision(cache.throttle(&key, quota, cost).await?)
+        Request::Throttle { key, limit, cost } => {
+            Reply::Decision(cache.throttle(&key, limit, cost).await?)
         }
         Request::ExistsMany { keys } => Reply::Flags(cache.exists_many(&owned(keys)).await?),
         Request::GetMany { keys } => Reply::Values(cache.get_many(&owned(keys)).await?),
