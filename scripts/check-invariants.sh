@@ -70,7 +70,7 @@ echo "-- the #[cached] macro depends on none of our crates (its expansion names 
 only_ours cache-macros
 
 echo "-- the conformance suite depends on no adapter"
-only_ours cache-conformance cache-port cache-store cache-loading cache-tags cache-keyspace
+only_ours cache-conformance cache-port cache-store cache-loading cache-tags cache-keyspace cache-recipes
 
 echo "-- the catalogue library depends on the port, loading, tags and keyspaces alone of our crates (domain code)"
 only_ours cache-example-catalog cache-port cache-loading cache-tags cache-keyspace

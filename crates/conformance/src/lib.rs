@@ -49,6 +49,7 @@ mod loading;
 mod namespaces;
 mod patterns;
 mod rate_limits;
+mod recipes;
 mod resilience;
 mod stats;
 mod tags;
@@ -201,6 +202,7 @@ behaviours![
     rate_limits::concurrent_checks_allow_exactly_the_burst,
     rate_limits::a_sliding_window_allows_its_limit_in_any_window_and_no_more,
     rate_limits::concurrent_window_checks_allow_exactly_the_limit,
+    recipes::write_behind_shows_writes_at_once_and_saves_each_keys_last_value,
     invalid::bad_ttls_are_refused_by_every_operation,
     invalid::bad_patterns_are_refused_and_delete_nothing,
     invalid::too_large_values_are_refused,

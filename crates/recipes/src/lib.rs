@@ -31,10 +31,14 @@
 
 mod rate_limit;
 mod sessions;
+mod write_behind;
 
 pub use cache_port::{Decision, Limit, Quota, Window};
 pub use rate_limit::RateLimiter;
 pub use sessions::{DenyList, Session, SessionId, SessionStore};
+pub use write_behind::{
+    Flushed, Full, Repository, WriteBehind, WriteBehindConfig, WriteThrough, WriteThroughError,
+};
 
 /// docs/RECIPES.md, whose examples run as this crate's doctests.
 #[cfg(doctest)]
