@@ -19,7 +19,7 @@ use fred::types::CustomCommand;
 
 use crate::coalesce::{Batch, Coalescer};
 use crate::config::RedisConfig;
-use crate::scripts::{GET_WITH_PTTL_EACH, INCR_EACH, PTTL_EACH, SET_EACH};
+use crate::scripts::{GCRA_EACH, GET_WITH_PTTL_EACH, INCR_EACH, PTTL_EACH, SET_EACH};
 
 /// The coalescers of one server's store.
 pub(crate) struct Coalescing {
@@ -29,6 +29,7 @@ pub(crate) struct Coalescing {
     pub(crate) sets: Arc<Coalescer<Sets>>,
     pub(crate) ttls: Arc<Coalescer<Ttls>>,
     pub(crate) incrs: Arc<Coalescer<Incrs>>,
+    pub(crate) throttles: Arc<Coalescer<Throttles>>,
 }
 
 impl Coalescing {
@@ -52,9 +53,14 @@ impl Coalescing {
             pool: pool.clone(),
             script: Script::from_lua(INCR_EACH),
         };
+        let throttles = Throttles {
+            pool: pool.clone(),
+            script: Script::from_lua(GCRA_EACH),
+        };
         Self {
             gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
             incrs: Coalescer::new(incrs, slots, timeout),
+            throttles: Coalescer::new(throttles, slots, timeout),
             get_ttls: Coalescer::new(get_ttls, slots, timeout),
             sets: Coalescer::new(sets, slots, timeout),
             ttls: Coalescer::new(ttls, slots, timeout),
@@ -241,6 +247,61 @@ impl Batch for Incrs {
             });
         }
         Ok(replies)
+    }
+}
+
+/// Waiting GCRA checks as one `GCRA_EACH` call: (key, T, burst·T, cost).
+/// Each answer is the check's own: its four numbers, or `NotAnInteger`
+/// for a key that holds something else; the batch's failure is every
+/// check's (the front reports it as `OutcomeUnknown`).
+pub(crate) struct Throttles {
+    pub(crate) pool: Pool,
+    pub(crate) script: Script,
+}
+
+/// A GCRA check's answer: allowed, remaining, retry after (µs), reset
+/// after (µs).
+pub(crate) type GcraAnswer = [i64; 4];
+
+impl Batch for Throttles {
+    type Item = (FredKey, i64, i64, i64);
+    type Reply = std::result::Result<GcraAnswer, FredError>;
+    const MAX_ITEMS: usize = 256;
+
+    async fn send(
+        &self,
+        items: Vec<(FredKey, i64, i64, i64)>,
+    ) -> std::result::Result<Vec<Self::Reply>, FredError> {
+        let count = items.len();
+        let mut keys: Vec<FredKey> = Vec::with_capacity(count);
+        let mut args: Vec<Value> = Vec::with_capacity(count * 3);
+        for (key, t, tau, cost) in items {
+            keys.push(key);
+            args.extend([Value::Integer(t), Value::Integer(tau), Value::Integer(cost)]);
+        }
+        let answer: Vec<i64> = self
+            .script
+            .evalsha_with_reload(self.pool.next(), keys, args)
+            .await?;
+        if answer.len() != 5 * count {
+            return Err(FredError::new(
+                FredErrorKind::Parse,
+                format!(
+                    "GCRA_EACH answered {} numbers for {count} checks",
+                    answer.len()
+                ),
+            ));
+        }
+        Ok(answer
+            .chunks_exact(5)
+            .map(|a| match a {
+                [1, allowed, remaining, retry, reset] => Ok([*allowed, *remaining, *retry, *reset]),
+                _ => Err(FredError::new(
+                    FredErrorKind::Unknown,
+                    "ERR value is not an integer or out of range",
+                )),
+            })
+            .collect())
     }
 }
 

@@ -330,6 +330,38 @@ impl RedisStore {
         limit: Limit,
         cost: u32,
     ) -> Result<Decision> {
+        if let (Limit::Gcra(quota), Some(coalescing)) = (limit, &self.shared.coalescing) {
+            // Concurrent checks share one script call when every
+            // connection is busy (`coalesce/`), as `incr`s do.
+            let item = (
+                fred_key(key),
+                quota.interval_micros() as i64,
+                quota.tolerance_micros() as i64,
+                i64::from(cost),
+            );
+            let alone = |(key, t, tau, cost): (FredKey, i64, i64, i64)| async move {
+                let answer: std::result::Result<Vec<i64>, _> = self
+                    .shared
+                    .gcra_script
+                    .evalsha_with_reload(self.pool().next(), key, vec![t, tau, cost])
+                    .await;
+                Ok(answer.and_then(|a| {
+                    <[i64; 4]>::try_from(a).map_err(|a| {
+                        fred::error::Error::new(
+                            fred::error::ErrorKind::Parse,
+                            format!("throttle: the script answered {a:?}"),
+                        )
+                    })
+                }))
+            };
+            let answer = coalescing
+                .throttles
+                .call(item, alone)
+                .await
+                .and_then(|own| own)
+                .map_err(self.err("throttle"))?;
+            return Ok(decision(limit, answer));
+        }
         let (script, args) = match limit {
             Limit::Gcra(quota) => (
                 &self.shared.gcra_script,
@@ -352,20 +384,13 @@ impl RedisStore {
             .evalsha_with_reload(self.pool().next(), fred_key(key), args)
             .await
             .map_err(self.err("throttle"))?;
-        let [allowed, remaining, retry_after, reset_after] = answer[..] else {
+        let Ok(answer) = <[i64; 4]>::try_from(answer) else {
             return Err(CacheError::Backend {
-                message: format!("throttle: the script answered {answer:?}"),
+                message: "throttle: the script answered other than 4 numbers".into(),
                 source: None,
             });
         };
-        let micros = |n: i64| Duration::from_micros(n.max(0) as u64);
-        Ok(Decision {
-            allowed: allowed == 1,
-            limit: limit.max_burst(),
-            remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
-            retry_after: micros(retry_after),
-            reset_after: micros(reset_after),
-        })
+        Ok(decision(limit, answer))
     }
 
     pub(crate) async fn clear(&self, scope: &str) -> Result<()> {
@@ -420,5 +445,18 @@ impl RedisStore {
             .await
             .map_err(self.err("ping"))?;
         Ok(start.elapsed())
+    }
+}
+
+/// A decision from a script's four numbers: allowed, remaining, retry
+/// after and reset after (µs).
+fn decision(limit: Limit, [allowed, remaining, retry_after, reset_after]: [i64; 4]) -> Decision {
+    let micros = |n: i64| Duration::from_micros(n.max(0) as u64);
+    Decision {
+        allowed: allowed == 1,
+        limit: limit.max_burst(),
+        remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+        retry_after: micros(retry_after),
+        reset_after: micros(reset_after),
     }
 }

@@ -50,6 +50,46 @@ if new - now <= tau then
 end
 return {0, math.max(0, math.floor((tau - (tat - now)) / t)), new - now - tau, tat - now}";
 
+/// Coalesced GCRA checks (`coalesce/`): `GCRA` once per key of `KEYS`,
+/// in order, with `ARGV[3i-2..3i]` the T, burst·T and cost of `KEYS[i]`,
+/// all at one `TIME`. Each answer is 5 numbers: 1 and `GCRA`'s four, or 0
+/// and an error (a value that is not a schedule) for that check alone.
+pub(crate) const GCRA_EACH: &str = r"
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local out = {}
+for i = 1, #KEYS do
+  local t, tau, cost = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local stored = redis.call('GET', KEYS[i])
+  local tat = now
+  local ok = true
+  if stored then
+    local n = tonumber(stored)
+    if not n or n < 0 or n ~= math.floor(n) or not string.match(stored, '^%d+$') then
+      ok = false
+    elseif n > now then
+      tat = n
+    end
+  end
+  local base = 5 * (i - 1)
+  if not ok then
+    out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] = 0, 0, 0, 0, 0
+  else
+    local new = tat + cost * t
+    if new - now <= tau then
+      if cost > 0 then
+        redis.call('SET', KEYS[i], string.format('%.0f', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
+      end
+      out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] =
+        1, 1, math.floor((tau - (new - now)) / t), 0, new - now
+    else
+      out[base + 1], out[base + 2], out[base + 3], out[base + 4], out[base + 5] =
+        1, 0, math.max(0, math.floor((tau - (tat - now)) / t)), new - now - tau, tat - now
+    end
+  end
+end
+return out";
+
 /// One sliding-window check (`cache_port::throttle::sliding_window`,
 /// transcribed line by line) with the server's clock: `ARGV` are the
 /// window in µs, the limit and the cost; the answer as `GCRA`'s. The state

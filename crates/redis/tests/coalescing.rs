@@ -319,6 +319,68 @@ async fn concurrent_incrs_share_scripts_and_each_gets_its_own_answer() {
     );
 }
 
+/// Rate limit checks (`throttle`, GCRA) of 64 tasks share script calls
+/// when every connection is busy, and each gets its own answer: a task's
+/// own subject counts its checks down exactly, a shared subject allows
+/// exactly its burst, a key holding something else is that check's error
+/// alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_checks_share_scripts_and_each_gets_its_own_answer() {
+    use cache_port::{ErrorKind, Quota};
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    cache.set("word", value_of("word"), None).await.unwrap();
+    let hour = Duration::from_secs(3600);
+    let own_quota = Quota::per(ROUNDS as u32, hour).unwrap();
+    let shared_quota = Quota::per(100, hour).unwrap();
+    let scripts_before = calls(&server, "evalsha");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                let mut allowed_shared = 0;
+                for round in 0..ROUNDS {
+                    let own = cache
+                        .throttle(&format!("s{t}"), own_quota.into(), 1)
+                        .await
+                        .unwrap();
+                    assert!(own.allowed, "task {t} round {round}");
+                    assert_eq!(own.remaining as usize, ROUNDS - round - 1, "task {t}");
+                    if cache
+                        .throttle("shared", shared_quota.into(), 1)
+                        .await
+                        .unwrap()
+                        .allowed
+                    {
+                        allowed_shared += 1;
+                    }
+                    if round % 8 == 0 {
+                        let err = cache
+                            .throttle("word", own_quota.into(), 1)
+                            .await
+                            .unwrap_err();
+                        assert_eq!(err.kind(), ErrorKind::NotAnInteger, "{err}");
+                    }
+                }
+                allowed_shared
+            })
+        })
+        .collect();
+    let mut shared = 0;
+    for task in tasks {
+        shared += task.await.unwrap();
+    }
+    assert_eq!(shared, 100);
+    assert_eq!(cache.get("word").await.unwrap(), Some(value_of("word")));
+    let checks = (TASKS * ROUNDS * 2 + TASKS * ROUNDS.div_ceil(8)) as u64;
+    let scripts = calls(&server, "evalsha") - scripts_before;
+    assert!(
+        scripts < checks,
+        "{scripts} scripts for {checks} checks: nothing was coalesced"
+    );
+    println!("{checks} checks in {scripts} script calls");
+}
+
 /// 64 tasks over `cache`, task `t` reading `key_of(t)` (after `app:k` is
 /// set); the errors, each with the key read.
 async fn read_under_load(
