@@ -272,37 +272,45 @@ impl Batch for Throttles {
         &self,
         items: Vec<(FredKey, i64, i64, i64)>,
     ) -> std::result::Result<Vec<Self::Reply>, FredError> {
-        let count = items.len();
-        let mut keys: Vec<FredKey> = Vec::with_capacity(count);
-        let mut args: Vec<Value> = Vec::with_capacity(count * 3);
-        for (key, t, tau, cost) in items {
-            keys.push(key);
-            args.extend([Value::Integer(t), Value::Integer(tau), Value::Integer(cost)]);
-        }
-        let answer: Vec<i64> = self
-            .script
-            .evalsha_with_reload(self.pool.next(), keys, args)
-            .await?;
-        if answer.len() != 5 * count {
-            return Err(FredError::new(
-                FredErrorKind::Parse,
-                format!(
-                    "GCRA_EACH answered {} numbers for {count} checks",
-                    answer.len()
-                ),
-            ));
-        }
-        Ok(answer
-            .chunks_exact(5)
-            .map(|a| match a {
-                [1, allowed, remaining, retry, reset] => Ok([*allowed, *remaining, *retry, *reset]),
-                _ => Err(FredError::new(
-                    FredErrorKind::Unknown,
-                    "ERR value is not an integer or out of range",
-                )),
-            })
-            .collect())
+        gcra_checks(&self.script, self.pool.next(), items).await
     }
+}
+
+/// GCRA checks (key, T, burst·T, cost) in one `GCRA_EACH` call on
+/// `client`: each its own answer, or `NotAnInteger`'s error for a key
+/// holding something else. A lone check is a call of one.
+pub(crate) async fn gcra_checks(
+    script: &Script,
+    client: &Client,
+    items: Vec<(FredKey, i64, i64, i64)>,
+) -> std::result::Result<Vec<std::result::Result<GcraAnswer, FredError>>, FredError> {
+    let count = items.len();
+    let mut keys: Vec<FredKey> = Vec::with_capacity(count);
+    let mut args: Vec<Value> = Vec::with_capacity(count * 3);
+    for (key, t, tau, cost) in items {
+        keys.push(key);
+        args.extend([Value::Integer(t), Value::Integer(tau), Value::Integer(cost)]);
+    }
+    let answer: Vec<i64> = script.evalsha_with_reload(client, keys, args).await?;
+    if answer.len() != 5 * count {
+        return Err(FredError::new(
+            FredErrorKind::Parse,
+            format!(
+                "GCRA_EACH answered {} numbers for {count} checks",
+                answer.len()
+            ),
+        ));
+    }
+    Ok(answer
+        .chunks_exact(5)
+        .map(|a| match a {
+            [1, allowed, remaining, retry, reset] => Ok([*allowed, *remaining, *retry, *reset]),
+            _ => Err(FredError::new(
+                FredErrorKind::Unknown,
+                "ERR value is not an integer or out of range",
+            )),
+        })
+        .collect())
 }
 
 /// A counter as `INCRBY` or a script answered it: an integer, or the

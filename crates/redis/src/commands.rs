@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_port::{CacheError, Decision, Limit, Pattern, Result, Stats, Ttl, TtlState};
 use cache_store::StoreKey;
+use fred::error::Error as FredError;
 use fred::prelude::{
     ClientLike, Expiration, Key as FredKey, KeysInterface, ServerInterface, SetOptions, Value,
 };
 use fred::types::CustomCommand;
 
-use crate::batches::{counter, values_with_ttls, wrong_type_is_a_miss};
+use crate::batches::{counter, gcra_checks, values_with_ttls, wrong_type_is_a_miss, GcraAnswer};
 use crate::scripts::{COALESCED_VALUE_MAX, SET_MANY_SLICE};
 use crate::store::RedisStore;
 
@@ -322,7 +323,8 @@ impl RedisStore {
         answer.and_then(|own| own).map_err(self.err("incr"))
     }
 
-    /// One check: the `GCRA` or `SLIDING_WINDOW` script, with the
+    /// One check: the `GCRA_EACH` (of one, or shared) or `SLIDING_WINDOW`
+    /// script, with the
     /// server's clock.
     pub(crate) async fn throttle(
         &self,
@@ -339,48 +341,39 @@ impl RedisStore {
                 quota.tolerance_micros() as i64,
                 i64::from(cost),
             );
-            let alone = |(key, t, tau, cost): (FredKey, i64, i64, i64)| async move {
-                let answer: std::result::Result<Vec<i64>, _> = self
-                    .shared
-                    .gcra_script
-                    .evalsha_with_reload(self.pool().next(), key, vec![t, tau, cost])
-                    .await;
-                Ok(answer.and_then(|a| {
-                    <[i64; 4]>::try_from(a).map_err(|a| {
-                        fred::error::Error::new(
-                            fred::error::ErrorKind::Parse,
-                            format!("throttle: the script answered {a:?}"),
-                        )
-                    })
-                }))
-            };
             let answer = coalescing
                 .throttles
-                .call(item, alone)
+                .call(item, |item| self.gcra_alone(item))
                 .await
                 .and_then(|own| own)
                 .map_err(self.err("throttle"))?;
             return Ok(decision(limit, answer));
         }
-        let (script, args) = match limit {
-            Limit::Gcra(quota) => (
-                &self.shared.gcra_script,
-                vec![
+        let window = match limit {
+            Limit::Gcra(quota) => {
+                let item = (
+                    fred_key(key),
                     quota.interval_micros() as i64,
                     quota.tolerance_micros() as i64,
                     i64::from(cost),
-                ],
-            ),
-            Limit::Window(window) => (
-                &self.shared.window_script,
-                vec![
-                    window.window_micros() as i64,
-                    i64::from(window.limit()),
-                    i64::from(cost),
-                ],
-            ),
+                );
+                let answer = self
+                    .gcra_alone(item)
+                    .await
+                    .and_then(|own| own)
+                    .map_err(self.err("throttle"))?;
+                return Ok(decision(limit, answer));
+            }
+            Limit::Window(window) => window,
         };
-        let answer: Vec<i64> = script
+        let args = vec![
+            window.window_micros() as i64,
+            i64::from(window.limit()),
+            i64::from(cost),
+        ];
+        let answer: Vec<i64> = self
+            .shared
+            .window_script
             .evalsha_with_reload(self.pool().next(), fred_key(key), args)
             .await
             .map_err(self.err("throttle"))?;
@@ -391,6 +384,18 @@ impl RedisStore {
             });
         };
         Ok(decision(limit, answer))
+    }
+
+    /// One GCRA check alone: a `GCRA_EACH` call of one.
+    async fn gcra_alone(
+        &self,
+        item: (FredKey, i64, i64, i64),
+    ) -> std::result::Result<std::result::Result<GcraAnswer, FredError>, FredError> {
+        let mut answers =
+            gcra_checks(&self.shared.gcra_script, self.pool().next(), vec![item]).await?;
+        answers.pop().ok_or_else(|| {
+            FredError::new(fred::error::ErrorKind::Parse, "GCRA_EACH answered nothing")
+        })
     }
 
     pub(crate) async fn clear(&self, scope: &str) -> Result<()> {

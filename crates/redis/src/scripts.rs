@@ -21,39 +21,17 @@ end
 if created then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return counter";
 
-/// One GCRA check (`cache_port::throttle::gcra`, transcribed line by line)
-/// with the server's clock: `ARGV` are T and burst·T in µs and the cost;
-/// the answer is allowed (1/0), remaining, retry after (µs), reset after
-/// (µs). The TAT is stored as decimal µs with a TTL until the allowance is
-/// full again, by the one command that computes it. Lua numbers are
-/// doubles: µs since the epoch (about 2^51 now) are exact. A value that is
-/// not a non-negative integer is refused as `INCRBY` refuses one.
-pub(crate) const GCRA: &str = r"
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local t, tau, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local stored = redis.call('GET', KEYS[1])
-local tat = now
-if stored then
-  local n = tonumber(stored)
-  if not n or n < 0 or n ~= math.floor(n) or not string.match(stored, '^%d+$') then
-    return redis.error_reply('ERR value is not an integer or out of range')
-  end
-  if n > now then tat = n end
-end
-local new = tat + cost * t
-if new - now <= tau then
-  if cost > 0 then
-    redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.max(1, math.ceil((new - now) / 1000)))
-  end
-  return {1, math.floor((tau - (new - now)) / t), 0, new - now}
-end
-return {0, math.max(0, math.floor((tau - (tat - now)) / t)), new - now - tau, tat - now}";
-
-/// Coalesced GCRA checks (`coalesce/`): `GCRA` once per key of `KEYS`,
-/// in order, with `ARGV[3i-2..3i]` the T, burst·T and cost of `KEYS[i]`,
-/// all at one `TIME`. Each answer is 5 numbers: 1 and `GCRA`'s four, or 0
-/// and an error (a value that is not a schedule) for that check alone.
+/// GCRA checks (`cache_port::throttle::gcra`, transcribed line by line)
+/// with the server's clock, one per key of `KEYS`, in order, at one
+/// `TIME`: `ARGV[3i-2..3i]` are the T and burst·T in µs and the cost of
+/// `KEYS[i]`. Each answer is 5 numbers: 1 then allowed (1/0), remaining,
+/// retry after (µs), reset after (µs); or 0 (and zeros) for a key that
+/// holds something else than a schedule, that check's alone. The TAT is
+/// stored as decimal µs with a TTL until the allowance is full again, by
+/// the one command that computes it (no crash between two commands can
+/// leave it without one). Lua numbers are doubles: µs since the epoch
+/// (about 2^51 now) are exact. A lone check is a call of one; concurrent
+/// ones share a call (`coalesce/`).
 pub(crate) const GCRA_EACH: &str = r"
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -92,7 +70,8 @@ return out";
 
 /// One sliding-window check (`cache_port::throttle::sliding_window`,
 /// transcribed line by line) with the server's clock: `ARGV` are the
-/// window in µs, the limit and the cost; the answer as `GCRA`'s. The state
+/// window in µs, the limit and the cost; the answer is `GCRA_EACH`'s four
+/// numbers after its leading 1. The state
 /// is the allowed requests' times, decimal µs joined by commas, kept for
 /// one window after the newest.
 pub(crate) const SLIDING_WINDOW: &str = r"

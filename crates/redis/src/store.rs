@@ -18,7 +18,7 @@ use crate::config::RedisConfig;
 use crate::connection::{connect_in_background, fred_builder, stop, Connected};
 use crate::errors::ErrorContext;
 use crate::scripts::{
-    DELETE_IF_EQUALS, GCRA, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY, SLIDING_WINDOW,
+    DELETE_IF_EQUALS, GCRA_EACH, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY, SLIDING_WINDOW,
 };
 use crate::walk_retry;
 
@@ -242,7 +242,7 @@ impl RedisStore {
                 config,
                 errors,
                 incr_script: Script::from_lua(INCR_WITH_TTL),
-                gcra_script: Script::from_lua(GCRA),
+                gcra_script: Script::from_lua(GCRA_EACH),
                 window_script: Script::from_lua(SLIDING_WINDOW),
                 delete_if_equals_script: Script::from_lua(DELETE_IF_EQUALS),
                 set_many_script: Script::from_lua(SET_MANY),
