@@ -63,8 +63,8 @@ only_ours cache-tags cache-port
 echo "-- keyspaces are the port's typed face: the port and loading alone of our crates"
 only_ours cache-keyspace cache-port cache-loading
 
-echo "-- recipes are over the port: the port, keyspaces and tags alone of our crates"
-only_ours cache-recipes cache-port cache-keyspace cache-tags
+echo "-- recipes are over the ports: the port, the store side (the write log port), keyspaces and tags alone of our crates"
+only_ours cache-recipes cache-port cache-store cache-keyspace cache-tags
 
 echo "-- the #[cached] macro depends on none of our crates (its expansion names cache_loading)"
 only_ours cache-macros

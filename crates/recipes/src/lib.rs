@@ -29,11 +29,13 @@
 //!
 //! docs/RECIPES.md has the rules, the measured accuracy and cost.
 
+mod durable;
 mod rate_limit;
 mod sessions;
 mod write_behind;
 
 pub use cache_port::{Decision, Limit, Quota, Window};
+pub use durable::{DurableConfig, DurableFlushed, DurableWriteBehind, DurableWriteError};
 pub use rate_limit::RateLimiter;
 pub use sessions::{DenyList, Session, SessionId, SessionStore};
 pub use write_behind::{

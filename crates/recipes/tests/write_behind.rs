@@ -4,37 +4,16 @@
 //! back when the buffer is full; a graceful shutdown loses nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use cache_port::Cache;
-use cache_recipes::{
-    Full, Repository, WriteBehind, WriteBehindConfig, WriteThrough, WriteThroughError,
-};
+use cache_recipes::{Full, WriteBehind, WriteBehindConfig, WriteThrough, WriteThroughError};
 
-/// A repository that records every save in order, and fails (all or
-/// nothing) while `failing` is set.
-#[derive(Default)]
-struct Db {
-    applied: Mutex<Vec<(String, Bytes)>>,
-    failing: AtomicBool,
-}
-
-#[async_trait]
-impl Repository for Db {
-    type Error = String;
-
-    async fn save_many(&self, items: &[(String, Bytes)]) -> Result<(), String> {
-        if self.failing.load(SeqCst) {
-            return Err("the database is down".into());
-        }
-        self.applied.lock().unwrap().extend(items.iter().cloned());
-        Ok(())
-    }
-}
+mod common;
+use common::Db;
 
 fn moka() -> Arc<dyn Cache> {
     Arc::new(cache_moka::MokaConfig::default().build().unwrap())

@@ -37,9 +37,11 @@ mod tls;
 mod tracking;
 mod walk_retry;
 mod walks;
+mod write_log;
 
 pub use backplane::{RedisBackplane, DEFAULT_CHANNEL};
 pub use config::{redact_url, RedisConfig, REDIS_MAX_VALUE_LEN};
 pub use errors::RedisClientError;
 pub use store::{connect_url, RedisCache, RedisStore};
 pub use tracking::{RedisTracking, SERVER_SENDER};
+pub use write_log::{RedisWriteLog, MAX_WRITES_PER_READ};

@@ -52,6 +52,7 @@ mod front;
 pub mod layer;
 mod secret;
 mod store;
+pub mod write_log;
 
 pub use builder::{CacheBuilder, View};
 pub use counters::StatsCounters;

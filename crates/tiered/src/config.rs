@@ -38,6 +38,7 @@ pub struct TieredConfig {
     heartbeat: Duration,
     heartbeat_bound: Duration,
     namespace: Option<String>,
+    touch_slack: Option<Duration>,
 }
 
 impl Default for TieredConfig {
@@ -50,6 +51,8 @@ impl Default for TieredConfig {
             heartbeat: Duration::from_millis(200),
             heartbeat_bound: Duration::from_millis(1000),
             namespace: None,
+            // Exact by default: every touch extends L2 before it returns.
+            touch_slack: None,
         }
     }
 }
@@ -75,6 +78,17 @@ impl TieredConfig {
     pub fn heartbeat(mut self, every: Duration, bound: Duration) -> Self {
         self.heartbeat = every;
         self.heartbeat_bound = bound;
+        self
+    }
+
+    /// Serves `get_and_touch` (a sliding session's read) from L1 when L2's
+    /// expiry is known to be at least `ttl − slack` away, writing to L2
+    /// only then (default: off, every touch a `GETEX` on L2). After a
+    /// touch returns a value, the key's L2 expiry is at least `ttl −
+    /// slack` after the call began (a client the tiered cache does not
+    /// hear from, which shortens the TTL, excepted); see docs/RECIPES.md.
+    pub fn touch_from_l1(mut self, slack: Duration) -> Self {
+        self.touch_slack = Some(slack);
         self
     }
 
@@ -114,6 +128,7 @@ impl TieredConfig {
             l2,
             self.l1_max_ttl,
             backplane.map(|b| (b, self.heartbeat, self.heartbeat_bound)),
+            self.touch_slack,
         ))
     }
 

@@ -35,6 +35,7 @@ mod config;
 mod listener;
 pub mod names;
 mod store;
+mod touch;
 mod writes;
 
 pub use config::TieredConfig;

@@ -22,6 +22,7 @@ pub(crate) struct Counters {
     pub received: AtomicU64,
     pub flushes: AtomicU64,
     pub publish_failures: AtomicU64,
+    pub touches_from_l1: AtomicU64,
     /// Invalidations this instance failed to publish, merged, owed to the
     /// others until a publish succeeds (sent with the next heartbeat).
     owed: std::sync::Mutex<Option<Invalidation>>,

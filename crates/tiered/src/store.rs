@@ -66,6 +66,10 @@ pub(crate) struct Shared<L2> {
     pub(crate) backplane: Option<Arc<dyn Backplane>>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) publish_log: LogThrottle,
+    /// `touch_from_l1`'s slack (`None`: every touch goes to L2).
+    pub(crate) touch_slack: Option<Duration>,
+    /// This instance's own L2 extensions (`touch.rs`).
+    pub(crate) deadlines: crate::touch::Deadlines,
     /// The listener task, taken by `close` (or aborted when dropped).
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -99,6 +103,9 @@ pub struct TieredFigures {
     pub publish_failures: u64,
     /// Whether L1 answers now.
     pub l1_serving: bool,
+    /// `get_and_touch` calls answered from L1 with no L2 command
+    /// (`TieredConfig::touch_from_l1`).
+    pub touches_from_l1: u64,
 }
 
 impl<L2: Store> TieredStore<L2> {
@@ -108,6 +115,7 @@ impl<L2: Store> TieredStore<L2> {
         l2: L2,
         l1_max_ttl: Duration,
         backplane: Option<(Arc<dyn Backplane>, Duration, Duration)>,
+        touch_slack: Option<Duration>,
     ) -> Self {
         let echoes = backplane
             .as_ref()
@@ -136,6 +144,8 @@ impl<L2: Store> TieredStore<L2> {
                 backplane: backplane.map(|(b, _, _)| b),
                 counters,
                 publish_log: LogThrottle::default(),
+                touch_slack,
+                deadlines: crate::touch::Deadlines::default(),
                 listener: std::sync::Mutex::new(listener),
             }),
         }
@@ -154,11 +164,12 @@ impl<L2: Store> TieredStore<L2> {
             flushes: c.flushes.load(Relaxed),
             publish_failures: c.publish_failures.load(Relaxed),
             l1_serving: self.shared.coherence.serving(),
+            touches_from_l1: c.touches_from_l1.load(Relaxed),
         }
     }
 
     /// L1's answer to `request`, if L1 serves (its futures are ready).
-    fn l1(&self, request: Request<'_>) -> Option<Reply> {
+    pub(crate) fn l1(&self, request: Request<'_>) -> Option<Reply> {
         if !self.shared.coherence.serving() {
             return None;
         }
@@ -218,7 +229,14 @@ impl<L2: Store> TieredStore<L2> {
 
     /// Puts an L2 value into L1 for at most what is left of its L2 TTL and
     /// the L1 maximum, unless an invalidation came in meanwhile.
-    fn backfill(&self, key: &str, value: &Bytes, ttl: TtlState, sent: Instant, ticket: Ticket) {
+    pub(crate) fn backfill(
+        &self,
+        key: &str,
+        value: &Bytes,
+        ttl: TtlState,
+        sent: Instant,
+        ticket: Ticket,
+    ) {
         let coherence = &self.shared.coherence;
         let left = match ttl {
             TtlState::Persistent => self.shared.l1_max_ttl,
@@ -356,6 +374,10 @@ impl<L2: Store> Store for TieredStore<L2> {
             // Never from L1 alone: a key L1 lacks may be in L2, and one
             // answer per key from the authority costs one round trip.
             request @ Request::ExistsMany { .. } => l2.call(request).await,
+            Request::GetAndTouch { key, ttl } if self.shared.touch_slack.is_some() => {
+                let slack = self.shared.touch_slack.unwrap_or_default();
+                self.touch(key, ttl, slack).await
+            }
             // The authority's TTL is what it extends: L2, never L1 alone.
             // The value does not change, so L1 keeps what it holds (its
             // entries never outlive L2's).

@@ -26,6 +26,7 @@ impl<L2: Store> TieredStore<L2> {
         ttl: Option<Ttl>,
     ) -> Result<Reply> {
         let coherence = &self.shared.coherence;
+        self.shared.deadlines.forget(&key);
         let sent = Instant::now();
         // Disarmed once L2 acknowledged: a write that failed, or whose
         // caller gave up, expects no echo.
@@ -110,6 +111,7 @@ impl<L2: Store> TieredStore<L2> {
     ) -> Vec<crate::coherence::Writing<'s>> {
         keys.iter()
             .map(|key| {
+                self.shared.deadlines.forget(key);
                 let writing = self.shared.coherence.begin_write(key);
                 listener::drop_key(&self.shared.l1, key);
                 writing
@@ -128,6 +130,7 @@ impl<L2: Store> TieredStore<L2> {
 
     /// Applies `what` to L1 and tells the other instances.
     pub(crate) async fn invalidate_many(&self, what: Invalidation) {
+        self.shared.deadlines.forget_all();
         listener::apply(&self.shared.l1, &self.shared.coherence, &what);
         self.tell(what).await;
     }
