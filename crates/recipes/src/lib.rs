@@ -27,7 +27,8 @@
 //! # });
 //! ```
 //!
-//! docs/RECIPES.md has the rules, the measured accuracy and cost.
+//! docs/RECIPES.md lists the recipes, one page each under docs/recipes/
+//! with the rules, the measured accuracy and cost.
 
 mod durable;
 mod rate_limit;
@@ -42,7 +43,22 @@ pub use write_behind::{
     Flushed, Full, Repository, WriteBehind, WriteBehindConfig, WriteThrough, WriteThroughError,
 };
 
-/// docs/RECIPES.md, whose examples run as this crate's doctests.
+/// docs/recipes/RATE_LIMITS.md, whose examples run as this crate's doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../../docs/RECIPES.md")]
-pub struct RecipesDoc;
+#[doc = include_str!("../../../docs/recipes/RATE_LIMITS.md")]
+pub struct RateLimitsDoc;
+
+/// docs/recipes/SESSIONS.md, whose examples run as this crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/recipes/SESSIONS.md")]
+pub struct SessionsDoc;
+
+/// docs/recipes/DENY_LIST.md, whose examples run as this crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/recipes/DENY_LIST.md")]
+pub struct DenyListDoc;
+
+/// docs/recipes/WRITE_BEHIND.md, whose examples run as this crate's doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/recipes/WRITE_BEHIND.md")]
+pub struct WriteBehindDoc;

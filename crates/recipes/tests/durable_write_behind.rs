@@ -540,3 +540,95 @@ async fn the_write_log_contract_holds_in_process_on_redis_and_on_cluster() {
         },
     );
 }
+
+/// A server frozen for a second (SIGSTOP) under 4 writers: writes made
+/// meanwhile fail as `NotLogged` (unknown outcome, the cache untouched),
+/// the flusher waits it out, and every acknowledged write reaches the
+/// repository: each key ends at its last acknowledged value or a later
+/// write whose outcome was unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_frozen_server() {
+    let server = RedisServer::start();
+    let url = format!("{}?command_timeout_ms=200", server.url());
+    let db = Arc::new(Db::default());
+    let config = DurableConfig {
+        delay: Duration::from_millis(10),
+        lease: Duration::from_millis(2_000),
+        ..DurableConfig::default()
+    };
+    let behind = Arc::new(DurableWriteBehind::new(
+        Arc::clone(&db),
+        moka(),
+        log(&url, "f").await,
+        config,
+    ));
+    let start = Instant::now();
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let behind = Arc::clone(&behind);
+            tokio::spawn(async move {
+                // Per key: the last acknowledged value, and the writes of
+                // unknown outcome after it.
+                let (mut acked, mut unknown, mut refused) =
+                    (HashMap::new(), HashMap::<String, Vec<u64>>::new(), 0u64);
+                let mut n = 0u64;
+                while start.elapsed() < Duration::from_millis(2_500) {
+                    n += 1;
+                    let key = format!("w{w}k{}", n % 5);
+                    let value = w * 1_000_000 + n;
+                    match behind
+                        .write(&key, Bytes::from(value.to_string()), None)
+                        .await
+                    {
+                        Ok(()) => {
+                            unknown.remove(&key);
+                            acked.insert(key, value);
+                        }
+                        Err(DurableWriteError::NotLogged(_)) => {
+                            refused += 1;
+                            unknown.entry(key).or_default().push(value);
+                        }
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+                (acked, unknown, refused)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.pause();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    server.resume();
+    let (mut acked, mut unknown, mut refused) = (HashMap::new(), HashMap::new(), 0);
+    for writer in writers {
+        let (a, u, r) = writer.await.unwrap();
+        acked.extend(a);
+        unknown.extend(u);
+        refused += r;
+    }
+    let behind = Arc::into_inner(behind).unwrap();
+    let flushed = behind.shutdown().await;
+    assert!(refused > 0, "no write failed while the server was frozen");
+    let saves: Vec<(String, u64)> = db
+        .applied
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), number(v)))
+        .collect();
+    let last = check_key_order(&saves);
+    for (key, value) in &acked {
+        let saved = last.get(key).copied().unwrap_or(0);
+        let later_unknown = unknown.get(key).is_some_and(|u| u.contains(&saved));
+        assert!(
+            saved == *value || later_unknown,
+            "{key}: acknowledged {value}, saved {saved}"
+        );
+    }
+    println!(
+        "{} keys; {refused} writes refused while frozen; {} saved in {} batches",
+        acked.len(),
+        flushed.writes,
+        flushed.batches
+    );
+}

@@ -86,7 +86,7 @@ impl TieredConfig {
     /// only then (default: off, every touch a `GETEX` on L2). After a
     /// touch returns a value, the key's L2 expiry is at least `ttl −
     /// slack` after the call began (a client the tiered cache does not
-    /// hear from, which shortens the TTL, excepted); see docs/RECIPES.md.
+    /// hear from, which shortens the TTL, excepted); see docs/recipes/SESSIONS.md.
     pub fn touch_from_l1(mut self, slack: Duration) -> Self {
         self.touch_slack = Some(slack);
         self
