@@ -69,6 +69,16 @@ fn number(value: &[u8]) -> u64 {
     std::str::from_utf8(value).unwrap().parse().unwrap()
 }
 
+/// What `db` saved, in order, the values as numbers.
+fn saved(db: &Db) -> Vec<(String, u64)> {
+    db.applied
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), number(v)))
+        .collect()
+}
+
 /// Parses `key=value` lines; a torn last line (the process died writing
 /// it, so that save never returned) is left out.
 fn file_saves(path: &std::path::Path) -> Vec<(String, u64)> {
@@ -242,13 +252,7 @@ async fn a_killed_writer_loses_nothing_acknowledged_and_another_instance_flushes
     // The dead writer's saves, then the taker's: nothing acknowledged lost.
     let mut all = file_saves(&saves);
     let by_child = all.len();
-    all.extend(
-        db.applied
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), number(v))),
-    );
+    all.extend(saved(&db));
     let last = check_key_order(&all);
     let mut newest_acked: HashMap<String, u64> = HashMap::new();
     for &i in &acked {
@@ -329,13 +333,7 @@ async fn a_graceful_stop_through_an_outage_saves_each_write_once_in_key_order() 
     let a = Arc::into_inner(a).unwrap();
     let b = Arc::into_inner(b).unwrap();
     let (fa, fb) = (a.shutdown().await, b.shutdown().await);
-    let saves: Vec<(String, u64)> = db
-        .applied
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), number(v)))
-        .collect();
+    let saves: Vec<(String, u64)> = saved(&db);
     // Exactly once: per key, each value saved once, in increasing order.
     let mut seen = HashMap::new();
     for (key, value) in &saves {
@@ -430,14 +428,7 @@ async fn durable_write_behind_runs_on_redis_cluster() {
     }
     let flushed = behind.shutdown().await;
     assert_eq!(flushed.writes, 200);
-    let last = check_key_order(
-        &db.applied
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), number(v)))
-            .collect::<Vec<_>>(),
-    );
+    let last = check_key_order(&saved(&db));
     for k in 0..20u64 {
         assert_eq!(last[&format!("k{k}")], 180 + k);
     }
@@ -609,13 +600,7 @@ async fn acknowledged_writes_survive_a_frozen_server() {
     let behind = Arc::into_inner(behind).unwrap();
     let flushed = behind.shutdown().await;
     assert!(refused > 0, "no write failed while the server was frozen");
-    let saves: Vec<(String, u64)> = db
-        .applied
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), number(v)))
-        .collect();
+    let saves: Vec<(String, u64)> = saved(&db);
     let last = check_key_order(&saves);
     for (key, value) in &acked {
         let saved = last.get(key).copied().unwrap_or(0);
