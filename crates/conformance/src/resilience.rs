@@ -249,10 +249,15 @@ pub async fn eager_refresh_keeps_a_steady_reader_from_waiting(cx: Ctx) {
     let (ttl, fraction) = (ms(300), 0.4);
     let options = LoadOptions::ttl(ttl).eager_refresh(fraction);
     let calls = Arc::new(AtomicUsize::new(0));
+    // When each load began (index: the load's number): a failure says how
+    // old the value was that the waiting read had seen last.
+    let loaded_at = Arc::new(std::sync::Mutex::new(vec![Instant::now()]));
     let read = || {
         let calls = Arc::clone(&calls);
+        let loaded_at = Arc::clone(&loaded_at);
         loader.get_or_load_entry("k", options, move || async move {
             let number = calls.fetch_add(1, SeqCst) + 1;
+            loaded_at.lock().unwrap().push(Instant::now());
             tokio::time::sleep(ms(10)).await;
             Ok::<_, std::io::Error>(number.to_string())
         })
@@ -263,6 +268,7 @@ pub async fn eager_refresh_keeps_a_steady_reader_from_waiting(cx: Ctx) {
     let unsteady_gap = ttl.mul_f64(1.0 - fraction);
     let (started, mut reads) = (Instant::now(), 0);
     let (mut waited, mut stalled, mut late) = (0, 0, 0);
+    let mut waits: Vec<String> = Vec::new();
     let mut previous = Instant::now();
     while started.elapsed() < ttl * 12 {
         let gap = previous.elapsed();
@@ -276,6 +282,11 @@ pub async fn eager_refresh_keeps_a_steady_reader_from_waiting(cx: Ctx) {
                 late += 1;
             } else {
                 waited += 1;
+                waits.push(format!(
+                    "at {:?}, {gap:?} after the last read, which saw load {seen} (begun {:?} before)",
+                    started.elapsed(),
+                    loaded_at.lock().unwrap().get(seen).map(|at| at.elapsed())
+                ));
             }
         }
         seen = answer.value.parse().unwrap();
@@ -284,7 +295,7 @@ pub async fn eager_refresh_keeps_a_steady_reader_from_waiting(cx: Ctx) {
     }
     assert_eq!(
         waited, 0,
-        "{waited} of {reads} steady reads waited for a load no refresh had started"
+        "{waited} of {reads} steady reads waited for a load no refresh had started: {waits:?}"
     );
     assert!(stalled <= 2, "the reader stalled {stalled} times");
     assert!(late <= 2, "{late} background refreshes landed too late");

@@ -283,7 +283,7 @@ async fn read_from_l1_within_the_bound(
     // Of every five reads or so, the first extends (a GETEX) and the next
     // need none; with client tracking the GETEX's own invalidation drops
     // L1's copy, and the next read goes to L2 (measured here: 75 % from L1
-    // over pub/sub, 49 % over tracking). A third is the floor on a busy
+    // over pub/sub, 50 % over tracking). A third is the floor on a busy
     // machine (timers late).
     assert!(
         from_l1 * 3 >= reads,

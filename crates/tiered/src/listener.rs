@@ -76,6 +76,8 @@ pub(crate) struct Listener {
     pub heartbeat: Duration,
     pub bound: Duration,
     pub counters: Arc<Counters>,
+    /// `touch_from_l1`'s deadlines: an invalidation forgets its key's.
+    pub deadlines: Arc<crate::touch::Deadlines>,
 }
 
 impl Listener {
@@ -183,17 +185,26 @@ impl Listener {
             // With client tracking, an own `set`'s echo leaves L1 alone
             // (see `coherence.rs` for why that is safe).
             Invalidation::Keys(keys) => {
+                for key in &keys {
+                    self.deadlines.heard(key);
+                }
                 let keys = keys
                     .into_iter()
                     .filter(|key| !self.coherence.take_echo(key))
                     .collect();
                 apply(&self.l1, &self.coherence, &Invalidation::Keys(keys));
             }
-            what => apply(&self.l1, &self.coherence, &what),
+            what => {
+                if !matches!(what, Invalidation::Heartbeat(_)) {
+                    self.deadlines.forget_all();
+                }
+                apply(&self.l1, &self.coherence, &what);
+            }
         }
     }
 
     fn flush(&self) {
+        self.deadlines.forget_all();
         self.counters.flushes.fetch_add(1, Relaxed);
         metrics::counter!(names::L1_FLUSHES).increment(1);
         self.coherence.invalidate_all();

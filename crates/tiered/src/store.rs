@@ -69,7 +69,7 @@ pub(crate) struct Shared<L2> {
     /// `touch_from_l1`'s slack (`None`: every touch goes to L2).
     pub(crate) touch_slack: Option<Duration>,
     /// This instance's own L2 extensions (`touch.rs`).
-    pub(crate) deadlines: crate::touch::Deadlines,
+    pub(crate) deadlines: Arc<crate::touch::Deadlines>,
     /// The listener task, taken by `close` (or aborted when dropped).
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -122,6 +122,7 @@ impl<L2: Store> TieredStore<L2> {
             .is_some_and(|(b, _, _)| b.sees_every_write());
         let coherence = Arc::new(Coherence::with_echoes(backplane.is_none(), echoes));
         let counters = Arc::new(Counters::default());
+        let deadlines = Arc::new(crate::touch::Deadlines::new(echoes));
         let listener = backplane.as_ref().map(|(backplane, heartbeat, bound)| {
             tokio::spawn(
                 Listener {
@@ -131,6 +132,7 @@ impl<L2: Store> TieredStore<L2> {
                     heartbeat: *heartbeat,
                     bound: *bound,
                     counters: Arc::clone(&counters),
+                    deadlines: Arc::clone(&deadlines),
                 }
                 .run(),
             )
@@ -145,7 +147,7 @@ impl<L2: Store> TieredStore<L2> {
                 counters,
                 publish_log: LogThrottle::default(),
                 touch_slack,
-                deadlines: crate::touch::Deadlines::default(),
+                deadlines,
                 listener: std::sync::Mutex::new(listener),
             }),
         }

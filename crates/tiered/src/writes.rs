@@ -26,7 +26,6 @@ impl<L2: Store> TieredStore<L2> {
         ttl: Option<Ttl>,
     ) -> Result<Reply> {
         let coherence = &self.shared.coherence;
-        self.shared.deadlines.forget(&key);
         let sent = Instant::now();
         // Disarmed once L2 acknowledged: a write that failed, or whose
         // caller gave up, expects no echo.
@@ -40,6 +39,9 @@ impl<L2: Store> TieredStore<L2> {
         // while this write is in flight no backfill lands: so once a read
         // may have seen the new value, the old one is gone from L1.
         let writing = coherence.begin_write(&key);
+        // After begin_write: a touch's deadline recorded later sees the
+        // spoiled ticket and forgets it (`touch.rs`).
+        self.shared.deadlines.forget(&key);
         if coherence.slot_reading(&key) {
             listener::drop_key(&self.shared.l1, &key);
         }
@@ -111,8 +113,8 @@ impl<L2: Store> TieredStore<L2> {
     ) -> Vec<crate::coherence::Writing<'s>> {
         keys.iter()
             .map(|key| {
-                self.shared.deadlines.forget(key);
                 let writing = self.shared.coherence.begin_write(key);
+                self.shared.deadlines.forget(key);
                 listener::drop_key(&self.shared.l1, key);
                 writing
             })
