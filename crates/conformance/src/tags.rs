@@ -154,10 +154,13 @@ pub async fn invalidations_race_writers_by_the_rules(cx: Ctx) {
     const ROUNDS: usize = 3;
     let tagged = TaggedCache::new(Arc::clone(&cx.cache));
     let stamps = Arc::new(AtomicU64::new(0));
+    // The stamp of the latest write begun.
+    let latest = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (tagged, stamps, stop) = (tagged.clone(), Arc::clone(&stamps), Arc::clone(&stop));
+            let latest_start = Arc::clone(&latest);
             tokio::spawn(async move {
                 let mut writes = Vec::new();
                 let mut i = 0;
@@ -165,6 +168,7 @@ pub async fn invalidations_race_writers_by_the_rules(cx: Ctx) {
                 while !stop.load(SeqCst) && i < 500 {
                     let key = format!("w{w}:{i}");
                     let start = stamps.fetch_add(1, SeqCst);
+                    latest_start.fetch_max(start, SeqCst);
                     tagged.set(&key, b(&key), None, &["hot"]).await.unwrap();
                     let end = stamps.fetch_add(1, SeqCst);
                     writes.push((key, start, end));
@@ -194,13 +198,21 @@ pub async fn invalidations_race_writers_by_the_rules(cx: Ctx) {
     for invalidator in invalidators {
         invalidations.extend(invalidator.await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Writes begun after the last invalidation returned are what the
+    // "shown" side checks: wait for some (a fixed 20 ms saw none once on a
+    // busy machine, every writer still in a write begun before), bounded.
+    let last_end = invalidations.iter().map(|(_, end)| *end).max().unwrap();
+    let waiting = std::time::Instant::now();
+    while latest.load(SeqCst) <= last_end + WRITERS as u64
+        && waiting.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     stop.store(true, SeqCst);
     let mut writes = Vec::new();
     for writer in writers {
         writes.extend(writer.await.unwrap());
     }
-    let last_end = invalidations.iter().map(|(_, end)| *end).max().unwrap();
     let (mut hidden, mut shown) = (0, 0);
     for chunk in writes.chunks(500) {
         let keys: Vec<String> = chunk.iter().map(|(k, _, _)| k.clone()).collect();

@@ -66,6 +66,8 @@ pub(crate) struct Inner<E> {
     pub(crate) flights: Mutex<HashMap<String, Flight<E>>>,
     /// Last known values, for fail-safe while the cache cannot be read.
     pub(crate) memory: Memory,
+    /// Eager refreshes started (`Loader::refreshes_started`).
+    pub(crate) refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl<E> Clone for Loader<E> {
@@ -108,6 +110,7 @@ impl LoaderBuilder {
                 defaults: self.defaults,
                 flights: Mutex::new(HashMap::new()),
                 memory: Memory::new(self.memory),
+                refreshes: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -142,6 +145,15 @@ impl<E: Send + Sync + 'static> Loader<E> {
     /// The options calls start from.
     pub fn defaults(&self) -> LoadOptions {
         self.inner.defaults
+    }
+
+    /// Eager refreshes this loader (and its clones) started in the
+    /// background so far: a refresh is counted when its flight takes off,
+    /// before it reads the cache again or calls the load function.
+    pub fn refreshes_started(&self) -> u64 {
+        self.inner
+            .refreshes
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The cached value of `key`, or else `load()`'s, stored with `ttl`

@@ -40,6 +40,9 @@ impl<E: Send + Sync + 'static> Loader<E> {
         });
         flights.insert(key.to_owned(), flight.clone());
         drop(flights);
+        self.inner
+            .refreshes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let key = key.to_owned();
         runtime.spawn(async move {
             if let Err(Failure::Load(_) | Failure::Timeout(_) | Failure::Cache(_)) = flight.await {
