@@ -499,6 +499,28 @@ async fn write_log_contract(name: &str, a: Arc<dyn WriteLog>, b: Arc<dyn WriteLo
         a.lead(lease).await.unwrap(),
         "{name}: the lease given up is free"
     );
+    // Values are bytes, not text: binary, empty and text-like come back
+    // as written; keys are any text the port takes.
+    let odd: [(&str, Bytes); 3] = [
+        ("bin", Bytes::from_static(&[0, 0xff, 0xc1, b'\n', 0x80])),
+        ("empty", Bytes::new()),
+        ("ключ {x} *", Bytes::from_static(b"12")),
+    ];
+    for (key, value) in &odd {
+        let appended = a.append(key, value.clone(), 100).await.unwrap();
+        assert_eq!(appended, Appended::Logged, "{name}");
+    }
+    let Read::Writes(read) = a.read(10).await.unwrap() else {
+        panic!("{name}")
+    };
+    let got: Vec<(&str, Bytes)> = read
+        .iter()
+        .map(|w| (w.key.as_str(), w.value.clone()))
+        .collect();
+    assert_eq!(got, odd.to_vec(), "{name}: what was written");
+    a.ack(read.iter().map(|w| w.id.clone()).collect())
+        .await
+        .unwrap();
     a.release().await.unwrap();
 }
 
