@@ -74,6 +74,15 @@ fn main() {
     let multiplexed = leak(peers.multiplexed);
 
     for tasks in [1usize, 64] {
+        let rt = &rt;
+        let ours = |n| {
+            run_tasks(rt, tasks, n, move |i| async move {
+                durable
+                    .write(&keys[i % KEYS], value.clone(), None)
+                    .await
+                    .unwrap();
+            })
+        };
         header(&format!(
             "write-behind, {tasks} task(s): ours = DurableWriteBehind::write (Redis Stream + moka)"
         ));
@@ -82,7 +91,7 @@ fn main() {
             Plan::REDIS,
             None,
             |n| {
-                run_tasks(&rt, tasks, n, move |i| async move {
+                run_tasks(rt, tasks, n, move |i| async move {
                     let mut c = multiplexed.clone();
                     let _: String = redis::cmd("XADD")
                         .arg("raw:{bench}:writes")
@@ -99,35 +108,21 @@ fn main() {
                         .unwrap();
                 })
             },
-            |n| {
-                run_tasks(&rt, tasks, n, move |i| async move {
-                    durable
-                        .write(&keys[i % KEYS], value.clone(), None)
-                        .await
-                        .unwrap();
-                })
-            },
+            ours,
         );
         compare(
             &format!("durable write vs in-process WriteBehind::write, {tasks} task(s)"),
             Plan::REDIS,
             None,
             |n| {
-                run_tasks(&rt, tasks, n, move |i| async move {
+                run_tasks(rt, tasks, n, move |i| async move {
                     in_process
                         .write(&keys[i % KEYS], value.clone(), None)
                         .await
                         .unwrap();
                 })
             },
-            |n| {
-                run_tasks(&rt, tasks, n, move |i| async move {
-                    durable
-                        .write(&keys[i % KEYS], value.clone(), None)
-                        .await
-                        .unwrap();
-                })
-            },
+            ours,
         );
     }
     // How fast one flusher drains a backlog: 100,000 writes appended to a
