@@ -53,7 +53,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// How many counters keys are spread over.
-const SLOTS: usize = 1024;
+pub(crate) const SLOTS: usize = 1024;
 
 /// The invalidation counters a reader saw before it read L2.
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +118,7 @@ impl Coherence {
         }
     }
 
-    fn slot(key: &str) -> usize {
+    pub(crate) fn slot(key: &str) -> usize {
         // FNV-1a: cheap, and only spreads keys over counters.
         let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)

@@ -44,18 +44,17 @@ use std::time::{Duration, Instant};
 use cache_port::{Result, Ttl, TtlState};
 use cache_store::{Reply, Request, Store, StoreKey};
 
+use crate::coherence::{self, Coherence};
 use crate::store::TieredStore;
 
 /// The most deadlines kept before passed ones are pruned.
 const MAX_DEADLINES: usize = 100_000;
 
-/// How many generation counters keys are spread over.
-const SLOTS: usize = 256;
-
 /// This instance's own L2 extensions: key → the earliest L2 expiry.
 pub(crate) struct Deadlines {
     inner: Mutex<Inner>,
-    /// Bumped when a deadline of the slot is forgotten.
+    /// Bumped when a deadline of the slot is forgotten (the slots of
+    /// `Coherence::slot`).
     generations: Box<[AtomicU64]>,
     /// Client tracking: Redis tells this instance of its own `GETEX`s.
     echoes: bool,
@@ -72,7 +71,7 @@ impl Deadlines {
     pub(crate) fn new(echoes: bool) -> Self {
         Self {
             inner: Mutex::default(),
-            generations: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            generations: (0..coherence::SLOTS).map(|_| AtomicU64::new(0)).collect(),
             echoes,
         }
     }
@@ -81,11 +80,10 @@ impl Deadlines {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The key's generation counter: spread over the same slots as the
+    /// invalidation tickets.
     fn generation(&self, key: &str) -> &AtomicU64 {
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        &self.generations[(hash % SLOTS as u64) as usize]
+        &self.generations[Coherence::slot(key)]
     }
 
     /// Whether L2's expiry of `key` is known to be `at_least` away.
