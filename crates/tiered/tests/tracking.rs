@@ -599,9 +599,14 @@ async fn evictions_reach_every_l1_within_the_bound() {
     );
 }
 
-/// Reads of the server's `GET`, `MGET`, `PTTL` and script calls so far.
+/// Reads of keys at the server so far: `GET`, `MGET` and `PTTL`, those a
+/// script runs included (Redis counts a script's commands; a miss's
+/// `GET_WITH_PTTL_EACH` call shows as its `GET` and `PTTL`). Not script
+/// calls themselves: the heartbeat is one too (a `SET` and a `DEL` every
+/// 200 ms), and counting it made a round that a heartbeat fell into look
+/// like a read from Redis (1 round in 4 under a loaded CPU).
 fn reads_at_server(server: &RedisServer) -> u64 {
-    server.calls(&["get", "mget", "pttl", "evalsha"])
+    server.calls(&["get", "mget", "pttl"])
 }
 
 /// A `set` puts its value into its own L1, and Redis's echo of the write
@@ -613,20 +618,42 @@ async fn a_set_keeps_its_key_hot_in_its_own_l1() {
     let url = server.url();
     let cache = instance(&url).await;
     wait_until_serving(std::slice::from_ref(&cache)).await;
-    for round in 0..20 {
+    // A round in which L1 stopped serving (a heartbeat later than its
+    // bound, as on a loaded CI machine) rightly reads Redis: it is told
+    // apart by the figures and run again, never counted as clean.
+    let mut clean = 0;
+    for round in 0..100 {
+        if clean == 20 {
+            break;
+        }
         let value = Bytes::from(format!("v{round}"));
+        // Before the set: a pause during the set or the wait drops it too.
+        let flushes = cache.base().figures().flushes;
         cache.set("hot", value.clone(), None).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await; // the echo arrives
         let before = reads_at_server(&server);
         for _ in 0..100 {
             assert_eq!(cache.get("hot").await.unwrap(), Some(value.clone()));
         }
+        let after = reads_at_server(&server);
+        // `l1_serving` first: once it reads true after a pause, the flush
+        // that came before the resume is visible to the second read.
+        let serving = cache.base().figures().l1_serving;
+        let paused = !serving || cache.base().figures().flushes != flushes;
+        if paused {
+            eprintln!(
+                "round {round}: L1 paused; {} reads went to Redis",
+                after - before
+            );
+            continue;
+        }
         assert_eq!(
-            reads_at_server(&server),
-            before,
+            after, before,
             "round {round}: reads after the instance's own set went to Redis"
         );
+        clean += 1;
     }
+    assert_eq!(clean, 20, "L1 paused in too many rounds to judge");
     server.command(&format!("SET {NAMESPACE}:hot other"));
     let deadline = Instant::now() + Duration::from_secs(1);
     while cache.get("hot").await.unwrap().as_deref() != Some(&b"other"[..]) {
