@@ -88,14 +88,16 @@ pub async fn sub_millisecond_ttl_rounds_up(cx: Ctx) {
             || matches!(state, TtlState::ExpiresIn(d) if d <= Duration::from_millis(1)),
         "1 ns TTL read back as {state:?}"
     );
-    // 100.5 ms counts as 101 ms.
+    // 100.5 ms counts as 101 ms. The lower bound only says the TTL was not
+    // cut to nothing: on a loaded machine 50 ms passed between the set and
+    // the read (a Cluster run beside the whole suite read exactly 50 ms).
     cx.cache
         .set("k", b("v"), Some(Duration::from_micros(100_500)))
         .await
         .unwrap();
     assert_expires_within(
         cx.cache.ttl("k").await.unwrap(),
-        Duration::from_millis(50),
+        Duration::from_millis(10),
         Duration::from_millis(101),
     );
 }
