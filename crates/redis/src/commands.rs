@@ -324,31 +324,13 @@ impl RedisStore {
     }
 
     /// One check: the `GCRA_EACH` (of one, or shared) or `SLIDING_WINDOW`
-    /// script, with the
-    /// server's clock.
+    /// script, with the server's clock.
     pub(crate) async fn throttle(
         &self,
         key: StoreKey<'_>,
         limit: Limit,
         cost: u32,
     ) -> Result<Decision> {
-        if let (Limit::Gcra(quota), Some(coalescing)) = (limit, &self.shared.coalescing) {
-            // Concurrent checks share one script call when every
-            // connection is busy (`coalesce/`), as `incr`s do.
-            let item = (
-                fred_key(key),
-                quota.interval_micros() as i64,
-                quota.tolerance_micros() as i64,
-                i64::from(cost),
-            );
-            let answer = coalescing
-                .throttles
-                .call(item, |item| self.gcra_alone(item))
-                .await
-                .and_then(|own| own)
-                .map_err(self.err("throttle"))?;
-            return Ok(decision(limit, answer));
-        }
         let window = match limit {
             Limit::Gcra(quota) => {
                 let item = (
@@ -357,11 +339,14 @@ impl RedisStore {
                     quota.tolerance_micros() as i64,
                     i64::from(cost),
                 );
-                let answer = self
-                    .gcra_alone(item)
-                    .await
-                    .and_then(|own| own)
-                    .map_err(self.err("throttle"))?;
+                let alone = |item| self.gcra_alone(item);
+                let answer = match &self.shared.coalescing {
+                    // Concurrent checks share one script call when every
+                    // connection is busy (`coalesce/`), as `incr`s do.
+                    Some(coalescing) => coalescing.throttles.call(item, alone).await,
+                    None => alone(item).await,
+                };
+                let answer = answer.and_then(|own| own).map_err(self.err("throttle"))?;
                 return Ok(decision(limit, answer));
             }
             Limit::Window(window) => window,
