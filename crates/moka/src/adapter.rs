@@ -418,6 +418,12 @@ impl Store for MokaStore {
         std::future::ready(Ok(self.get_value(&key)))
     }
 
+    /// Always: an in-process read never waits.
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        Some(Ok(self.get_value(key)))
+    }
+
     fn max_value_len(&self) -> usize {
         self.shared.max_value_len
     }

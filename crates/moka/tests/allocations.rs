@@ -1,6 +1,7 @@
 //! A `get` hit on the in-process adapter through `Arc<dyn Cache>` allocates
 //! once: the front's boxed future. moka's lookup and every layer allocate
-//! nothing; a namespace adds its prefixed key.
+//! nothing; a namespace neither: the prefixed key is built in a buffer the
+//! thread reuses (`Store::get_now`), where it was a new `String` a read.
 
 use std::alloc::System;
 use std::sync::{Arc, Mutex};
@@ -61,10 +62,10 @@ fn a_get_hit_allocates_its_boxed_future_and_nothing_else_of_ours() {
     let raw = raw_allocations_per_hit();
     println!("allocations per get hit: ours {ours}, namespaced {namespaced}, raw moka {raw}");
     // moka's own bookkeeping allocates now and then (about 0.01 per get
-    // here); what we add is exactly the boxed future, and the prefixed key.
+    // here); what we add is exactly the boxed future, namespace or not.
     assert!((ours - raw - 1.0).abs() < 0.05, "ours {ours}, raw {raw}");
     assert!(
-        (namespaced - raw - 2.0).abs() < 0.05,
+        (namespaced - raw - 1.0).abs() < 0.05,
         "namespaced {namespaced}, raw {raw}"
     );
 }

@@ -475,6 +475,21 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// [`get`](Store::get) answered at once, where this store can answer
+    /// without waiting: an in-process store, a tiered cache's L1 hit.
+    /// `None`: it cannot now (the caller then calls `get`, which answers
+    /// the same). The front tries it first: an answer at once costs no
+    /// future, and a namespace's prefix no allocation (`Namespaced` builds
+    /// the key in a reused buffer; a `get` owns a new `String`). The
+    /// default is `None`, so a layer that leaves it alone keeps every read
+    /// on its `get`; one that forwards it must do for it what its `get`
+    /// does (`Counted` counts it, `Namespaced` prefixes the key).
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        let _ = key;
+        None
+    }
+
     /// `get` with the remaining TTL of the value found, in one command,
     /// for a store that can give it (a tiered cache's miss backfills L1
     /// from it). `Ok(None)`: not offered; the default, and what a layer
@@ -532,6 +547,11 @@ impl<S: Store> Store for std::sync::Arc<S> {
     #[inline]
     fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
         (**self).get(key)
+    }
+
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        (**self).get_now(key)
     }
 
     #[allow(clippy::type_complexity)]

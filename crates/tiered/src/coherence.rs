@@ -127,6 +127,7 @@ impl Coherence {
     }
 
     /// Whether L1 may answer now.
+    #[inline]
     pub fn serving(&self) -> bool {
         self.serving.load(SeqCst)
     }

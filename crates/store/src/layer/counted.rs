@@ -108,6 +108,16 @@ impl<S: Store> Store for Counted<S> {
         })
     }
 
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<bytes::Bytes>>> {
+        // Counted as its `get` is.
+        let result = self.counters.track(self.inner.get_now(key)?);
+        if let Ok(value) = &result {
+            self.counters.lookup(value.is_some());
+        }
+        Some(result)
+    }
+
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }

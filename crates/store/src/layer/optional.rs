@@ -54,6 +54,14 @@ impl<L: Store, S: Store> Store for Either<L, S> {
         }
     }
 
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<bytes::Bytes>>> {
+        match self {
+            Either::Layered(store) => store.get_now(key),
+            Either::Bare(store) => store.get_now(key),
+        }
+    }
+
     fn max_value_len(&self) -> usize {
         match self {
             Either::Layered(store) => store.max_value_len(),

@@ -1,0 +1,68 @@
+//! Instruction counts of a `get` hit, for callgrind (timings on this
+//! machine move by more than the differences being looked for):
+//!
+//! ```text
+//! cargo build --release -p cache-bench --example hit_instructions
+//! for n in 0 100000; do HITS=$n STACK=tiered-ns valgrind --tool=callgrind \
+//!     target/release/examples/hit_instructions; done
+//! ```
+//!
+//! (total at 100,000 hits − total at 0) / 100,000 = instructions per hit.
+//! `STACK`: `moka`, `moka-ns` (namespace "s1"), `tiered`, `tiered-ns`;
+//! the tiered cache is over a moka L2 with no backplane (its L1 serves
+//! from the start: the hit path is the one it has over Redis).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_moka::MokaConfig;
+use cache_port::Cache;
+use cache_tiered::TieredConfig;
+
+fn main() {
+    let hits: usize = std::env::var("HITS")
+        .expect("HITS=<number of hits>")
+        .parse()
+        .expect("HITS: a number");
+    let stack = std::env::var("STACK").expect("STACK=moka|moka-ns|tiered|tiered-ns");
+    let moka = || {
+        let config = MokaConfig::default().capacity_bytes(64 << 20);
+        match stack.ends_with("-ns") {
+            true => config.namespace("s1"),
+            false => config,
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cache: Arc<dyn Cache> = match stack.as_str() {
+            "moka" | "moka-ns" => Arc::new(moka().build().unwrap()),
+            "tiered" | "tiered-ns" => {
+                let l2 = MokaConfig::default().build_store().unwrap();
+                let config =
+                    TieredConfig::default().l1(MokaConfig::default().capacity_bytes(64 << 20));
+                let config = match stack.ends_with("-ns") {
+                    true => config.namespace("s1"),
+                    false => config,
+                };
+                Arc::new(config.build(l2, None).unwrap())
+            }
+            other => panic!("STACK={other}: moka, moka-ns, tiered or tiered-ns"),
+        };
+        let keys: Vec<String> = (0..1000).map(|i| format!("key:{i:07}")).collect();
+        for key in &keys {
+            let value = Bytes::from(vec![b'v'; 100]);
+            cache
+                .set(key, value, Some(Duration::from_secs(300)))
+                .await
+                .unwrap();
+            cache.get(key).await.unwrap();
+        }
+        for i in 0..hits {
+            assert!(cache.get(&keys[i % keys.len()]).await.unwrap().is_some());
+        }
+    });
+}
