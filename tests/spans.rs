@@ -160,6 +160,33 @@ fn a_get_or_load_span_holds_the_get_the_load_and_the_set() {
     assert_eq!(hit[0].fields["cache.outcome"], "hit");
 }
 
+/// A read the store answers at once (`Store::get_now`: the moka store)
+/// still gets its span when spans are on, with its outcome, once.
+#[test]
+fn a_read_answered_at_once_still_gets_its_span() {
+    let capture = Capture::default();
+    tracing::subscriber::with_default(subscriber(&capture, "cache=debug"), || {
+        common::runtime().block_on(async {
+            let store = cache_moka::MokaConfig::default().build_store().unwrap();
+            let cache: Arc<dyn Cache> = CacheBuilder::new(store)
+                .namespace("shop")
+                .unwrap()
+                .layer(TracingLayer::new("moka").namespace("shop"))
+                .build();
+            cache.set("k", Bytes::from("v"), None).await.unwrap();
+            assert_eq!(cache.get("k").await.unwrap(), Some(Bytes::from("v")));
+            assert_eq!(cache.get("absent").await.unwrap(), None);
+        });
+    });
+    let spans = capture.spans.lock().unwrap().clone();
+    let gets: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.fields.get("db.operation.name").map(String::as_str) == Some("get"))
+        .map(|s| s.fields["cache.outcome"].as_str())
+        .collect();
+    assert_eq!(gets, ["hit", "miss"], "{spans:#?}");
+}
+
 fn failing_cache(keys: KeyField) -> Arc<dyn Cache> {
     let mut mock = MockCache::new();
     mock.expect_max_value_len().return_const(1024usize);

@@ -129,6 +129,25 @@ impl Handles {
         .increment(1);
     }
 
+    /// A read of one key: its time as a hit or a miss, and counted.
+    fn lookup(&self, op: Op, hit: bool, seconds: f64) {
+        let (outcome, counter) = match hit {
+            true => (Outcome::Hit, &self.lookups().0),
+            false => (Outcome::Miss, &self.lookups().1),
+        };
+        self.duration(op, outcome).record(seconds);
+        counter.increment(1);
+    }
+
+    /// What `record` does for a `Get`, from the value itself.
+    fn record_get(&self, began: Instant, result: &Result<Option<bytes::Bytes>>) {
+        let seconds = began.elapsed().as_secs_f64();
+        match result {
+            Ok(value) => self.lookup(Op::Get, value.is_some(), seconds),
+            Err(error) => self.failed(Op::Get, error, seconds),
+        }
+    }
+
     fn record(&self, op: Op, began: Instant, result: &Result<Reply>) {
         let seconds = began.elapsed().as_secs_f64();
         let reply = match result {
@@ -136,14 +155,7 @@ impl Handles {
             Err(error) => return self.failed(op, error, seconds),
         };
         match reply {
-            Reply::Value(Some(_)) => {
-                self.duration(op, Outcome::Hit).record(seconds);
-                self.lookups().0.increment(1);
-            }
-            Reply::Value(None) => {
-                self.duration(op, Outcome::Miss).record(seconds);
-                self.lookups().1.increment(1);
-            }
+            Reply::Value(value) => self.lookup(op, value.is_some(), seconds),
             Reply::Values(values) => {
                 self.duration(op, Outcome::Ok).record(seconds);
                 let found = values.iter().filter(|v| v.is_some()).count() as u64;
@@ -189,6 +201,29 @@ impl<S: Store> Store for Metered<S> {
             self.handles.record(op, began, &result);
             result
         })
+    }
+
+    /// Recorded as its `call` records a `Get`.
+    #[inline]
+    fn get<'k>(
+        &self,
+        key: cache_store::StoreKey<'k>,
+    ) -> impl Future<Output = Result<Option<bytes::Bytes>>> + Send {
+        let began = Instant::now();
+        self.inner.get(key).map(move |result| {
+            self.handles.record_get(began, &result);
+            result
+        })
+    }
+
+    /// Recorded as `get` is; nothing when the store below cannot answer
+    /// at once (the caller's `get` then records the read).
+    #[inline]
+    fn get_now(&self, key: &str) -> Option<Result<Option<bytes::Bytes>>> {
+        let began = Instant::now();
+        let result = self.inner.get_now(key)?;
+        self.handles.record_get(began, &result);
+        Some(result)
     }
 
     fn max_value_len(&self) -> usize {
@@ -293,6 +328,20 @@ mod tests {
             .collect()
     }
 
+    /// Every series `body` recorded, run on a current-thread runtime with a
+    /// recorder of its own.
+    fn recorded(body: impl std::future::Future<Output = ()>) -> HashMap<String, DebugValue> {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(body)
+        });
+        series(&snapshotter)
+    }
+
     fn count(series: &HashMap<String, DebugValue>, name: &str) -> usize {
         match series.get(name) {
             Some(DebugValue::Histogram(values)) => values.len(),
@@ -302,58 +351,121 @@ mod tests {
         }
     }
 
+    /// Answers reads at once (`get_now`, as the moka store does): "hit"
+    /// is there, "fail" fails, any other key is absent.
+    struct AtOnce;
+
+    impl Store for AtOnce {
+        async fn call(&self, request: Request<'_>) -> Result<Reply> {
+            match request {
+                Request::Get { key } => self.get_now(&key).unwrap().map(Reply::Value),
+                other => panic!("not expected here: {other:?}"),
+            }
+        }
+        fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+            Some(match key {
+                "hit" => Ok(Some(Bytes::from("v"))),
+                "fail" => Err(CacheError::Backend {
+                    message: "down".into(),
+                    source: None,
+                }),
+                _ => Ok(None),
+            })
+        }
+        fn max_value_len(&self) -> usize {
+            64
+        }
+    }
+
+    /// A read answered at once is recorded as one through `call` is: once,
+    /// as a hit, a miss or an error.
+    #[test]
+    fn a_read_answered_at_once_is_recorded_once() {
+        let s = recorded(async {
+            let cache = CacheBuilder::new(AtOnce)
+                .layer(MetricsLayer::new("moka"))
+                .build();
+            assert!(cache.get("hit").await.unwrap().is_some());
+            assert!(cache.get("other").await.unwrap().is_none());
+            assert!(cache.get("another").await.unwrap().is_none());
+            assert!(cache.get("fail").await.is_err());
+        });
+        let d = "histogram db.client.operation.duration";
+        assert_eq!(
+            count(
+                &s,
+                &format!("{d}{{cache.outcome=hit,db.operation.name=get,db.system.name=moka}}")
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                &s,
+                &format!("{d}{{cache.outcome=miss,db.operation.name=get,db.system.name=moka}}")
+            ),
+            2
+        );
+        assert_eq!(
+            count(
+                &s,
+                "counter cache.lookups{cache.outcome=hit,db.system.name=moka}"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                &s,
+                "counter cache.lookups{cache.outcome=miss,db.system.name=moka}"
+            ),
+            2
+        );
+        assert_eq!(count(&s, "counter cache.errors{db.operation.name=get,db.system.name=moka,error.type=backend}"), 1);
+    }
+
     #[test]
     fn each_outcome_lands_in_its_own_series_and_keys_never_become_labels() {
-        let recorder = DebuggingRecorder::new();
-        let snapshotter = recorder.snapshotter();
-        metrics::with_local_recorder(&recorder, || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let mut mock = MockCache::new();
-                mock.expect_max_value_len().return_const(64usize);
-                mock.expect_get()
-                    .returning(|k| Ok(k.ends_with("hit").then(|| Bytes::from("v"))));
-                mock.expect_get_many().returning(|keys| {
-                    Ok(keys
-                        .iter()
-                        .map(|k| (k == "ns:a").then(Bytes::new))
-                        .collect())
-                });
-                mock.expect_set().returning(|_, _, _| Ok(()));
-                mock.expect_incr().returning(|_, _, _| {
-                    Err(CacheError::Timeout {
-                        operation: "incr",
-                        after: std::time::Duration::from_secs(1),
-                        source: None,
-                    })
-                });
-                mock.expect_stats().returning(|| {
-                    let mut stats = Stats::default();
-                    stats.evictions = 4;
-                    stats.entries = Some(10);
-                    stats.bytes = Some(2048);
-                    Ok(stats)
-                });
-                let cache = CacheBuilder::new(CacheStore::new(mock))
-                    .namespace("ns")
-                    .unwrap()
-                    .layer(MetricsLayer::new("moka").namespace("ns"))
-                    .build();
-                cache.get("user:alice:hit").await.unwrap();
-                cache.get("user:bob").await.unwrap();
-                cache.get("user:carol").await.unwrap();
-                cache
-                    .get_many(&["a".into(), "b".into(), "c".into()])
-                    .await
-                    .unwrap();
-                cache.set("k", Bytes::new(), None).await.unwrap();
-                cache.incr("n", 1, None).await.unwrap_err();
-                cache.stats().await.unwrap();
+        let s = recorded(async {
+            let mut mock = MockCache::new();
+            mock.expect_max_value_len().return_const(64usize);
+            mock.expect_get()
+                .returning(|k| Ok(k.ends_with("hit").then(|| Bytes::from("v"))));
+            mock.expect_get_many().returning(|keys| {
+                Ok(keys
+                    .iter()
+                    .map(|k| (k == "ns:a").then(Bytes::new))
+                    .collect())
             });
+            mock.expect_set().returning(|_, _, _| Ok(()));
+            mock.expect_incr().returning(|_, _, _| {
+                Err(CacheError::Timeout {
+                    operation: "incr",
+                    after: std::time::Duration::from_secs(1),
+                    source: None,
+                })
+            });
+            mock.expect_stats().returning(|| {
+                let mut stats = Stats::default();
+                stats.evictions = 4;
+                stats.entries = Some(10);
+                stats.bytes = Some(2048);
+                Ok(stats)
+            });
+            let cache = CacheBuilder::new(CacheStore::new(mock))
+                .namespace("ns")
+                .unwrap()
+                .layer(MetricsLayer::new("moka").namespace("ns"))
+                .build();
+            cache.get("user:alice:hit").await.unwrap();
+            cache.get("user:bob").await.unwrap();
+            cache.get("user:carol").await.unwrap();
+            cache
+                .get_many(&["a".into(), "b".into(), "c".into()])
+                .await
+                .unwrap();
+            cache.set("k", Bytes::new(), None).await.unwrap();
+            cache.incr("n", 1, None).await.unwrap_err();
+            cache.stats().await.unwrap();
         });
-        let s = series(&snapshotter);
         let base = "db.namespace=ns,db.system.name=moka";
         let d = "histogram db.client.operation.duration";
         assert_eq!(count(&s, &format!("{d}{{cache.outcome=hit,db.namespace=ns,db.operation.name=get,db.system.name=moka}}")), 1);
