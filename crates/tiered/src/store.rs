@@ -331,11 +331,12 @@ impl<L2: Store> TieredStore<L2> {
 }
 
 impl<L2: Store> Store for TieredStore<L2> {
-    /// The hottest call: an L1 hit answers from a future the size of its
-    /// reply, ready unless the task's cooperative budget is spent
-    /// ([`GetFuture`]). A miss goes on in a future boxed apart: left inline, the
-    /// L2 read's futures (several KB on Redis) would be part of every
-    /// call's future, moved into the front's box on every L1 hit too.
+    /// The hottest call after `get_now`: an L1 hit answers from a future
+    /// the size of its reply, ready unless the task's cooperative budget
+    /// is spent ([`GetFuture`]). A miss goes on in a future boxed apart:
+    /// left inline, the L2 read's futures (several KB on Redis) would be
+    /// part of every call's future, moved into the front's box on every
+    /// L1 hit too.
     fn get<'k>(&self, key: StoreKey<'k>) -> impl Future<Output = Result<Option<Bytes>>> + Send {
         let hit = if self.shared.coherence.serving() {
             futures::FutureExt::now_or_never(self.shared.l1.get(Cow::Borrowed(&*key)))
