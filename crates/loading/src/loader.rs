@@ -156,6 +156,18 @@ impl<E: Send + Sync + 'static> Loader<E> {
             .load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Whether a load of `key` is in the air: begun by this loader (or a
+    /// clone) and not yet landed, its write-back included. While it is, a
+    /// read that finds the value due for an eager refresh starts none (the
+    /// flight in the air brings the next value).
+    pub fn loading(&self, key: &str) -> bool {
+        self.inner
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+
     /// The cached value of `key`, or else `load()`'s, stored with `ttl`
     /// (and the defaults' other options); of concurrent callers that miss,
     /// one runs `load` and the others get its value (or its error).

@@ -90,7 +90,10 @@ impl RedisBackplane {
     /// Connects to the server of `config` (its namespace is not used) and
     /// subscribes to `channel`, within the connect timeout.
     pub async fn connect(config: &RedisConfig, channel: &str) -> Result<Arc<Self>> {
-        let (builder, errors) = fred_builder(config)?;
+        let (mut builder, errors) = fred_builder(config)?;
+        // fred drops messages when its channel (32 by default) lags, and a
+        // lag costs every L1 a flush: room for bursts of notices.
+        builder.with_performance_config(|p| p.broadcast_channel_capacity = 4096);
         let connect_error = |e| errors.map("connect", e);
         let publisher = builder.build().map_err(connect_error)?;
         let subscriber = builder.build_subscriber_client().map_err(connect_error)?;
@@ -98,7 +101,15 @@ impl RedisBackplane {
         let connect = async {
             publisher.init().await?;
             subscriber.init().await?;
-            subscriber.subscribe(channel.to_owned()).await
+            // Listen before subscribing: fred's channels drop what comes
+            // before a receiver exists, and a notice right after `connect`
+            // returns would otherwise be lost until the watcher first runs.
+            // After `init`: the first connection counts as a reconnection.
+            let channels = Channels::of(&subscriber);
+            subscriber
+                .subscribe(channel.to_owned())
+                .await
+                .map(|()| channels)
         };
         let unanswered = || CacheError::Unavailable {
             message: format!(
@@ -107,14 +118,15 @@ impl RedisBackplane {
             ),
             source: None,
         };
-        match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(())) => {}
+        let channels = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(channels)) => channels,
             Ok(Err(e)) => return Err(errors.map_start("connect", e, unanswered)),
             Err(_) => return Err(unanswered()),
-        }
+        };
         let (events, _) = broadcast::channel(4096);
         let watcher = tokio::spawn(watch(
             subscriber.clone(),
+            channels,
             channel.to_owned(),
             events.clone(),
         ));
@@ -129,16 +141,37 @@ impl RedisBackplane {
     }
 }
 
+/// fred's notification channels the watcher reads, taken before the
+/// subscription so that no notice published after it is missed.
+struct Channels {
+    messages: broadcast::Receiver<fred::types::Message>,
+    errors: broadcast::Receiver<(fred::error::Error, Option<fred::types::config::Server>)>,
+    reconnections: broadcast::Receiver<fred::types::config::Server>,
+}
+
+impl Channels {
+    fn of(subscriber: &SubscriberClient) -> Self {
+        Self {
+            messages: subscriber.message_rx(),
+            errors: subscriber.error_rx(),
+            reconnections: subscriber.reconnect_rx(),
+        }
+    }
+}
+
 /// Turns the subscriber's messages, errors and reconnections into events.
 async fn watch(
     subscriber: SubscriberClient,
+    channels: Channels,
     channel: String,
     events: broadcast::Sender<BackplaneEvent>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut messages = subscriber.message_rx();
-    let mut errors = subscriber.error_rx();
-    let mut reconnections = subscriber.reconnect_rx();
+    let Channels {
+        mut messages,
+        mut errors,
+        mut reconnections,
+    } = channels;
     let send = |event| {
         let _ = events.send(event);
     };

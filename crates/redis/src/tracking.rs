@@ -43,6 +43,7 @@ use fred::clients::SubscriberClient;
 use fred::interfaces::TrackingInterface;
 use fred::prelude::PubsubInterface;
 use fred::prelude::{Client, ClientInterface, ClientLike, EventInterface};
+use fred::types::config::Server;
 use fred::types::scripts::Script;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -208,7 +209,13 @@ impl RedisTracking {
         let connect = async {
             tracker.init().await?;
             listener.init().await?;
-            arming.arm().await
+            // Listen before arming: fred's channels drop what comes before
+            // a receiver exists, and a write right after `connect` returns
+            // would otherwise go untold until the watcher first runs (a
+            // doctest hung on a loaded CI machine so). After `init`: the
+            // first connection counts as a reconnection in fred.
+            let channels = Channels::of(&arming);
+            arming.arm().await.map(|()| channels)
         };
         let unanswered = || CacheError::Unavailable {
             message: format!(
@@ -217,8 +224,8 @@ impl RedisTracking {
             ),
             source: None,
         };
-        match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(())) => {}
+        let channels = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(channels)) => channels,
             Ok(Err(e)) => {
                 let _ = tracker.quit().await;
                 let _ = listener.quit().await;
@@ -236,11 +243,12 @@ impl RedisTracking {
                 let _ = listener.quit().await;
                 return Err(unanswered());
             }
-        }
+        };
         let (events, _) = broadcast::channel(4096);
         let beats = Arc::new(Mutex::new(HashMap::new()));
         let watcher = tokio::spawn(watch(
             arming,
+            channels,
             heartbeat_prefix.clone(),
             Arc::clone(&beats),
             events.clone(),
@@ -318,20 +326,45 @@ fn events_of(
     events
 }
 
+/// fred's notification channels the watcher reads, taken before tracking
+/// is armed so that nothing told after arming is missed.
+struct Channels {
+    invalidations: broadcast::Receiver<fred::types::client::Invalidation>,
+    listener_errors: broadcast::Receiver<(fred::error::Error, Option<Server>)>,
+    tracker_errors: broadcast::Receiver<(fred::error::Error, Option<Server>)>,
+    listener_back: broadcast::Receiver<Server>,
+    tracker_back: broadcast::Receiver<Server>,
+}
+
+impl Channels {
+    fn of(arming: &Arming) -> Self {
+        Self {
+            invalidations: arming.listener.invalidation_rx(),
+            listener_errors: arming.listener.error_rx(),
+            tracker_errors: arming.tracker.error_rx(),
+            listener_back: arming.listener.reconnect_rx(),
+            tracker_back: arming.tracker.reconnect_rx(),
+        }
+    }
+}
+
 /// Turns invalidations, errors and reconnections into events, and arms
 /// tracking again after every reconnection.
 async fn watch(
     arming: Arming,
+    channels: Channels,
     heartbeat_prefix: String,
     beats: Arc<Mutex<HashMap<u64, u64>>>,
     events: broadcast::Sender<BackplaneEvent>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut invalidations = arming.listener.invalidation_rx();
-    let mut listener_errors = arming.listener.error_rx();
-    let mut tracker_errors = arming.tracker.error_rx();
-    let mut listener_back = arming.listener.reconnect_rx();
-    let mut tracker_back = arming.tracker.reconnect_rx();
+    let Channels {
+        mut invalidations,
+        mut listener_errors,
+        mut tracker_errors,
+        mut listener_back,
+        mut tracker_back,
+    } = channels;
     let send = |event| {
         let _ = events.send(event);
     };
