@@ -10,7 +10,8 @@
 //! (total at 100,000 hits − total at 0) / 100,000 = instructions per hit.
 //! `STACK`: `moka`, `moka-ns` (namespace "s1"), `tiered`, `tiered-ns`;
 //! the tiered cache is over a moka L2 with no backplane (its L1 serves
-//! from the start: the hit path is the one it has over Redis).
+//! from the start: the hit path is the one it has over Redis). `TAGGED=1`:
+//! through `cache_tags::TaggedCache`, every entry tagged `product:7`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,16 +54,23 @@ fn main() {
             other => panic!("STACK={other}: moka, moka-ns, tiered or tiered-ns"),
         };
         let keys: Vec<String> = (0..1000).map(|i| format!("key:{i:07}")).collect();
+        let tagged = std::env::var("TAGGED").is_ok_and(|v| v == "1");
+        let view = cache_tags::TaggedCache::new(Arc::clone(&cache));
         for key in &keys {
             let value = Bytes::from(vec![b'v'; 100]);
-            cache
-                .set(key, value, Some(Duration::from_secs(300)))
-                .await
-                .unwrap();
-            cache.get(key).await.unwrap();
+            let ttl = Some(Duration::from_secs(300));
+            match tagged {
+                true => view.set(key, value, ttl, &["product:7"]).await.unwrap(),
+                false => cache.set(key, value, ttl).await.unwrap(),
+            }
+            view.get(key).await.unwrap();
         }
         for i in 0..hits {
-            assert!(cache.get(&keys[i % keys.len()]).await.unwrap().is_some());
+            let key = &keys[i % keys.len()];
+            match tagged {
+                true => assert!(view.get(key).await.unwrap().is_some()),
+                false => assert!(cache.get(key).await.unwrap().is_some()),
+            }
         }
     });
 }

@@ -31,6 +31,16 @@ pub trait Cache: Send + Sync {
     /// The value of `key`, or `None` when it is missing or expired.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
+    /// [`get`](Self::get)'s answer when the cache has it at hand without
+    /// waiting (an in-process read, a tiered cache's L1 hit), so that a
+    /// layer on a hot path (tags) skips the boxed future; `None`: not at
+    /// hand, call `get`. An answer here is the one `get` would give, with
+    /// the same validation, counting and errors. The default: `None`.
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        let _ = key;
+        None
+    }
+
     /// Stores `value` under `key`, replacing both the value and the TTL
     /// (Redis `SET` without `KEEPTTL`).
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()>;

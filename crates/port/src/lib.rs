@@ -41,7 +41,10 @@
 //! - [`typed`]: MessagePack values and the [`typed::envelope`] a loader
 //!   stores them in; [`report`]: the log target, throttle and key digest
 //!   every crate of the toolkit reports with.
-//! - `MockCache` (feature `mock`), a mockall mock of the port.
+//! - `MockCache` (feature `mock`), a mockall mock of the port. It mocks
+//!   every method, [`Cache::get_now`] included: code under test that reads
+//!   through `cache-tags` asks `get_now` first, and
+//!   `expect_get_now().returning(|_| None)` sends it on to `get`.
 //!
 //! What is elsewhere: the store side adapters implement (`Store`, the
 //! `Front`, `CacheBuilder`, the core layers) is `cache-store`; the metrics and

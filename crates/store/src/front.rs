@@ -283,6 +283,16 @@ impl<S: Store> Cache for Front<S> {
         )
     }}
 
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        let key = match self.valid(self::key(key)) {
+            Ok(key) => key,
+            Err(error) => return Some(Err(error)),
+        };
+        self.store
+            .get_now(&key)
+            .map(|answer| answer.map_err(|error| Op::Get.failed(error)))
+    }
+
     port_call! { fn set(&self, key: &'k str, value: Bytes, ttl: Option<Duration>) -> () {
         let key = valid!(self, self::key(key));
         let ttl = valid!(self, Ttl::from_option(ttl));

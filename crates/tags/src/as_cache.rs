@@ -99,6 +99,10 @@ impl Cache for TaggedCache {
         TaggedCache::get(self, key).await
     }
 
+    fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
+        TaggedCache::get_now(self, key)
+    }
+
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         let tags = self.tags_for(key, &value);
         TaggedCache::set(self, key, value, ttl, &tags).await

@@ -58,6 +58,59 @@ pub(crate) fn seal(tags: &[(Tag, Version)], value: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// A stored value's header, read without allocating: the read path's
+/// common cases (no envelope; an envelope with no tag or one) answered
+/// here, the rest left to [`open`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Peeked<'a> {
+    /// No envelope: the value is stored as given.
+    Plain,
+    /// An envelope with no tag around this value.
+    Untagged(Bytes),
+    /// An envelope with one tag.
+    OneTag {
+        /// The tag's name, borrowed from the stored bytes.
+        tag: &'a str,
+        /// The version it had when the entry was written.
+        version: Version,
+        /// The value as the caller gave it.
+        value: Bytes,
+    },
+    /// Anything else (several tags, or a header that does not parse):
+    /// [`open`] it, which reads it or says what is wrong.
+    Other,
+}
+
+/// `stored`'s header as [`Peeked`]. Never wrong where it answers: what it
+/// does not read whole is [`Peeked::Other`], never a guess.
+pub(crate) fn peek(stored: &Bytes) -> Peeked<'_> {
+    if stored.len() < 2 || stored[0] != MARKER || stored[1] != KIND {
+        return Peeked::Plain;
+    }
+    match stored.get(2..4) {
+        Some(&[FORMAT, 0]) => Peeked::Untagged(stored.slice(4..)),
+        Some(&[FORMAT, 1]) => {
+            let (Some(version), Some(&len)) = (stored.get(4..12), stored.get(12)) else {
+                return Peeked::Other;
+            };
+            let end = 13 + usize::from(len);
+            let Some(Ok(tag)) = stored.get(13..end).map(std::str::from_utf8) else {
+                return Peeked::Other;
+            };
+            if tag.is_empty() {
+                return Peeked::Other;
+            }
+            let version = Version::from_be_bytes(version.try_into().expect("8 bytes"));
+            Peeked::OneTag {
+                tag,
+                version,
+                value: stored.slice(end..),
+            }
+        }
+        _ => Peeked::Other,
+    }
+}
+
 /// `stored` opened: `None` for a value with no tag envelope (stored as
 /// given), an error for an envelope that does not parse (never a guess).
 pub(crate) fn open(stored: &Bytes) -> Result<Option<Opened>> {
@@ -128,6 +181,48 @@ mod tests {
         assert_eq!(seal(&[], b"v").len(), 4 + 1);
         let tags = [(tag("product:7"), 1), (tag("list"), 2)];
         assert_eq!(seal(&tags, b"v").len(), 4 + (9 + 9) + (9 + 4) + 1);
+    }
+
+    /// `peek` answers as `open` does wherever it answers, on every cut of
+    /// entries with no tag, one and two (and a malformed tag name).
+    #[test]
+    fn peek_agrees_with_open() {
+        let entries = [
+            seal(&[], b"value"),
+            seal(&[(tag("product:7"), 42)], b"value"),
+            seal(&[(tag("a"), 1), (tag("b"), 2)], b"value"),
+            Bytes::from_static(b"plain"),
+            Bytes::from_static(b"\xC1T\x01\x01\0\0\0\0\0\0\0\x07\x02\xFF\xFEvalue"),
+        ];
+        for entry in entries {
+            for cut in 0..=entry.len() {
+                let stored = entry.slice(..cut);
+                let opened = open(&stored);
+                match peek(&stored) {
+                    Peeked::Plain => assert_eq!(opened.unwrap(), None, "{stored:?}"),
+                    Peeked::Untagged(value) => {
+                        let opened = opened.unwrap().unwrap();
+                        assert!(opened.tags.is_empty());
+                        assert_eq!(opened.value, value);
+                    }
+                    Peeked::OneTag {
+                        tag: name,
+                        version,
+                        value,
+                    } => {
+                        let opened = opened.unwrap().unwrap();
+                        assert_eq!(opened.tags, vec![(tag(name), version)]);
+                        assert_eq!(opened.value, value);
+                    }
+                    Peeked::Other => {
+                        let many = opened
+                            .as_ref()
+                            .is_ok_and(|o| o.as_ref().is_some_and(|o| o.tags.len() > 1));
+                        assert!(many || opened.is_err(), "{stored:?}: {opened:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

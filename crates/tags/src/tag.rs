@@ -95,7 +95,16 @@ impl TagKeys {
 
     /// The key holding `tag`'s version.
     pub fn key(&self, tag: &Tag) -> String {
-        format!("{}{}", self.prefix, tag.as_str())
+        self.key_of(tag.as_str())
+    }
+
+    /// [`key`](Self::key) of a tag read from an entry (valid: the entry's
+    /// header was checked).
+    pub(crate) fn key_of(&self, tag: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + tag.len());
+        key.push_str(&self.prefix);
+        key.push_str(tag);
+        key
     }
 
     /// The prefix.

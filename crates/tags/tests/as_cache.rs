@@ -165,3 +165,63 @@ async fn an_invalidated_entry_is_missing_to_every_operation_of_the_port() {
         .unwrap());
     assert!(!port.exists("live").await.unwrap());
 }
+
+/// `Cache::get_now` on the view answers as `get` wherever it answers: at
+/// hand over moka for plain values, untagged and one-tag entries that are
+/// fresh; never for a stale entry (left to `get`, which removes it) or one
+/// with several tags; a bad key is refused as by `get`.
+#[tokio::test]
+async fn get_now_answers_as_get_wherever_it_answers() {
+    let view = TaggedCache::new(moka());
+    let cache: &dyn Cache = &view;
+    let ttl = None;
+    view.cache()
+        .set("plain", Bytes::from_static(b"p"), ttl)
+        .await
+        .unwrap();
+    view.set("untagged", Bytes::from_static(b"u"), ttl, &[] as &[&str])
+        .await
+        .unwrap();
+    view.set("one", Bytes::from_static(b"1"), ttl, &["a"])
+        .await
+        .unwrap();
+    view.set("two", Bytes::from_static(b"2"), ttl, &["a", "b"])
+        .await
+        .unwrap();
+    view.set("stale", Bytes::from_static(b"s"), ttl, &["c"])
+        .await
+        .unwrap();
+    view.delete_by_tag("c").await.unwrap();
+    for (key, at_hand) in [
+        ("plain", true),
+        ("untagged", true),
+        ("one", true),
+        ("missing", true),
+        ("two", false),
+        ("stale", false),
+    ] {
+        let now = cache.get_now(key);
+        assert_eq!(now.is_some(), at_hand, "{key}");
+        let got = cache.get(key).await.unwrap();
+        if let Some(now) = now {
+            assert_eq!(now.unwrap(), got, "{key}");
+        }
+    }
+    assert_eq!(cache.get("two").await.unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(cache.get("stale").await.unwrap(), None);
+    assert_eq!(view.cache().get("stale").await.unwrap(), None, "removed");
+    let refused = cache.get_now("").expect("refused at once").unwrap_err();
+    assert_eq!(refused.kind(), cache.get("").await.unwrap_err().kind());
+}
+
+/// The port's docs: a `MockCache` under the tagged view answers once
+/// `get_now` is told to send reads on to `get`.
+#[tokio::test]
+async fn a_mock_under_the_view_answers_through_get() {
+    let mut mock = cache_port::MockCache::new();
+    mock.expect_get_now().returning(|_| None);
+    mock.expect_get()
+        .returning(|_| Ok(Some(Bytes::from_static(b"plain"))));
+    let view = TaggedCache::new(Arc::new(mock));
+    assert_eq!(view.get("k").await.unwrap().as_deref(), Some(&b"plain"[..]));
+}
