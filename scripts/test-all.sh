@@ -31,7 +31,10 @@ if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
   echo "the test suite ran over ${limit} s and was stopped: a test hangs (libtest names it above: 'has been running for over 60 seconds')" >&2
 fi
 # One closing line for the whole workspace (cargo prints one per test binary).
-passed=$(grep -E '^test result:' "$log" | awk '{s += $4} END {print s + 0}')
-failed=$(grep -E '^test result:' "$log" | awk '{s += $6} END {print s + 0}')
+# (No result line at all, a build that failed or was stopped, is 0 and 0,
+# and the exit status below says why.)
+results=$(grep -E '^test result:' "$log" || true)
+passed=$(awk '{s += $4} END {print s + 0}' <<<"$results")
+failed=$(awk '{s += $6} END {print s + 0}' <<<"$results")
 echo "workspace: $passed passed, $failed failed"
 exit "$status"
