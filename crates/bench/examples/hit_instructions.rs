@@ -12,6 +12,7 @@
 //! the tiered cache is over a moka L2 with no backplane (its L1 serves
 //! from the start: the hit path is the one it has over Redis). `TAGGED=1`:
 //! through `cache_tags::TaggedCache`, every entry tagged `product:7`.
+//! `LOADER=1`: `Loader::get_or_load` hits (a 100-byte `String` value).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +65,28 @@ fn main() {
                 false => cache.set(key, value, ttl).await.unwrap(),
             }
             view.get(key).await.unwrap();
+        }
+        if std::env::var("LOADER").is_ok_and(|v| v == "1") {
+            let loader: cache_loading::Loader<std::io::Error> = cache_loading::Loader::new(cache);
+            let ttl = Some(Duration::from_secs(300));
+            let load = || async { Ok::<_, std::io::Error>("v".repeat(100)) };
+            for key in &keys {
+                loader
+                    .get_or_load::<String, _, _>(&format!("l{key}"), ttl, load)
+                    .await
+                    .unwrap();
+            }
+            let loaded: Vec<String> = keys.iter().map(|k| format!("l{k}")).collect();
+            for i in 0..hits {
+                let value: String = loader
+                    .get_or_load(&loaded[i % loaded.len()], ttl, || async {
+                        Err(std::io::Error::other("a hit never loads"))
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(value.len(), 100);
+            }
+            return;
         }
         for i in 0..hits {
             let key = &keys[i % keys.len()];
