@@ -25,7 +25,6 @@ use crate::ttl::TtlState;
 ///
 /// TTLs are `Option<Duration>`: `None` means the entry never expires (a
 /// bounded in-process store may still evict it).
-#[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait Cache: Send + Sync {
     /// The value of `key`, or `None` when it is missing or expired.

@@ -42,9 +42,9 @@
 //!   stores them in; [`report`]: the log target, throttle and key digest
 //!   every crate of the toolkit reports with.
 //! - `MockCache` (feature `mock`), a mockall mock of the port. It mocks
-//!   every method, [`Cache::get_now`] included: code under test that reads
-//!   through `cache-tags` asks `get_now` first, and
-//!   `expect_get_now().returning(|_| None)` sends it on to `get`.
+//!   every method but [`Cache::get_now`], which keeps its default (`None`),
+//!   so code that asks it first (the tags view, the loader) reaches the
+//!   mocked `get`.
 //!
 //! What is elsewhere: the store side adapters implement (`Store`, the
 //! `Front`, `CacheBuilder`, the core layers) is `cache-store`; the metrics and
@@ -60,6 +60,8 @@
 mod cache;
 mod error;
 mod key;
+#[cfg(feature = "mock")]
+mod mock;
 mod namespace;
 mod pattern;
 pub mod report;
@@ -68,11 +70,11 @@ pub mod throttle;
 mod ttl;
 pub mod typed;
 
-#[cfg(feature = "mock")]
-pub use cache::MockCache;
 pub use cache::{Cache, KeyPages};
 pub use error::{BoxError, CacheError, ErrorKind, Result};
 pub use key::{validate_keys, Key, MAX_KEY_LEN};
+#[cfg(feature = "mock")]
+pub use mock::MockCache;
 pub use namespace::{Namespace, MAX_NAMESPACE_LEN};
 pub use pattern::{escape_glob, Pattern, MAX_PATTERN_LEN, MAX_PATTERN_STARS};
 pub use stats::Stats;
