@@ -520,15 +520,28 @@ fn ceiling(
     }
 }
 
-/// moka `set` with a TTL: cache-moka (its defaults) against a default moka
+/// moka `set` with a TTL: cache-moka (its defaults, and again with
+/// `count_evictions(false)`) against a default moka
 /// (`moka::future::Cache::new`, no TTL: what a user picks first) and
 /// multi-tier-cache's moka L1 (`set_with_ttl`), at 1 and 64 tasks.
 fn moka_sets() {
+    let counting: &'static Arc<dyn Cache> = leak(Arc::new(MokaConfig::default().build().unwrap()));
+    let uncounted: &'static Arc<dyn Cache> = leak(Arc::new(
+        MokaConfig::default()
+            .count_evictions(false)
+            .build()
+            .unwrap(),
+    ));
+    moka_set_rows("defaults", counting);
+    moka_set_rows("count_evictions=false", uncounted);
+}
+
+/// [`moka_sets`]' rows for one configuration of ours.
+fn moka_set_rows(ours_is: &str, ours: &'static Arc<dyn Cache>) {
     let rt = cache_bench::runtime();
     let plan = Plan::default();
     let hot = leak(keys("hot", KEYS));
     let v = leak(value(VALUE));
-    let ours: &'static Arc<dyn Cache> = leak(Arc::new(MokaConfig::default().build().unwrap()));
     let default: &'static moka::future::Cache<String, Bytes> =
         leak(moka::future::Cache::new(4 * KEYS as u64));
     let mtc_l1: &'static L1Cache = leak(
@@ -540,7 +553,7 @@ fn moka_sets() {
     );
     for tasks in task_counts() {
         header(&format!(
-            "cache-moka (defaults) set+TTL vs moka peers, {tasks} task(s); targets ≥ 1.0 vs multi-tier-cache L1, ≥ 0.8 vs a default moka"
+            "cache-moka ({ours_is}) set+TTL vs moka peers, {tasks} task(s); targets ≥ 1.0 vs multi-tier-cache L1, ≥ 0.8 vs a default moka"
         ));
         let our_set = |n| {
             run_tasks(&rt, tasks, n, move |i| async move {

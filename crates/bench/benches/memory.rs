@@ -50,7 +50,7 @@ fn main() {
         }
         let stats = cache.stats().await.unwrap();
         assert_eq!(stats.entries, Some(ENTRIES as u64));
-        assert_eq!(stats.evictions, 0);
+        assert_eq!(stats.evictions, Some(0));
         Box::new(Arc::new(cache)) as Box<dyn std::any::Any>
     }));
     let row =

@@ -13,6 +13,10 @@
 //! from the start: the hit path is the one it has over Redis). `TAGGED=1`:
 //! through `cache_tags::TaggedCache`, every entry tagged `product:7`.
 //! `LOADER=1`: `Loader::get_or_load` hits (a 100-byte `String` value).
+//! `SETS=1`: `set`s with a 300 s TTL over existing keys instead of hits
+//! (`HITS` of them); `STACK=moka-uncounted` is `moka` with
+//! `count_evictions(false)`, `STACK=raw-moka` a default
+//! `moka::future::Cache` (`insert`, no TTL) for reference.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +32,10 @@ fn main() {
         .parse()
         .expect("HITS: a number");
     let stack = std::env::var("STACK").expect("STACK=moka|moka-ns|tiered|tiered-ns");
+    let sets = std::env::var("SETS").is_ok_and(|v| v == "1");
     let moka = || {
         let config = MokaConfig::default().capacity_bytes(64 << 20);
+        let config = config.count_evictions(stack != "moka-uncounted");
         match stack.ends_with("-ns") {
             true => config.namespace("s1"),
             false => config,
@@ -40,8 +46,24 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
+        if stack == "raw-moka" {
+            let raw = moka::future::Cache::<String, Bytes>::new(40_000);
+            let keys: Vec<String> = (0..1000).map(|i| format!("key:{i:07}")).collect();
+            let value = Bytes::from(vec![b'v'; 100]);
+            for key in &keys {
+                raw.insert(key.clone(), value.clone()).await;
+            }
+            for i in 0..hits {
+                let key = &keys[i % keys.len()];
+                match sets {
+                    true => raw.insert(key.clone(), value.clone()).await,
+                    false => assert!(raw.get(key).await.is_some()),
+                }
+            }
+            return;
+        }
         let cache: Arc<dyn Cache> = match stack.as_str() {
-            "moka" | "moka-ns" => Arc::new(moka().build().unwrap()),
+            "moka" | "moka-ns" | "moka-uncounted" => Arc::new(moka().build().unwrap()),
             "tiered" | "tiered-ns" => {
                 let l2 = MokaConfig::default().build_store().unwrap();
                 let config =
@@ -85,6 +107,15 @@ fn main() {
                     .await
                     .unwrap();
                 assert_eq!(value.len(), 100);
+            }
+            return;
+        }
+        if sets {
+            let value = Bytes::from(vec![b'v'; 100]);
+            let ttl = Some(Duration::from_secs(300));
+            for i in 0..hits {
+                let key = &keys[i % keys.len()];
+                cache.set(key, value.clone(), ttl).await.unwrap();
             }
             return;
         }

@@ -55,7 +55,7 @@ pub fn stats_table(stats: &Stats) -> String {
         ),
         ("sets", stats.sets.to_string()),
         ("deletes", stats.deletes.to_string()),
-        ("evictions", stats.evictions.to_string()),
+        ("evictions", opt(stats.evictions)),
         ("errors", stats.errors.to_string()),
         ("entries", opt(stats.entries)),
         ("bytes", opt(stats.bytes)),

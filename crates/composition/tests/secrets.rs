@@ -78,6 +78,7 @@ const PARAMETERS: &[&str] = &[
     "capacity",
     "capacity_bytes",
     "max_value_len",
+    "count_evictions",
     // redis://
     "pool_size",
     "connect_timeout_ms",

@@ -44,6 +44,22 @@ fn memory_urls_carry_their_options() {
         CacheConfig::from_url("moka://").unwrap(),
         CacheConfig::default()
     );
+    assert_eq!(c.changed_options(), ["capacity=8388608"]);
+}
+
+#[tokio::test]
+async fn count_evictions_false_reaches_the_store_and_shows_among_the_changed_options() {
+    let config = CacheConfig::from_url("memory://?count_evictions=false").unwrap();
+    let AdapterConfig::Memory(c) = config.adapter_config() else {
+        panic!("not memory")
+    };
+    assert_eq!(c.changed_options(), ["count_evictions=false"]);
+    let cache = build_cache(&config).await.unwrap();
+    assert_eq!(cache.stats().await.unwrap().evictions, None, "not counted");
+    let counting = build_cache(&CacheConfig::default()).await.unwrap();
+    assert_eq!(counting.stats().await.unwrap().evictions, Some(0));
+    let error = CacheConfig::from_url("memory://?count_evictions=no").unwrap_err();
+    assert!(error.to_string().contains("count_evictions"), "{error}");
 }
 
 #[test]

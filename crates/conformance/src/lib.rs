@@ -236,6 +236,7 @@ behaviours![
     tags::a_malformed_header_is_a_codec_error,
     tags::bad_tags_are_refused_and_write_nothing,
     tags::invalidations_race_writers_by_the_rules,
+    tags::one_key_reads_never_see_an_entry_after_its_invalidation,
 ];
 
 /// The runtime every trial runs on (trials run on libtest-mimic's threads

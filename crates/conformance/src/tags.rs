@@ -241,3 +241,86 @@ pub async fn invalidations_race_writers_by_the_rules(cx: Ctx) {
         "the run proved nothing: {hidden} writes before, {shown} after the invalidations"
     );
 }
+
+/// Readers on the one-key path (`get`, which keeps tag versions under a
+/// watch where the cache gives one: the tiered cache's L1) while the tag
+/// is invalidated and its entries rewritten, three rounds (one more entry,
+/// `once`, is written in round 0 only): a `get` that began after
+/// invalidation `r` returned never answers a value written before it
+/// (round < `r`). Every call is stamped from one sequence; the
+/// number of reads checked is printed with `--nocapture`.
+pub async fn one_key_reads_never_see_an_entry_after_its_invalidation(cx: Ctx) {
+    const READERS: usize = 8;
+    const KEYS: usize = 16;
+    const ROUNDS: u64 = 3;
+    let tagged = TaggedCache::new(Arc::clone(&cx.cache));
+    let mut keys: Vec<String> = (0..KEYS).map(|i| format!("r{i}")).collect();
+    keys.push("once".into());
+    let keys = Arc::new(keys);
+    let write_round = |round: u64| {
+        let (tagged, keys) = (tagged.clone(), Arc::clone(&keys));
+        async move {
+            let rewritten = if round == 0 { KEYS + 1 } else { KEYS };
+            for key in &keys[..rewritten] {
+                let value = b(&format!("{round}"));
+                tagged.set(key, value, None, &["read-hot"]).await.unwrap();
+            }
+        }
+    };
+    write_round(0).await;
+    let stamps = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let (tagged, keys) = (tagged.clone(), Arc::clone(&keys));
+            let (stamps, stop) = (Arc::clone(&stamps), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut reads = Vec::new();
+                // Bounded: until told to stop, or 20,000 reads.
+                let mut i = r;
+                while !stop.load(SeqCst) && reads.len() < 20_000 {
+                    let start = stamps.fetch_add(1, SeqCst);
+                    let got = tagged.get(&keys[i % keys.len()]).await.unwrap();
+                    let round = got.map(|v| String::from_utf8_lossy(&v).parse::<u64>().unwrap());
+                    reads.push((start, round));
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            })
+        })
+        .collect();
+    // Invalidation `r` returned at `ended[r - 1]`; round `r` is written after.
+    let mut ended = Vec::new();
+    for round in 1..=ROUNDS {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tagged.delete_by_tag("read-hot").await.unwrap();
+        ended.push(stamps.fetch_add(1, SeqCst));
+        write_round(round).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    stop.store(true, SeqCst);
+    let (mut checked, mut found) = (0, 0);
+    for reader in readers {
+        for (start, round) in reader.await.unwrap() {
+            // The invalidations that had returned when this read began.
+            let returned = ended.iter().filter(|end| **end < start).count() as u64;
+            if returned == 0 {
+                continue;
+            }
+            checked += 1;
+            if let Some(round) = round {
+                found += 1;
+                assert!(
+                    round >= returned,
+                    "a get begun after invalidation {returned} returned read round {round}'s entry"
+                );
+            }
+        }
+    }
+    eprintln!("tags one-key reads: {checked} checked, {found} of them found an entry");
+    assert!(
+        checked > 0 && found > 0,
+        "the run proved nothing: {checked} reads checked, {found} found"
+    );
+}

@@ -40,7 +40,8 @@ pub type MokaCache = View<MokaStore>;
 /// an `.await` (there is none).
 ///
 /// Figures in `stats`: `evictions`, `entries` and `bytes` are the whole
-/// store's (every namespace sharing it). `entries` and `bytes` are moka's own
+/// store's (every namespace sharing it); `evictions` is `None` when the
+/// store was built with `MokaConfig::count_evictions(false)`. `entries` and `bytes` are moka's own
 /// estimates after its pending maintenance has run: they still count
 /// entries that have expired but were not yet dropped, and `bytes` is the
 /// weigher's figure (key + value + a fixed per-entry overhead), not the
@@ -61,7 +62,8 @@ struct Shared {
     /// Picks a key's stripe. Fx, not SipHash: a collision only makes two
     /// keys share a lock, and Fx is a few instructions per byte.
     hasher: rustc_hash::FxBuildHasher,
-    evictions: Arc<AtomicU64>,
+    /// Size evictions so far; `None` when not counted (no listener).
+    evictions: Option<Arc<AtomicU64>>,
     capacity_bytes: u64,
     max_value_len: usize,
 }
@@ -92,9 +94,8 @@ fn weight(key: &str, value: &[u8]) -> u64 {
 impl MokaStore {
     pub(crate) fn from_config(config: &MokaConfig) -> Result<Self> {
         let max_value_len = config.value_limit()?;
-        let evictions = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&evictions);
-        let cache = moka::sync::Cache::builder()
+        let evictions = config.count_evictions.then(|| Arc::new(AtomicU64::new(0)));
+        let builder = moka::sync::Cache::builder()
             .max_capacity(config.capacity_bytes)
             .weigher(|key: &String, entry: &Entry| {
                 u32::try_from(weight(key, &entry.value)).unwrap_or(u32::MAX)
@@ -102,13 +103,22 @@ impl MokaStore {
             // LRU, not moka's default TinyLFU admission: that can drop a key
             // just set into a full store, and "set then get" must hold.
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(EntryExpiry)
-            .eviction_listener(move |_key, _value, cause| {
-                if cause == RemovalCause::Size {
-                    counted.fetch_add(1, Relaxed);
-                }
-            })
-            .build();
+            .expire_after(EntryExpiry);
+        // moka tells of a size eviction only through a listener, and with
+        // one installed it locks each key on every write: only when asked.
+        let cache = match &evictions {
+            Some(evictions) => {
+                let counted = Arc::clone(evictions);
+                builder
+                    .eviction_listener(move |_key, _value, cause| {
+                        if cause == RemovalCause::Size {
+                            counted.fetch_add(1, Relaxed);
+                        }
+                    })
+                    .build()
+            }
+            None => builder.build(),
+        };
         Ok(Self {
             shared: Arc::new(Shared {
                 cache,
@@ -302,7 +312,7 @@ impl MokaStore {
         // moka's counts are lazy: let pending maintenance run first.
         self.cache().run_pending_tasks();
         let mut stats = Stats::default();
-        stats.evictions = self.shared.evictions.load(Relaxed);
+        stats.evictions = self.shared.evictions.as_ref().map(|n| n.load(Relaxed));
         stats.entries = Some(self.cache().entry_count());
         stats.bytes = Some(self.cache().weighted_size());
         stats
@@ -401,6 +411,17 @@ impl MokaStore {
                 Reply::Pong(start.elapsed())
             }
         })
+    }
+}
+
+impl MokaStore {
+    /// The live value under `key` (the whole key: no namespace is applied
+    /// here) and the instant it expires (`None`: no TTL), for a tier above
+    /// that keeps the value no longer than this store would (the tiered
+    /// cache's `watch_now`).
+    pub fn get_with_expiry(&self, key: &str) -> Option<(Bytes, Option<Instant>)> {
+        let entry = self.live(key)?;
+        Some((entry.value, entry.expires_at))
     }
 }
 

@@ -17,7 +17,9 @@
 //!
 //! - Bounded in bytes (keys + values + a fixed per-entry overhead;
 //!   [`DEFAULT_CAPACITY_BYTES`] unless configured), least recently used
-//!   entries evicted first, evictions counted.
+//!   entries evicted first, evictions counted (unless
+//!   `MokaConfig::count_evictions(false)`: counting costs about a third of a
+//!   `set`, see its docs).
 //! - Per-entry TTLs with Redis `SET` semantics: `set` replaces value and TTL;
 //!   an entry is invisible from the instant it expires.
 //! - [`MokaStore`] is the store (it implements `cache_store::Store`);
@@ -29,8 +31,9 @@
 //!   `delete_pattern` answer exactly as Redis would.
 //! - `clear` on a view without a namespace empties the whole store: the store
 //!   belongs to this process, unlike a shared Redis database.
-//! - Every write to a key runs under moka's per-key lock, so concurrent
-//!   calls on one key behave as some serial order of them, as on Redis.
+//! - Every write to a key runs under its stripe's lock (the store's own,
+//!   256 stripes), so concurrent calls on one key behave as some serial
+//!   order of them, as on Redis.
 
 mod adapter;
 mod config;

@@ -178,7 +178,9 @@ impl Handles {
                 if let Some(n) = stats.bytes {
                     bytes.set(n as f64);
                 }
-                evictions.absolute(stats.evictions);
+                if let Some(n) = stats.evictions {
+                    evictions.absolute(n);
+                }
             }
             _ => self.duration(op, Outcome::Ok).record(seconds),
         }
@@ -218,6 +220,13 @@ impl<S: Store> Store for Metered<S> {
 
     /// Recorded as `get` is; nothing when the store below cannot answer
     /// at once (the caller's `get` then records the read).
+    /// Forwarded as is (not recorded: what the caller keeps under the
+    /// watch is its own memory, not a read of this store).
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
+        self.inner.watch_now(key)
+    }
+
     #[inline]
     fn get_now(&self, key: &str) -> Option<Result<Option<bytes::Bytes>>> {
         let began = Instant::now();
@@ -445,7 +454,7 @@ mod tests {
             });
             mock.expect_stats().returning(|| {
                 let mut stats = Stats::default();
-                stats.evictions = 4;
+                stats.evictions = Some(4);
                 stats.entries = Some(10);
                 stats.bytes = Some(2048);
                 Ok(stats)

@@ -196,6 +196,13 @@ impl<S: Store> Store for Traced<S> {
     /// subscriber without opening a span (one opened here and dropped
     /// would be recorded as an empty extra span; `tests/spans.rs` caught
     /// it); a subscriber that answers "maybe" keeps the read on `call`.
+    /// Forwarded as is: a value kept under a watch is the caller's
+    /// memory, not a call to trace (its first read, `get`, was).
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
+        self.inner.watch_now(key)
+    }
+
     #[inline]
     fn get_now(&self, key: &str) -> Option<Result<Option<bytes::Bytes>>> {
         if tracing::enabled!(kind: tracing::metadata::Kind::SPAN, target: TARGET, Level::DEBUG) {

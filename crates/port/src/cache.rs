@@ -40,6 +40,17 @@ pub trait Cache: Send + Sync {
         None
     }
 
+    /// A value [`get_now`](Self::get_now) would answer, with a [`Watch`]
+    /// that holds while a read would still answer it, for a layer that
+    /// reads one key on every call (the tags view keeps its tags'
+    /// versions so). `None`: no value at hand, a key `get` would refuse,
+    /// or not offered (the default; the tiered cache offers it for an L1
+    /// hit). Counted as a `get` hit.
+    fn watch_now(&self, key: &str) -> Option<(Bytes, crate::Watch)> {
+        let _ = key;
+        None
+    }
+
     /// Stores `value` under `key`, replacing both the value and the TTL
     /// (Redis `SET` without `KEEPTTL`).
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()>;

@@ -69,6 +69,7 @@ mod stats;
 pub mod throttle;
 mod ttl;
 pub mod typed;
+mod watch;
 
 pub use cache::{Cache, KeyPages};
 pub use error::{BoxError, CacheError, ErrorKind, Result};
@@ -81,3 +82,4 @@ pub use stats::Stats;
 pub use throttle::{Decision, Limit, Quota, Window};
 pub use ttl::{Ttl, TtlState, MAX_TTL};
 pub use typed::CacheExt;
+pub use watch::{Stamp, Watch, Watched};

@@ -3,9 +3,10 @@
 /// A snapshot of an adapter's figures, as `stats()` returns it.
 ///
 /// Counters (`hits` … `errors`) are exact counts of what this adapter
-/// instance did since it was built. `entries` and `bytes` describe the store
-/// and are `None` where the adapter cannot know them cheaply; each adapter's
-/// docs say how approximate its figures are.
+/// instance did since it was built. `evictions`, `entries` and `bytes`
+/// describe the store and are `None` where the adapter does not know them
+/// (never a made-up zero); each adapter's docs say how approximate its
+/// figures are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -17,8 +18,11 @@ pub struct Stats {
     pub sets: u64,
     /// Keys removed by `delete`, `delete_many` and `delete_pattern`.
     pub deletes: u64,
-    /// Entries the store dropped to stay within its capacity.
-    pub evictions: u64,
+    /// Entries the store dropped to stay within its capacity, when the
+    /// adapter counts them (a moka store built with
+    /// `count_evictions(false)` does not; nor does Redis Cluster, whose
+    /// figures are per node).
+    pub evictions: Option<u64>,
     /// Operations that returned an error.
     pub errors: u64,
     /// Entries in the store, when the adapter can tell.

@@ -421,7 +421,7 @@ impl RedisStore {
             let info: String = client.info(None).await.map_err(self.err("stats"))?;
             stats.entries = Some(entries);
             stats.bytes = info_field(&info, "used_memory");
-            stats.evictions = info_field(&info, "evicted_keys").unwrap_or(0);
+            stats.evictions = info_field(&info, "evicted_keys");
         }
         Ok(stats)
     }

@@ -100,7 +100,7 @@ impl Drop for Shared {
 ///   ([`CacheError::NotAllowed`]).
 /// - Stats: `entries`, `bytes` and `evictions` are the server's (`DBSIZE`,
 ///   `used_memory`, `evicted_keys`) for the whole database of a standalone
-///   server, and unknown (`None`, 0) within a namespace or on a cluster,
+///   server, and unknown (`None`) within a namespace or on a cluster,
 ///   since counting them would take a full `SCAN`.
 /// - With `coalesce` (on by default), on one server (not a cluster),
 ///   concurrent `get`s, `set`s and `ttl`s that find every connection busy

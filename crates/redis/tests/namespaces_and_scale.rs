@@ -96,6 +96,11 @@ async fn clear_without_a_namespace_flushes_only_when_allowed_and_only_its_databa
     let stats = allowed.stats().await.unwrap();
     assert_eq!(stats.entries, Some(0));
     assert!(stats.bytes.unwrap() > 0);
+    assert_eq!(stats.evictions, Some(0), "the server's evicted_keys");
+    // Within a namespace the server's figures are not the namespace's:
+    // unknown, never a made-up 0.
+    let scoped = adapter(&server, Some("app")).await.stats().await.unwrap();
+    assert_eq!((scoped.entries, scoped.evictions), (None, None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -293,6 +293,12 @@ impl<S: Store> Cache for Front<S> {
             .map(|answer| answer.map_err(|error| Op::Get.failed(error)))
     }
 
+    fn watch_now(&self, key: &str) -> Option<(Bytes, cache_port::Watch)> {
+        // A key `get` would refuse: `get` reports it.
+        let key = self.valid(self::key(key)).ok()?;
+        self.store.watch_now(&key)
+    }
+
     port_call! { fn set(&self, key: &'k str, value: Bytes, ttl: Option<Duration>) -> () {
         let key = valid!(self, self::key(key));
         let ttl = valid!(self, Ttl::from_option(ttl));

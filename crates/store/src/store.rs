@@ -176,7 +176,8 @@ pub enum Request<'a> {
 }
 
 /// What a [`Request`] answers. Each request has exactly one reply shape (see
-/// [`Op::expects`]); the front turns any other into a `Backend` error.
+/// the arm of the front's call for its operation); the front turns any other
+/// into a `Backend` error ([`unexpected_reply`](crate::unexpected_reply)).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Reply {
@@ -490,6 +491,16 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// `get_now`'s value with a [`Watch`](cache_port::Watch) that holds
+    /// while a `get` would still answer it (`Cache::watch_now`). The
+    /// default is `None`; a layer that forwards it does for it what it
+    /// does for `get_now`.
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(Bytes, cache_port::Watch)> {
+        let _ = key;
+        None
+    }
+
     /// `get` with the remaining TTL of the value found, in one command,
     /// for a store that can give it (a tiered cache's miss backfills L1
     /// from it). `Ok(None)`: not offered; the default, and what a layer
@@ -552,6 +563,11 @@ impl<S: Store> Store for std::sync::Arc<S> {
     #[inline]
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         (**self).get_now(key)
+    }
+
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(Bytes, cache_port::Watch)> {
+        (**self).watch_now(key)
     }
 
     #[allow(clippy::type_complexity)]

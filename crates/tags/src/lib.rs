@@ -61,12 +61,21 @@
 //!   one extra read per read and per write (a `get` for one tag, which
 //!   Redis coalesces with concurrent `get`s; one `get_many` for more), and
 //!   none on a tiered cache while the versions are in its L1.
+//! - On a tiered cache a one-tag `get` does not even look the version up
+//!   again: the view keeps each tag's version it read from L1 under a
+//!   `cache_port::Watch` (`Cache::watch_now`), which holds only while a
+//!   read of the version would still answer it (no write, invalidation or
+//!   flush of its slot since, L1 serving, its L1 entry unexpired), so the
+//!   kept version is the one the skipped read would have given. 256 tags
+//!   are kept per view (and its clones); caches that give no watch (moka,
+//!   Redis) read the version every time.
 //! - A tag: one key, `__tag:` and its name, holding 16 bytes, with no TTL.
 //!   Invalidated entries are not kept: they expire with their TTL, and a
 //!   read that finds one removes it.
 
 mod as_cache;
 mod envelope;
+mod memo;
 mod tag;
 mod tagged;
 

@@ -9,6 +9,7 @@ use cache_port::{Cache, Result};
 
 use crate::as_cache::TagRule;
 use crate::envelope::{self, Opened, Peeked, Version};
+use crate::memo::VersionMemo;
 use crate::tag::{self, Tag, TagKeys};
 
 /// Tags over any cache: entries written with tags, and every entry of a tag
@@ -19,6 +20,9 @@ pub struct TaggedCache {
     keys: TagKeys,
     /// Tags for entries written through the `Cache` port (`tag_with`).
     pub(crate) rule: Option<TagRule>,
+    /// Tag versions read under a watch (`Cache::watch_now`), shared by
+    /// clones of the view.
+    memo: Arc<VersionMemo>,
 }
 
 impl std::fmt::Debug for TaggedCache {
@@ -77,6 +81,7 @@ impl TaggedCache {
             cache,
             keys: TagKeys::default(),
             rule: None,
+            memo: Arc::default(),
         }
     }
 
@@ -86,6 +91,7 @@ impl TaggedCache {
             cache,
             keys,
             rule: None,
+            memo: Arc::default(),
         }
     }
 
@@ -200,12 +206,22 @@ impl TaggedCache {
                 version,
                 value,
             } => {
-                let version_key = self.keys.key_of(tag);
-                let current = match self.cache.get_now(&version_key) {
-                    Some(answer) => answer?,
-                    None => self.cache.get(&version_key).await?,
+                let current = match self.memo.get(tag) {
+                    Some(kept) => Some(kept),
+                    None => {
+                        let version_key = self.keys.key_of(tag);
+                        match self.version_now(tag, &version_key) {
+                            Some(answer) => answer?,
+                            None => self
+                                .cache
+                                .get(&version_key)
+                                .await?
+                                .as_deref()
+                                .and_then(decode_version),
+                        }
+                    }
                 };
-                if current.as_deref().and_then(decode_version) == Some(version) {
+                if current == Some(version) {
                     return Ok(Some(value));
                 }
                 // Stale: removed unless rewritten meanwhile. A failure
@@ -234,15 +250,38 @@ impl TaggedCache {
                 tag,
                 version,
                 value,
-            } => match self.cache.get_now(&self.keys.key_of(tag))? {
-                Ok(Some(current)) if decode_version(&current) == Some(version) => {
-                    Some(Ok(Some(value)))
-                }
-                Ok(_) => None,
-                Err(error) => Some(Err(error)),
-            },
+            } => {
+                let current = match self.memo.get(tag) {
+                    Some(kept) => Some(kept),
+                    None => match self.version_now(tag, &self.keys.key_of(tag))? {
+                        Ok(current) => current,
+                        Err(error) => return Some(Err(error)),
+                    },
+                };
+                (current == Some(version)).then_some(Ok(Some(value)))
+            }
             Peeked::Other => None,
         }
+    }
+
+    /// `tag`'s version (stored under `version_key`) where the cache has it
+    /// at hand: under a watch, then kept in the memo while the watch
+    /// holds, or from `get_now`. `None`: not at hand, read it with `get`.
+    /// A stored version that does not decode is `Some(Ok(None))`: no
+    /// entry matches it.
+    fn version_now(&self, tag: &str, version_key: &str) -> Option<Result<Option<Version>>> {
+        if let Some((raw, watch)) = self.cache.watch_now(version_key) {
+            let version = decode_version(&raw);
+            if let Some(version) = version {
+                self.memo.keep(tag, version, watch);
+            }
+            return Some(Ok(version));
+        }
+        Some(
+            self.cache
+                .get_now(version_key)?
+                .map(|current| current.as_deref().and_then(decode_version)),
+        )
     }
 
     /// [`get`](Self::get), and the entry's TTL set to `ttl` from now in the

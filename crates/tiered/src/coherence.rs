@@ -142,6 +142,11 @@ impl Coherence {
         }
     }
 
+    /// The ticket as a watch's stamp (`cache_port::Watch`).
+    pub fn stamp(ticket: Ticket) -> cache_port::Stamp {
+        cache_port::Stamp([ticket.slot as u64, ticket.slot_count, ticket.global])
+    }
+
     /// Whether nothing that could concern the ticket's key was invalidated
     /// since it was taken, and L1 still serves.
     pub fn still_valid(&self, ticket: Ticket) -> bool {
@@ -230,6 +235,25 @@ impl Coherence {
             0 => u64::MAX,
             at => (self.epoch.elapsed().as_millis() as u64).saturating_sub(at),
         }
+    }
+}
+
+/// A watch on an L1 hit holds while a backfill taken at its read would
+/// still be allowed to land: no invalidation of its slot or of everything,
+/// no write of its slot in flight, and L1 serving. Every change of L1 a
+/// write, an invalidation or a flush makes comes after its bump here.
+impl cache_port::Watched for Coherence {
+    #[inline]
+    fn unchanged(&self, stamp: &cache_port::Stamp) -> bool {
+        let [slot, slot_count, global] = stamp.0;
+        let Some(slot) = usize::try_from(slot).ok().filter(|s| *s < SLOTS) else {
+            return false;
+        };
+        self.still_valid(Ticket {
+            slot,
+            slot_count,
+            global,
+        })
     }
 }
 

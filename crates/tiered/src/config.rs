@@ -59,7 +59,10 @@ impl Default for TieredConfig {
 
 impl TieredConfig {
     /// L1's settings (capacity in bytes; its value limit and namespace are
-    /// not used: values are limited by L2, keys namespaced above the tiers).
+    /// not used: values are limited by L2, keys namespaced above the tiers;
+    /// nor is `count_evictions`: L1's evictions are reported nowhere, so L1
+    /// is built without moka's eviction listener and the per-key lock moka
+    /// takes on every write when one is installed).
     pub fn l1(mut self, l1: MokaConfig) -> Self {
         self.l1 = l1;
         self
@@ -122,7 +125,7 @@ impl TieredConfig {
                 message: "tiered: a backplane needs a tokio runtime to listen on".into(),
             });
         }
-        let l1 = self.l1.build_store()?;
+        let l1 = self.l1.clone().count_evictions(false).build_store()?;
         Ok(TieredStore::new(
             l1,
             l2,

@@ -365,6 +365,25 @@ impl<L2: Store> Store for TieredStore<L2> {
         Some(Ok(Some(value)))
     }
 
+    /// An L1 hit, watched by the coherence counters (`Coherence`'s
+    /// `Watched`): the ticket is taken before L1 is read, so any
+    /// invalidation, write or flush after the read spoils it; and the
+    /// watch ends when the L1 entry would have expired.
+    fn watch_now(&self, key: &str) -> Option<(Bytes, cache_port::Watch)> {
+        let coherence = &self.shared.coherence;
+        if !coherence.serving() {
+            return None;
+        }
+        let ticket = coherence.ticket(key);
+        let (value, until) = self.shared.l1.get_with_expiry(key)?;
+        if !coherence.still_valid(ticket) {
+            return None;
+        }
+        let source: Arc<dyn cache_port::Watched> = coherence.clone();
+        let watch = cache_port::Watch::new(source, Coherence::stamp(ticket), until);
+        Some((value, watch))
+    }
+
     async fn call(&self, request: Request<'_>) -> Result<Reply> {
         let l2 = &self.shared.l2;
         match request {

@@ -65,7 +65,7 @@ pub async fn run(cli: &Cli, args: StatsArgs) -> Result<ExitCode, Failure> {
                     started.elapsed().as_secs_f64(),
                     opt(stats.entries),
                     opt(stats.bytes),
-                    stats.evictions
+                    opt(stats.evictions)
                 );
             }
             Ok(ExitCode::SUCCESS)

@@ -17,7 +17,7 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 ///
 /// | URL | adapter |
 /// |---|---|
-/// | (nothing), `memory://`, `moka://` | embedded moka; query: `capacity`, `max_value_len` (sizes such as `64MiB`) |
+/// | (nothing), `memory://`, `moka://` | embedded moka; query: `capacity`, `max_value_len` (sizes such as `64MiB`), `count_evictions` (`true`; `false` makes a `set` about a third cheaper and `stats().evictions` unknown) |
 /// | `redis://…`, `rediss://…`, `redis-cluster://…`, `redis-sentinel://…` | Redis (feature `redis`); query options as in `cache_redis::RedisConfig` |
 ///
 /// Options every URL takes, read here once for every adapter:

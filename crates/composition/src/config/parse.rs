@@ -151,9 +151,10 @@ pub(super) fn memory_from_url(parsed: &Url) -> Result<MokaConfig> {
                 usize::try_from(parse_size(&name, &value)?)
                     .map_err(|_| config_error(format!("{name} is too large")))?,
             ),
+            "count_evictions" => config.count_evictions(parse_flag(&name, &value)?),
             other => {
                 return Err(config_error(format!(
-                "unknown option {} for {}://; known: capacity, max_value_len, namespace, fail_open, keys_limit, metrics, tracing, trace_keys",
+                "unknown option {} for {}://; known: capacity, max_value_len, count_evictions, namespace, fail_open, keys_limit, metrics, tracing, trace_keys",
                 cache_store::shown_parameter_name(other),
                 parsed.scheme()
             )))

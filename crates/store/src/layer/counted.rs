@@ -118,6 +118,14 @@ impl<S: Store> Store for Counted<S> {
         Some(result)
     }
 
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
+        // Counted as a `get` hit.
+        let watched = self.inner.watch_now(key)?;
+        self.counters.lookup(true);
+        Some(watched)
+    }
+
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len()
     }
@@ -189,7 +197,7 @@ mod tests {
             .returning(|_, _, _| Err(CacheError::NotAnInteger));
         mock.expect_stats().returning(|| {
             let mut stats = Stats::default();
-            stats.evictions = 3;
+            stats.evictions = Some(3);
             Ok(stats)
         });
         let cache = CacheBuilder::new(CacheStore::new(mock)).build();
@@ -217,6 +225,6 @@ mod tests {
             ),
             (1, 3, 2, 7, 3)
         );
-        assert_eq!(stats.evictions, 3);
+        assert_eq!(stats.evictions, Some(3));
     }
 }

@@ -79,19 +79,12 @@ impl<S: Store> Store for Namespaced<S> {
 
     #[inline]
     fn get_now(&self, key: &str) -> Option<cache_port::Result<Option<bytes::Bytes>>> {
-        let Some(ns) = &self.namespace else {
-            return self.inner.get_now(key);
-        };
-        // The prefixed key in a buffer this thread reuses: no allocation.
-        // Taken while in use (a store below that reads through another
-        // namespace on this thread): `None`, and the caller's `get` answers.
-        FULL_KEY.with(|buffer| {
-            let mut full = buffer.try_borrow_mut().ok()?;
-            full.clear();
-            full.push_str(ns.prefix());
-            full.push_str(key);
-            self.inner.get_now(&full)
-        })
+        self.with_full_key(key, |full| self.inner.get_now(full))
+    }
+
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
+        self.with_full_key(key, |full| self.inner.watch_now(full))
     }
 
     fn max_value_len(&self) -> usize {
@@ -103,6 +96,27 @@ impl<S: Store> Store for Namespaced<S> {
             None => self.inner.scan(scope, pattern),
             Some(ns) => self.inner.scan([ns.prefix(), &scope].concat(), pattern),
         }
+    }
+}
+
+impl<S> Namespaced<S> {
+    /// `read` of the key as stored (prefixed), for the calls that answer at
+    /// once. The prefixed key is built in a buffer this thread reuses: no
+    /// allocation. Taken while in use (a store below that reads through
+    /// another namespace on this thread): `None`, and the caller's `get`
+    /// answers.
+    #[inline]
+    fn with_full_key<T>(&self, key: &str, read: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+        let Some(ns) = &self.namespace else {
+            return read(key);
+        };
+        FULL_KEY.with(|buffer| {
+            let mut full = buffer.try_borrow_mut().ok()?;
+            full.clear();
+            full.push_str(ns.prefix());
+            full.push_str(key);
+            read(&full)
+        })
     }
 }
 

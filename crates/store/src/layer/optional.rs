@@ -62,6 +62,14 @@ impl<L: Store, S: Store> Store for Either<L, S> {
         }
     }
 
+    #[inline]
+    fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
+        match self {
+            Either::Layered(store) => store.watch_now(key),
+            Either::Bare(store) => store.watch_now(key),
+        }
+    }
+
     fn max_value_len(&self) -> usize {
         match self {
             Either::Layered(store) => store.max_value_len(),
