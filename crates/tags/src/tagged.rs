@@ -75,7 +75,9 @@ fn decode_version(stored: &[u8]) -> Option<Version> {
 
 impl TaggedCache {
     /// A tagged view over `cache`, tag versions under
-    /// [`TagKeys::DEFAULT_PREFIX`].
+    /// [`TagKeys::DEFAULT_PREFIX`]. Build one and clone it where it is
+    /// needed: clones share the tag versions the view keeps (a view holds
+    /// 256 slots for them, about 2 KiB).
     pub fn new(cache: Arc<dyn Cache>) -> Self {
         Self {
             cache,
