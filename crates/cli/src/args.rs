@@ -8,8 +8,15 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "cachectl", version, about)]
 pub struct Cli {
-    /// The cache: memory:// (default), moka://, redis://[user:password@]host:port/db?namespace=…
-    #[arg(long, env = "CACHE_URL", global = true, hide_env_values = true)]
+    /// The cache's URL: `memory://` (default), `moka://`,
+    /// `redis://[user:password@]host:port/db?namespace=…`.
+    #[arg(
+        long,
+        env = "CACHE_URL",
+        global = true,
+        hide_env_values = true,
+        help = "The cache: memory:// (default), moka://, redis://[user:password@]host:port/db?namespace=…"
+    )]
     pub url: Option<String>,
 
     /// What to do (default: demo).

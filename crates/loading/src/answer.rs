@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_port::CacheError;
 
-/// What a [`Loader`] call can fail with.
+/// What a [`Loader`](crate::Loader) call can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError<E> {
@@ -29,7 +29,8 @@ pub enum LoadError<E> {
     },
 }
 
-/// Where a value given by [`Loader::get_or_load_entry`] comes from.
+/// Where a value given by
+/// [`Loader::get_or_load_entry`](crate::Loader::get_or_load_entry) comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Origin {

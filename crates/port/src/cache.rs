@@ -40,7 +40,7 @@ pub trait Cache: Send + Sync {
         None
     }
 
-    /// A value [`get_now`](Self::get_now) would answer, with a [`Watch`]
+    /// A value [`get_now`](Self::get_now) would answer, with a [`Watch`](crate::Watch)
     /// that holds while a read would still answer it, for a layer that
     /// reads one key on every call (the tags view keeps its tags'
     /// versions so). `None`: no value at hand, a key `get` would refuse,

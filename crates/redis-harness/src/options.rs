@@ -19,7 +19,7 @@ pub struct ServerOptions {
     /// Start as a replica of the server on this loopback port.
     pub replica_of: Option<u16>,
     /// Run as a sentinel (`--sentinel`) monitoring the primary on this
-    /// loopback port under [`SENTINEL_SERVICE`].
+    /// loopback port under [`SENTINEL_SERVICE`](crate::SENTINEL_SERVICE).
     pub sentinel_of: Option<u16>,
 }
 

@@ -333,7 +333,7 @@ impl<L2: Store> TieredStore<L2> {
 impl<L2: Store> Store for TieredStore<L2> {
     /// The hottest call after `get_now`: an L1 hit answers from a future
     /// the size of its reply, ready unless the task's cooperative budget
-    /// is spent ([`GetFuture`]). A miss goes on in a future boxed apart:
+    /// is spent (`GetFuture`). A miss goes on in a future boxed apart:
     /// left inline, the L2 read's futures (several KB on Redis) would be
     /// part of every call's future, moved into the front's box on every
     /// L1 hit too.
@@ -355,7 +355,7 @@ impl<L2: Store> Store for TieredStore<L2> {
     }
 
     /// An L1 hit while L1 serves, as `get` answers it; a miss, and one
-    /// read in [`HITS_PER_UNIT`], go through `get`.
+    /// read in `HITS_PER_UNIT`, go through `get`.
     #[inline]
     fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
         if !self.shared.coherence.serving() || budget_due() {
