@@ -16,7 +16,9 @@
 //! `SETS=1`: `set`s with a 300 s TTL over existing keys instead of hits
 //! (`HITS` of them); `STACK=moka-uncounted` is `moka` with
 //! `count_evictions(false)`, `STACK=raw-moka` a default
-//! `moka::future::Cache` (`insert`, no TTL) for reference.
+//! `moka::future::Cache` (`insert`, no TTL) for reference. `TASKS=n`: the
+//! hits spread over n tasks on a 2-worker runtime (for timing with `perf`
+//! rather than counting).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,10 +43,18 @@ fn main() {
             false => config,
         }
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tasks: usize = std::env::var("TASKS").map_or(1, |t| t.parse().expect("TASKS: a number"));
+    let rt = match tasks {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
+    }
+    .enable_all()
+    .build()
+    .unwrap();
     rt.block_on(async {
         if stack == "raw-moka" {
             let raw = moka::future::Cache::<String, Bytes>::new(40_000);
@@ -119,12 +129,23 @@ fn main() {
             }
             return;
         }
-        for i in 0..hits {
-            let key = &keys[i % keys.len()];
-            match tagged {
-                true => assert!(view.get(key).await.unwrap().is_some()),
-                false => assert!(cache.get(key).await.unwrap().is_some()),
-            }
+        let keys = Arc::new(keys);
+        let spawned: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (cache, view, keys) = (Arc::clone(&cache), view.clone(), Arc::clone(&keys));
+                tokio::spawn(async move {
+                    for i in (t..hits).step_by(tasks) {
+                        let key = &keys[i % keys.len()];
+                        match tagged {
+                            true => assert!(view.get(key).await.unwrap().is_some()),
+                            false => assert!(cache.get(key).await.unwrap().is_some()),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for task in spawned {
+            task.await.unwrap();
         }
     });
 }
