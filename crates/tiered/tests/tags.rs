@@ -52,14 +52,27 @@ async fn an_invalidation_on_one_instance_hides_the_entries_on_every_other_within
         }
         on_a.delete_by_tag("product:7").await.unwrap();
         let returned = Instant::now();
+        let notices_before = b.base().figures().notices_received;
         // The entries share the tag's version: once B reads one as gone,
         // it reads every one as gone.
         while on_b.get(&keys[0]).await.unwrap().is_some() {
-            assert!(
-                returned.elapsed() < 10 * BOUND,
-                "B still reads an entry {:?} after the invalidation returned",
-                returned.elapsed()
-            );
+            if returned.elapsed() >= 10 * BOUND {
+                // What B knows, for a failure to say where it stuck: the
+                // notices it applied since, whether L1 serves, the
+                // version at hand (L1, and under a watch) and in Redis.
+                let version_key = "__tag:product:7";
+                let figures = b.base().figures();
+                let at_hand = b.get_now(version_key);
+                let watched = b.watch_now(version_key).map(|(v, w)| (v, w.holds()));
+                let in_redis = server.command("GET tg:__tag:product:7");
+                panic!(
+                    "round {round}: B still reads an entry {:?} after the invalidation returned; \
+                     notices applied since: {}, figures {figures:?}, version at hand {at_hand:?}, \
+                     under a watch {watched:?}, in Redis {in_redis:?}",
+                    returned.elapsed(),
+                    figures.notices_received - notices_before,
+                );
+            }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         hidden_after.push(returned.elapsed());
