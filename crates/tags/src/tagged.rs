@@ -34,6 +34,14 @@ impl std::fmt::Debug for TaggedCache {
     }
 }
 
+/// A tag's version as [`TaggedCache::version_now`] finds it.
+enum VersionNow {
+    /// The version now (`None`: missing or not a version).
+    AtHand(Result<Option<Version>>),
+    /// Not at hand: read this key (the tag's version key) with `get`.
+    Read(String),
+}
+
 /// What is stored for `value` with its tags' versions: the value as given
 /// when it has none (and does not start like a tagged entry), else sealed.
 fn stored_form(versions: &[(Tag, Version)], value: Bytes) -> Bytes {
@@ -208,20 +216,14 @@ impl TaggedCache {
                 version,
                 value,
             } => {
-                let current = match self.memo.get(tag) {
-                    Some(kept) => Some(kept),
-                    None => {
-                        let version_key = self.keys.key_of(tag);
-                        match self.version_now(tag, &version_key) {
-                            Some(answer) => answer?,
-                            None => self
-                                .cache
-                                .get(&version_key)
-                                .await?
-                                .as_deref()
-                                .and_then(decode_version),
-                        }
-                    }
+                let current = match self.version_now(tag) {
+                    VersionNow::AtHand(answer) => answer?,
+                    VersionNow::Read(version_key) => self
+                        .cache
+                        .get(&version_key)
+                        .await?
+                        .as_deref()
+                        .and_then(decode_version),
                 };
                 if current == Some(version) {
                     return Ok(Some(value));
@@ -253,12 +255,10 @@ impl TaggedCache {
                 version,
                 value,
             } => {
-                let current = match self.memo.get(tag) {
-                    Some(kept) => Some(kept),
-                    None => match self.version_now(tag, &self.keys.key_of(tag))? {
-                        Ok(current) => current,
-                        Err(error) => return Some(Err(error)),
-                    },
+                let current = match self.version_now(tag) {
+                    VersionNow::AtHand(Ok(current)) => current,
+                    VersionNow::AtHand(Err(error)) => return Some(Err(error)),
+                    VersionNow::Read(_) => return None,
                 };
                 (current == Some(version)).then_some(Ok(Some(value)))
             }
@@ -266,24 +266,29 @@ impl TaggedCache {
         }
     }
 
-    /// `tag`'s version (stored under `version_key`) where the cache has it
-    /// at hand: under a watch, then kept in the memo while the watch
-    /// holds, or from `get_now`. `None`: not at hand, read it with `get`.
-    /// A stored version that does not decode is `Some(Ok(None))`: no
+    /// `tag`'s version where it is at hand: kept in the memo under a watch
+    /// that still holds; read under a new watch (then kept); or from
+    /// `get_now`. Otherwise the version's key, to read with `get`. A
+    /// stored version that does not decode is `AtHand(Ok(None))`: no
     /// entry matches it.
-    fn version_now(&self, tag: &str, version_key: &str) -> Option<Result<Option<Version>>> {
-        if let Some((raw, watch)) = self.cache.watch_now(version_key) {
+    fn version_now(&self, tag: &str) -> VersionNow {
+        if let Some(kept) = self.memo.get(tag) {
+            return VersionNow::AtHand(Ok(Some(kept)));
+        }
+        let version_key = self.keys.key_of(tag);
+        if let Some((raw, watch)) = self.cache.watch_now(&version_key) {
             let version = decode_version(&raw);
             if let Some(version) = version {
                 self.memo.keep(tag, version, watch);
             }
-            return Some(Ok(version));
+            return VersionNow::AtHand(Ok(version));
         }
-        Some(
-            self.cache
-                .get_now(version_key)?
-                .map(|current| current.as_deref().and_then(decode_version)),
-        )
+        match self.cache.get_now(&version_key) {
+            Some(answer) => VersionNow::AtHand(
+                answer.map(|current| current.as_deref().and_then(decode_version)),
+            ),
+            None => VersionNow::Read(version_key),
+        }
     }
 
     /// [`get`](Self::get), and the entry's TTL set to `ttl` from now in the
