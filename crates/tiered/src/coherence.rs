@@ -12,7 +12,10 @@
 //!   taking the insert back left a window in which a read could answer
 //!   the insert: `tests/linearizable.rs` caught it once writes put their
 //!   values into L1.) The placeholder the Redis client-side caching guide
-//!   asks for, without a placeholder.
+//!   asks for, without a placeholder. An invalidation bumps again after
+//!   the drop: a watch (`watch_now`) taken between the first bump and the
+//!   drop read the old value under the new count, and must not hold after
+//!   it (`listener::drop_and_spoil`).
 //! - **No backfill lands while a write of its slot is in flight.** A
 //!   write takes its keys' slots (counting it in flight and bumping them)
 //!   before it writes L2, and bumps them again when it is done. A reader

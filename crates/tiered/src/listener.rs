@@ -210,16 +210,23 @@ impl Listener {
         self.coherence.invalidate_all();
         self.coherence.forget_echoes();
         clear_l1(&self.l1, "");
+        // Again after the change (see `drop_and_spoil`).
+        self.coherence.invalidate_all();
     }
 }
 
 /// Drops from L1 what `what` says changed.
+///
+/// Each change of L1 is bumped in the coherence counters before (so that
+/// no backfill racing it lands) and after (so that no watch taken between
+/// the first bump and the change, on the old value, outlives it: see
+/// [`drop_and_spoil`]).
 pub(crate) fn apply(l1: &MokaStore, coherence: &Coherence, what: &Invalidation) {
     match what {
         Invalidation::Keys(keys) => {
             for key in keys {
                 coherence.invalidate_key(key);
-                drop_key(l1, key);
+                drop_and_spoil(l1, coherence, key);
             }
         }
         Invalidation::Pattern { scope, pattern } => {
@@ -235,18 +242,34 @@ pub(crate) fn apply(l1: &MokaStore, coherence: &Coherence, what: &Invalidation) 
                 // A pattern this version refuses: drop the whole scope.
                 Err(_) => clear_l1(l1, scope),
             }
+            coherence.invalidate_all();
         }
         Invalidation::Clear { scope } => {
             coherence.invalidate_all();
             clear_l1(l1, scope);
+            coherence.invalidate_all();
         }
         Invalidation::Heartbeat(_) => {}
         // A kind this version does not know: drop everything.
         _ => {
             coherence.invalidate_all();
             clear_l1(l1, "");
+            coherence.invalidate_all();
         }
     }
+}
+
+/// Drops `key` from L1 (after its slot was bumped) and bumps the slot
+/// again. A reader that takes a watch (`watch_now`) between the first
+/// bump and the drop reads the old value under the new count; with one
+/// bump its watch would hold after the drop, for as long as no other
+/// change came (CI: a tags view kept a tag's old version past the
+/// invalidation of a write by another instance). A plain read in that
+/// window is concurrent with the invalidation and harmless; a watch
+/// carries it forward.
+pub(crate) fn drop_and_spoil(l1: &MokaStore, coherence: &Coherence, key: &str) {
+    drop_key(l1, key);
+    coherence.invalidate_key(key);
 }
 
 /// Drops `key` from L1.
@@ -266,4 +289,40 @@ pub(crate) fn clear_l1(l1: &MokaStore, scope: &str) {
 /// futures are ready when made), and cannot fail on these requests.
 fn answer<F: std::future::Future>(future: F) {
     let _ = futures::FutureExt::now_or_never(future);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cache_moka::MokaConfig;
+    use cache_port::Watched;
+
+    /// The window `drop_and_spoil` closes, step by step: the invalidation's
+    /// first bump, then a watch taken as `watch_now` takes one (ticket,
+    /// L1 read, check), then the rest of the invalidation.
+    #[test]
+    fn a_watch_taken_between_an_invalidations_bump_and_its_drop_is_spoiled() {
+        let l1 = MokaConfig::default().build_store().unwrap();
+        let coherence = Coherence::new(true);
+        let set = l1.call(Request::Set {
+            key: Cow::Borrowed("k"),
+            value: bytes::Bytes::from_static(b"old"),
+            ttl: None,
+        });
+        futures::FutureExt::now_or_never(set).unwrap().unwrap();
+        coherence.invalidate_key("k");
+        let ticket = coherence.ticket("k");
+        let (value, _) = l1.get_with_expiry("k").unwrap();
+        assert_eq!(&value[..], b"old");
+        assert!(
+            coherence.still_valid(ticket),
+            "the window: the old value under the new count"
+        );
+        drop_and_spoil(&l1, &coherence, "k");
+        assert!(l1.get_with_expiry("k").is_none());
+        assert!(
+            !coherence.unchanged(&Coherence::stamp(ticket)),
+            "a watch on the old value held after the invalidation"
+        );
+    }
 }
