@@ -187,6 +187,60 @@ fn a_read_answered_at_once_still_gets_its_span() {
     assert_eq!(gets, ["hit", "miss"], "{spans:#?}");
 }
 
+/// Has "k" at hand under a watch that always holds, as a tiered cache has
+/// an L1 hit; its `get` answers the same.
+struct Watching;
+
+impl cache_store::Store for Watching {
+    async fn call(
+        &self,
+        request: cache_store::Request<'_>,
+    ) -> cache_port::Result<cache_store::Reply> {
+        match request {
+            cache_store::Request::Get { key } => Ok(cache_store::Reply::Value(
+                (key == "k").then(|| Bytes::from("v")),
+            )),
+            other => panic!("not expected here: {other:?}"),
+        }
+    }
+    fn watch_now(&self, key: &str) -> Option<(Bytes, cache_port::Watch)> {
+        struct Still;
+        impl cache_port::Watched for Still {
+            fn unchanged(&self, _: &cache_port::Stamp) -> bool {
+                true
+            }
+        }
+        let watch = cache_port::Watch::new(Arc::new(Still), cache_port::Stamp([0; 3]), None);
+        (key == "k").then(|| (Bytes::from("v"), watch))
+    }
+    fn max_value_len(&self) -> usize {
+        64
+    }
+}
+
+/// A watch is taken by a read of the store (the tags view reads a tag's
+/// version so): while DEBUG spans are wanted the tracing layer offers
+/// none, so the read goes through a traced `get`, as with `get_now`;
+/// without them it forwards the store's.
+#[test]
+fn no_watch_is_offered_while_spans_are_wanted() {
+    let cache = || -> Arc<dyn Cache> {
+        CacheBuilder::new(Watching)
+            .layer(TracingLayer::new("tiered"))
+            .build()
+    };
+    let capture = Capture::default();
+    tracing::subscriber::with_default(subscriber(&capture, "cache=debug"), || {
+        assert!(cache().watch_now("k").is_none(), "spans wanted: no watch");
+    });
+    tracing::subscriber::with_default(subscriber(&capture, "cache=info"), || {
+        assert!(
+            cache().watch_now("k").is_some(),
+            "no spans wanted: the store's watch"
+        );
+    });
+}
+
 fn failing_cache(keys: KeyField) -> Arc<dyn Cache> {
     let mut mock = MockCache::new();
     mock.expect_max_value_len().return_const(1024usize);

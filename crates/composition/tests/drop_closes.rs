@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use cache_composition::{build_cache, CacheConfig};
-use cache_redis_harness::{RedisCluster, RedisSentinel, RedisServer};
+use cache_redis_harness::{open_sockets, RedisCluster, RedisSentinel, RedisServer};
 
 /// How long a dropped cache may take to give everything back.
 const WITHIN: Duration = Duration::from_secs(5);
@@ -40,19 +40,10 @@ fn clients(servers: &[&RedisServer]) -> usize {
         .sum()
 }
 
-/// This process's open sockets.
-fn sockets() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().starts_with("socket:"))
-        .count()
-}
-
 fn held(servers: &[&RedisServer]) -> Held {
     Held {
         clients: clients(servers),
-        sockets: sockets(),
+        sockets: open_sockets(),
         tasks: tokio::runtime::Handle::current()
             .metrics()
             .num_alive_tasks(),

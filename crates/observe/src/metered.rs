@@ -220,11 +220,16 @@ impl<S: Store> Store for Metered<S> {
 
     /// Recorded as `get` is; nothing when the store below cannot answer
     /// at once (the caller's `get` then records the read).
-    /// Forwarded as is (not recorded: what the caller keeps under the
-    /// watch is its own memory, not a read of this store).
+    /// Recorded as a `get` hit, as `get_now` is: a watch is taken by a
+    /// read of the store (what the caller then keeps under it is its own
+    /// memory, not recorded).
     #[inline]
     fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
-        self.inner.watch_now(key)
+        let began = Instant::now();
+        let watched = self.inner.watch_now(key)?;
+        self.handles
+            .lookup(Op::Get, true, began.elapsed().as_secs_f64());
+        Some(watched)
     }
 
     #[inline]
@@ -381,9 +386,44 @@ mod tests {
                 _ => Ok(None),
             })
         }
+        /// "hit" under a watch that always holds (as a tiered L1 hit).
+        fn watch_now(&self, key: &str) -> Option<(Bytes, cache_port::Watch)> {
+            struct Still;
+            impl cache_port::Watched for Still {
+                fn unchanged(&self, _: &cache_port::Stamp) -> bool {
+                    true
+                }
+            }
+            let watch =
+                cache_port::Watch::new(std::sync::Arc::new(Still), cache_port::Stamp([0; 3]), None);
+            (key == "hit").then(|| (Bytes::from("v"), watch))
+        }
         fn max_value_len(&self) -> usize {
             64
         }
+    }
+
+    /// A watch taken is a read of the store: recorded as a `get` hit, as
+    /// `get_now` is; none taken, nothing recorded.
+    #[test]
+    fn a_watch_taken_is_recorded_as_a_get_hit() {
+        let s = recorded(async {
+            let cache = CacheBuilder::new(AtOnce)
+                .layer(MetricsLayer::new("moka"))
+                .build();
+            assert!(cache.watch_now("hit").is_some());
+            assert!(cache.watch_now("other").is_none());
+        });
+        // (timed gets, lookups) by outcome.
+        let moka_get = |outcome: &str| {
+            (
+                count(&s, &format!("histogram db.client.operation.duration{{cache.outcome={outcome},db.operation.name=get,db.system.name=moka}}")),
+                count(&s, &format!("counter cache.lookups{{cache.outcome={outcome},db.system.name=moka}}")),
+            )
+        };
+        assert_eq!(moka_get("hit"), (1, 1));
+        let misses = "counter cache.lookups{cache.outcome=miss,db.system.name=moka}";
+        assert_eq!(count(&s, misses), 0, "no watch is no read");
     }
 
     /// A read answered at once is recorded as one through `call` is: once,

@@ -196,10 +196,14 @@ impl<S: Store> Store for Traced<S> {
     /// subscriber without opening a span (one opened here and dropped
     /// would be recorded as an empty extra span; `tests/spans.rs` caught
     /// it); a subscriber that answers "maybe" keeps the read on `call`.
-    /// Forwarded as is: a value kept under a watch is the caller's
-    /// memory, not a call to trace (its first read, `get`, was).
+    /// As `get_now`: `None` while DEBUG spans are wanted, so that the
+    /// read goes through a traced `get` (a watch is taken by a read of the
+    /// store; what the caller then keeps under it is its own memory).
     #[inline]
     fn watch_now(&self, key: &str) -> Option<(bytes::Bytes, cache_port::Watch)> {
+        if tracing::enabled!(kind: tracing::metadata::Kind::SPAN, target: TARGET, Level::DEBUG) {
+            return None;
+        }
         self.inner.watch_now(key)
     }
 

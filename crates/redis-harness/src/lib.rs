@@ -35,6 +35,16 @@ pub const INSTALL_HINT: &str = "redis-server is not installed. Install it with \
 `apt-get update && apt-get install -y redis-server` (Debian/Ubuntu), or run \
 `bash scripts/test-all.sh`, which installs it when missing.";
 
+/// This process's open sockets (Linux: `/proc/self/fd`), for tests that
+/// check a closed or dropped client gave its connections back.
+pub fn open_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
 pub(crate) const LOOPBACK: std::net::Ipv4Addr = std::net::Ipv4Addr::LOCALHOST;
 
 /// The service name sentinels started here monitor.

@@ -22,7 +22,7 @@ use futures::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::config::RedisConfig;
-use crate::connection::fred_builder;
+use crate::connection::{fred_builder, ConnectionTasks};
 use crate::errors::ErrorContext;
 
 /// The default channel: one per Redis database the tiered caches share.
@@ -37,6 +37,8 @@ pub struct RedisBackplane {
     errors: ErrorContext,
     events: broadcast::Sender<BackplaneEvent>,
     watcher: tokio::task::JoinHandle<()>,
+    /// What `close` waits for after `QUIT`.
+    connections: Arc<ConnectionTasks>,
 }
 
 impl std::fmt::Debug for RedisBackplane {
@@ -99,8 +101,7 @@ impl RedisBackplane {
         let subscriber = builder.build_subscriber_client().map_err(connect_error)?;
         let timeout = config.connect_timeout;
         let connect = async {
-            publisher.init().await?;
-            subscriber.init().await?;
+            let tasks = vec![publisher.init().await?, subscriber.init().await?];
             // Listen before subscribing: fred's channels drop what comes
             // before a receiver exists, and a notice right after `connect`
             // returns would otherwise be lost until the watcher first runs.
@@ -109,7 +110,7 @@ impl RedisBackplane {
             subscriber
                 .subscribe(channel.to_owned())
                 .await
-                .map(|()| channels)
+                .map(|()| (channels, tasks))
         };
         let unanswered = || CacheError::Unavailable {
             message: format!(
@@ -118,8 +119,8 @@ impl RedisBackplane {
             ),
             source: None,
         };
-        let channels = match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(channels)) => channels,
+        let (channels, tasks) = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(armed)) => armed,
             Ok(Err(e)) => return Err(errors.map_start("connect", e, unanswered)),
             Err(_) => return Err(unanswered()),
         };
@@ -137,6 +138,7 @@ impl RedisBackplane {
             errors,
             events,
             watcher,
+            connections: Arc::new(ConnectionTasks::new(tasks)),
         }))
     }
 }
@@ -215,7 +217,12 @@ async fn watch(
 impl Backplane for RedisBackplane {
     fn close(&self) -> BoxFuture<'static, ()> {
         self.watcher.abort();
-        Box::pin(quit(self.publisher.clone(), self.subscriber.clone()))
+        let (connections, bound) = (Arc::clone(&self.connections), self.errors.command_timeout);
+        let quit = quit(self.publisher.clone(), self.subscriber.clone());
+        Box::pin(async move {
+            quit.await;
+            connections.ended(bound).await;
+        })
     }
 
     fn publish(&self, notice: &Notice) -> BoxFuture<'static, Result<()>> {

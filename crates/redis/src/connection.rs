@@ -3,9 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Weak;
+use std::time::Duration;
 
 use cache_port::Result;
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
+use fred::types::ConnectHandle;
 
 use crate::config::RedisConfig;
 use crate::errors::ErrorContext;
@@ -52,14 +54,48 @@ pub(crate) struct Connected {
     pub(crate) last_error: std::sync::Mutex<Option<String>>,
 }
 
+/// The tasks that drive a client's connections. fred's `quit` returns
+/// once `QUIT` is written; the sockets close some time later, when these
+/// tasks end (fred's docs on `quit`). A `close` that returned before then
+/// left sockets open after it (seen on CI: a Cluster store's `close`
+/// returned with two of its six open; `tests/close_waits.rs`).
+#[derive(Default)]
+pub(crate) struct ConnectionTasks {
+    /// Taken by the first `close`; a second one waits for the lock, so
+    /// it returns no earlier than the first.
+    handles: tokio::sync::Mutex<Vec<ConnectHandle>>,
+}
+
+impl ConnectionTasks {
+    pub(crate) fn new(handles: Vec<ConnectHandle>) -> Self {
+        Self {
+            handles: tokio::sync::Mutex::new(handles),
+        }
+    }
+
+    /// Waits, after a `quit`, until every connection task has ended, at
+    /// most `bound` (a close waits; it does not hang on a task that keeps
+    /// going).
+    pub(crate) async fn ended(&self, bound: Duration) {
+        let mut handles = self.handles.lock().await;
+        let all = futures::future::join_all(handles.drain(..));
+        let _ = tokio::time::timeout(bound, all).await;
+    }
+}
+
 /// Connects `pool` in the background until it is up or the store is gone.
-pub(crate) fn connect_in_background(pool: Pool, connected: Weak<Connected>, config: &RedisConfig) {
+/// Returns the task that drives the pool's connections.
+pub(crate) fn connect_in_background(
+    pool: Pool,
+    connected: Weak<Connected>,
+    config: &RedisConfig,
+) -> ConnectHandle {
     let errors = ErrorContext {
         command_timeout: config.command_timeout,
         secrets: config.secrets(),
     };
     let delay = config.reconnect_delay;
-    let _connection_task = pool.connect();
+    let connection_task = pool.connect();
     tokio::spawn(async move {
         loop {
             let outcome = pool.wait_for_connect().await;
@@ -81,6 +117,7 @@ pub(crate) fn connect_in_background(pool: Pool, connected: Weak<Connected>, conf
             tokio::time::sleep(delay).await;
         }
     });
+    connection_task
 }
 
 /// Stops a pool that failed to start, without waiting for it.

@@ -15,7 +15,7 @@ use fred::types::scripts::Script;
 use crate::batches::Coalescing;
 use crate::commands::fred_key;
 use crate::config::RedisConfig;
-use crate::connection::{connect_in_background, fred_builder, stop, Connected};
+use crate::connection::{connect_in_background, fred_builder, stop, Connected, ConnectionTasks};
 use crate::errors::ErrorContext;
 use crate::scripts::{
     DELETE_IF_EQUALS, GCRA_EACH, GET_WITH_PTTL_EACH, INCR_WITH_TTL, SET_MANY, SLIDING_WINDOW,
@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) set_many_script: Script,
     pub(crate) get_with_ttl_script: Script,
     pub(crate) connected: Arc<Connected>,
+    /// What `close` waits for after `QUIT`.
+    pub(crate) connection_tasks: ConnectionTasks,
     /// A cluster (fred knows from the configuration; it never changes).
     pub(crate) clustered: bool,
     /// Concurrent `get`s, `set`s and `ttl`s coalesced (`coalesce/`): with
@@ -204,8 +206,8 @@ impl RedisStore {
             .build_pool(config.pool_size)
             .map_err(|e| errors.map("connect", e))?;
         let connected = Arc::new(Connected::default());
-        if config.lazy_connect {
-            connect_in_background(pool.clone(), Arc::downgrade(&connected), &config);
+        let connection_task = if config.lazy_connect {
+            connect_in_background(pool.clone(), Arc::downgrade(&connected), &config)
         } else {
             let unanswered = || CacheError::Unavailable {
                 message: format!(
@@ -216,7 +218,10 @@ impl RedisStore {
                 source: None,
             };
             match tokio::time::timeout(config.connect_timeout, pool.init()).await {
-                Ok(Ok(_connection_task)) => {}
+                Ok(Ok(connection_task)) => {
+                    connected.up.store(true, Relaxed);
+                    connection_task
+                }
                 Ok(Err(e)) => {
                     stop(pool);
                     return Err(errors.map_start("connect", e, unanswered));
@@ -229,8 +234,7 @@ impl RedisStore {
                     return Err(unanswered());
                 }
             }
-            connected.up.store(true, Relaxed);
-        }
+        };
         let clustered = pool.next().is_clustered();
         Ok(Self {
             shared: Arc::new(Shared {
@@ -248,14 +252,21 @@ impl RedisStore {
                 set_many_script: Script::from_lua(SET_MANY),
                 get_with_ttl_script: Script::from_lua(GET_WITH_PTTL_EACH),
                 connected,
+                connection_tasks: ConnectionTasks::new(vec![connection_task]),
                 runtime: tokio::runtime::Handle::current(),
             }),
         })
     }
 
-    /// Closes every connection. Calls made afterwards fail.
+    /// Closes every connection, and returns once their sockets are closed
+    /// (at most a command timeout after `QUIT` is written). Calls made
+    /// afterwards fail.
     pub async fn close(&self) {
         let _ = self.shared.pool.quit().await;
+        self.shared
+            .connection_tasks
+            .ended(self.shared.config.command_timeout)
+            .await;
     }
 
     pub(crate) fn err(&self, operation: &'static str) -> impl Fn(FredError) -> CacheError + '_ {

@@ -51,7 +51,7 @@ use tokio::sync::broadcast;
 
 use crate::backplane::{quit, quit_in_background, subscription};
 use crate::config::RedisConfig;
-use crate::connection::fred_builder;
+use crate::connection::{fred_builder, ConnectionTasks};
 use crate::errors::ErrorContext;
 
 /// The sender of the notices Redis itself sends (no instance has it: an
@@ -107,6 +107,8 @@ pub struct RedisTracking {
     /// [`HEARTBEAT_TOUCH`].
     heartbeat: Script,
     watcher: tokio::task::JoinHandle<()>,
+    /// What `close` waits for after `QUIT`.
+    connections: Arc<ConnectionTasks>,
 }
 
 impl std::fmt::Debug for RedisTracking {
@@ -207,15 +209,14 @@ impl RedisTracking {
         };
         let timeout = config.connect_timeout;
         let connect = async {
-            tracker.init().await?;
-            listener.init().await?;
+            let tasks = vec![tracker.init().await?, listener.init().await?];
             // Listen before arming: fred's channels drop what comes before
             // a receiver exists, and a write right after `connect` returns
             // would otherwise go untold until the watcher first runs (a
             // doctest hung on a loaded CI machine so). After `init`: the
             // first connection counts as a reconnection in fred.
             let channels = Channels::of(&arming);
-            arming.arm().await.map(|()| channels)
+            arming.arm().await.map(|()| (channels, tasks))
         };
         let unanswered = || CacheError::Unavailable {
             message: format!(
@@ -224,8 +225,8 @@ impl RedisTracking {
             ),
             source: None,
         };
-        let channels = match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(channels)) => channels,
+        let (channels, tasks) = match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(armed)) => armed,
             Ok(Err(e)) => {
                 let _ = tracker.quit().await;
                 let _ = listener.quit().await;
@@ -262,6 +263,7 @@ impl RedisTracking {
             beats,
             heartbeat: Script::from_lua(HEARTBEAT_TOUCH),
             watcher,
+            connections: Arc::new(ConnectionTasks::new(tasks)),
         }))
     }
 }
@@ -429,7 +431,12 @@ impl Backplane for RedisTracking {
 
     fn close(&self) -> BoxFuture<'static, ()> {
         self.watcher.abort();
-        Box::pin(quit(self.tracker.clone(), self.listener.clone()))
+        let (connections, bound) = (Arc::clone(&self.connections), self.errors.command_timeout);
+        let quit = quit(self.tracker.clone(), self.listener.clone());
+        Box::pin(async move {
+            quit.await;
+            connections.ended(bound).await;
+        })
     }
 
     /// A heartbeat writes and deletes a key under the tracked heartbeat
