@@ -1,18 +1,21 @@
 //! Issue 24: one tiered instance is linearizable. Histories of concurrent
 //! calls on one key (4 tasks, 5 calls each: `set` of a value no other call
-//! writes, `delete`, `delete_pattern` naming the key, `get`, `get_many`)
-//! are recorded in the order their invocations
+//! writes, `delete`, `delete_pattern` naming the key, `get`, `get_many`,
+//! and a read as the tags view reads a tag's version: the value kept from
+//! an earlier `watch_now` while its `Watch` holds, else a new `watch_now`,
+//! else `get`) are recorded in the order their invocations
 //! and returns happened, and an existing checker (`consistency_model`,
 //! stateright's linearizability tester) judges each against a register.
 //! An independent checker rejected 26 of 4,000 such rounds before the fix:
 //! a reader that had fetched the old value from L2 before a write put it
 //! back into L1 after the write reached L2, and a later read served it.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_port::Cache;
+use cache_port::{Cache, Watch};
 use cache_redis::{RedisConfig, RedisStore, RedisTracking};
 use cache_redis_harness::RedisServer;
 use cache_store::backplane::Backplane;
@@ -72,6 +75,9 @@ async fn one_tiered_instance_with_client_tracking_is_linearizable() {
 /// every one.
 async fn check(cache: Arc<dyn Cache>, rounds: usize) {
     let mut rejected = Vec::new();
+    // Reads answered from a kept value under a watch that held: the test
+    // must have exercised them to say anything about them.
+    let kept_reads = Arc::new(AtomicUsize::new(0));
     for round in 0..rounds {
         let key = format!("lin:{round}");
         cache.set(&key, Bytes::from("init"), None).await.unwrap();
@@ -79,10 +85,14 @@ async fn check(cache: Arc<dyn Cache>, rounds: usize) {
         let tasks: Vec<_> = (0..TASKS)
             .map(|task| {
                 let (cache, log, key) = (Arc::clone(&cache), Arc::clone(&log), key.clone());
+                let kept_reads = Arc::clone(&kept_reads);
                 tokio::spawn(async move {
                     let record = |event| log.lock().unwrap().push(event);
+                    // This task's memo of the key, as the tags view keeps a
+                    // tag's version.
+                    let mut kept: Option<(Bytes, Watch)> = None;
                     for call in 0..CALLS {
-                        match fastrand::u8(..10) {
+                        match fastrand::u8(..12) {
                             0..=2 => {
                                 let value = format!("{round}.{task}.{call}");
                                 let op = RegisterOp::Write(Some(value.clone()));
@@ -104,6 +114,23 @@ async fn check(cache: Arc<dyn Cache>, rounds: usize) {
                                 record(Event::Invoke(task, RegisterOp::Read));
                                 let value = text(cache.get(&key).await.unwrap());
                                 record(Event::Return(task, RegisterRet::ReadOk(value)));
+                            }
+                            8 | 9 => {
+                                record(Event::Invoke(task, RegisterOp::Read));
+                                let value = match &kept {
+                                    Some((value, watch)) if watch.holds() => {
+                                        kept_reads.fetch_add(1, Relaxed);
+                                        Some(value.clone())
+                                    }
+                                    _ => match cache.watch_now(&key) {
+                                        Some((value, watch)) => {
+                                            kept = Some((value.clone(), watch));
+                                            Some(value)
+                                        }
+                                        None => cache.get(&key).await.unwrap(),
+                                    },
+                                };
+                                record(Event::Return(task, RegisterRet::ReadOk(text(value))));
                             }
                             _ => {
                                 record(Event::Invoke(task, RegisterOp::Read));
@@ -137,5 +164,11 @@ async fn check(cache: Arc<dyn Cache>, rounds: usize) {
         "{} of {rounds} histories are not linearizable; the first: {:#?}",
         rejected.len(),
         rejected.first()
+    );
+    let kept_reads = kept_reads.load(Relaxed);
+    println!("{rounds} rounds: {kept_reads} reads answered from a value kept under a watch");
+    assert!(
+        kept_reads >= rounds / 20,
+        "only {kept_reads} reads in {rounds} rounds were answered under a watch"
     );
 }
