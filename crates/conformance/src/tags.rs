@@ -110,6 +110,9 @@ pub async fn a_malformed_header_is_a_codec_error(cx: Ctx) {
         b"\xC1T\x01\x02",
         b"\xC1T\x09\x00",
         b"\xC1T\x01\x01\0\0\0\0\0\0\0\x01\x05ab",
+        // One tag whose name is not UTF-8 (read by a path that checks the
+        // name only when its version is not kept).
+        b"\xC1T\x01\x01\0\0\0\0\0\0\0\x01\x02\xFF\xFEv",
     ]
     .into_iter()
     .enumerate()

@@ -44,22 +44,26 @@ impl Default for VersionMemo {
     }
 }
 
-fn slot(tag: &str) -> usize {
+/// Hashed as bytes: a read looks a tag up by its stored bytes, before
+/// (and, on a hit, without) checking them as UTF-8.
+fn slot(tag: &[u8]) -> usize {
     rustc_hash::FxBuildHasher.hash_one(tag) as usize % SLOTS
 }
 
 impl VersionMemo {
-    /// The version of `tag`, if kept and its watch still holds.
+    /// The version of the tag named by `tag` (its bytes as stored in an
+    /// entry), if kept and its watch still holds. A kept name is UTF-8, so
+    /// bytes equal to it are too.
     #[inline]
-    pub fn get(&self, tag: &str) -> Option<Version> {
+    pub fn get(&self, tag: &[u8]) -> Option<Version> {
         let kept = self.slots[slot(tag)].load();
         let kept = kept.as_ref()?;
-        (&*kept.tag == tag && kept.watch.holds()).then_some(kept.version)
+        (kept.tag.as_bytes() == tag && kept.watch.holds()).then_some(kept.version)
     }
 
     /// Keeps `version` for `tag` while `watch` holds.
     pub fn keep(&self, tag: &str, version: Version, watch: Watch) {
-        self.slots[slot(tag)].store(Some(Arc::new(Kept {
+        self.slots[slot(tag.as_bytes())].store(Some(Arc::new(Kept {
             tag: tag.into(),
             version,
             watch,
@@ -85,20 +89,23 @@ mod tests {
         let memo = VersionMemo::default();
         let counter = Arc::new(Counter(AtomicU64::new(0)));
         let watch = |at| Watch::new(counter.clone(), Stamp([at, 0, 0]), None);
-        assert_eq!(memo.get("a"), None);
+        assert_eq!(memo.get(b"a"), None);
         memo.keep("a", 7, watch(0));
-        assert_eq!(memo.get("a"), Some(7));
-        assert_eq!(memo.get("b"), None);
+        assert_eq!(memo.get(b"a"), Some(7));
+        assert_eq!(memo.get(b"b"), None);
         counter.0.store(1, SeqCst);
-        assert_eq!(memo.get("a"), None, "the watch no longer holds");
+        assert_eq!(memo.get(b"a"), None, "the watch no longer holds");
         memo.keep("a", 8, watch(1));
-        assert_eq!(memo.get("a"), Some(8));
+        assert_eq!(memo.get(b"a"), Some(8));
         // Two tags of one slot: the later takes it, the earlier is read again.
         let other = (0..10_000)
             .map(|i| format!("t{i}"))
-            .find(|t| slot(t) == slot("a") && t != "a")
+            .find(|t| slot(t.as_bytes()) == slot(b"a") && t != "a")
             .unwrap();
         memo.keep(&other, 9, watch(1));
-        assert_eq!((memo.get("a"), memo.get(&other)), (None, Some(9)));
+        assert_eq!(
+            (memo.get(b"a"), memo.get(other.as_bytes())),
+            (None, Some(9))
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use cache_port::{Cache, Result};
 
 use crate::as_cache::TagRule;
@@ -40,6 +40,9 @@ enum VersionNow {
     AtHand(Result<Option<Version>>),
     /// Not at hand: read this key (the tag's version key) with `get`.
     Read(String),
+    /// The stored name is not one (not UTF-8): open the entry, which says
+    /// what is wrong.
+    NotATag,
 }
 
 /// What is stored for `value` with its tags' versions: the value as given
@@ -208,13 +211,13 @@ impl TaggedCache {
         };
         // The usual entries (untagged, one tag) with no collection built;
         // the rest as `get_many` answers them.
-        match envelope::peek(&raw) {
+        let value_at = match envelope::peek(&raw) {
             Peeked::Plain => return Ok(Some(raw)),
-            Peeked::Untagged(value) => return Ok(Some(value)),
+            Peeked::Untagged(value_at) => value_at,
             Peeked::OneTag {
                 tag,
                 version,
-                value,
+                value_at,
             } => {
                 let current = match self.version_now(tag) {
                     VersionNow::AtHand(answer) => answer?,
@@ -224,17 +227,25 @@ impl TaggedCache {
                         .await?
                         .as_deref()
                         .and_then(decode_version),
+                    VersionNow::NotATag => return self.get_opened(key, raw).await,
                 };
-                if current == Some(version) {
-                    return Ok(Some(value));
+                if current != Some(version) {
+                    // Stale: removed unless rewritten meanwhile. A failure
+                    // here changes no answer.
+                    let _ = self.cache.delete_if_equals(key, raw).await;
+                    return Ok(None);
                 }
-                // Stale: removed unless rewritten meanwhile. A failure
-                // here changes no answer.
-                let _ = self.cache.delete_if_equals(key, raw.clone()).await;
-                return Ok(None);
+                value_at
             }
-            Peeked::Other => {}
-        }
+            Peeked::Other => return self.get_opened(key, raw).await,
+        };
+        let mut value = raw;
+        value.advance(value_at);
+        Ok(Some(value))
+    }
+
+    /// `get`'s answer for an entry `peek` leaves to `open`.
+    async fn get_opened(&self, key: &str, raw: Bytes) -> Result<Option<Bytes>> {
         let keys = [key.to_owned()];
         Ok(self.resolve(&keys, vec![Some(raw)]).await?.pop().flatten())
     }
@@ -247,34 +258,44 @@ impl TaggedCache {
             Ok(Some(raw)) => raw,
             other => return Some(other),
         };
-        match envelope::peek(&raw) {
-            Peeked::Plain => Some(Ok(Some(raw.clone()))),
-            Peeked::Untagged(value) => Some(Ok(Some(value))),
+        let value_at = match envelope::peek(&raw) {
+            Peeked::Plain => 0,
+            Peeked::Untagged(value_at) => value_at,
             Peeked::OneTag {
                 tag,
                 version,
-                value,
+                value_at,
             } => {
                 let current = match self.version_now(tag) {
                     VersionNow::AtHand(Ok(current)) => current,
                     VersionNow::AtHand(Err(error)) => return Some(Err(error)),
-                    VersionNow::Read(_) => return None,
+                    VersionNow::Read(_) | VersionNow::NotATag => return None,
                 };
-                (current == Some(version)).then_some(Ok(Some(value)))
+                if current != Some(version) {
+                    return None;
+                }
+                value_at
             }
-            Peeked::Other => None,
-        }
+            Peeked::Other => return None,
+        };
+        let mut value = raw;
+        value.advance(value_at);
+        Some(Ok(Some(value)))
     }
 
     /// `tag`'s version where it is at hand: kept in the memo under a watch
     /// that still holds; read under a new watch (then kept); or from
     /// `get_now`. Otherwise the version's key, to read with `get`. A
     /// stored version that does not decode is `AtHand(Ok(None))`: no
-    /// entry matches it.
-    fn version_now(&self, tag: &str) -> VersionNow {
+    /// entry matches it. `tag` is the name's bytes as stored: checked as
+    /// UTF-8 only when the memo does not hold it.
+    fn version_now(&self, tag: &[u8]) -> VersionNow {
         if let Some(kept) = self.memo.get(tag) {
             return VersionNow::AtHand(Ok(Some(kept)));
         }
+        let Some(tag) = envelope::tag_name(tag) else {
+            return VersionNow::NotATag;
+        };
         let version_key = self.keys.key_of(tag);
         if let Some((raw, watch)) = self.cache.watch_now(&version_key) {
             let version = decode_version(&raw);
