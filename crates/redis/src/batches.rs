@@ -24,6 +24,8 @@ use crate::scripts::{GCRA_EACH, GET_WITH_PTTL_EACH, INCR_EACH, PTTL_EACH, SET_EA
 /// The coalescers of one server's store.
 pub(crate) struct Coalescing {
     pub(crate) gets: Arc<Coalescer<Gets>>,
+    /// `get_many`s of a few keys (a tagged read's entry and tag version).
+    pub(crate) small_get_manys: Arc<Coalescer<SmallGetManys>>,
     /// A tiered cache's misses: values with their TTLs.
     pub(crate) get_ttls: Arc<Coalescer<GetTtls>>,
     pub(crate) sets: Arc<Coalescer<Sets>>,
@@ -59,12 +61,54 @@ impl Coalescing {
         };
         Self {
             gets: Coalescer::new(Gets { pool: pool.clone() }, slots, timeout),
+            small_get_manys: Coalescer::new(SmallGetManys { pool: pool.clone() }, slots, timeout),
             incrs: Coalescer::new(incrs, slots, timeout),
             throttles: Coalescer::new(throttles, slots, timeout),
             get_ttls: Coalescer::new(get_ttls, slots, timeout),
             sets: Coalescer::new(sets, slots, timeout),
             ttls: Coalescer::new(ttls, slots, timeout),
         }
+    }
+}
+
+/// The most keys a `get_many` may have to be coalesced with others: a
+/// tagged read asks for its entry and its tag's version as one `get_many`
+/// of two, and at 64 tasks two coalesced `get`s per read cost the client
+/// twice the CPU of one (`docs/PERFORMANCE.md`, tags).
+pub(crate) const SMALL_GET_MANY: usize = 8;
+
+/// Waiting small `get_many`s as one `MGET` of all their keys, each call's
+/// share of the answer its own.
+pub(crate) struct SmallGetManys {
+    pub(crate) pool: Pool,
+}
+
+impl Batch for SmallGetManys {
+    type Item = Vec<FredKey>;
+    type Reply = Vec<Option<Bytes>>;
+    /// Up to 512 keys per `MGET`.
+    const MAX_ITEMS: usize = 64;
+
+    async fn send(
+        &self,
+        calls: Vec<Vec<FredKey>>,
+    ) -> std::result::Result<Vec<Vec<Option<Bytes>>>, FredError> {
+        let lens: Vec<usize> = calls.iter().map(Vec::len).collect();
+        let keys: Vec<FredKey> = calls.into_iter().flatten().collect();
+        let wanted = keys.len();
+        let values: Vec<Option<Bytes>> = self.pool.next().mget(keys).await?;
+        if values.len() != wanted {
+            // Never hand a call another's values.
+            return Err(FredError::new(
+                fred::error::ErrorKind::Protocol,
+                format!("MGET of {wanted} keys answered {} values", values.len()),
+            ));
+        }
+        let mut values = values.into_iter();
+        Ok(lens
+            .into_iter()
+            .map(|n| values.by_ref().take(n).collect())
+            .collect())
     }
 }
 

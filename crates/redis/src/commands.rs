@@ -12,7 +12,9 @@ use fred::prelude::{
 };
 use fred::types::CustomCommand;
 
-use crate::batches::{counter, gcra_checks, values_with_ttls, wrong_type_is_a_miss, GcraAnswer};
+use crate::batches::{
+    counter, gcra_checks, values_with_ttls, wrong_type_is_a_miss, GcraAnswer, SMALL_GET_MANY,
+};
 use crate::scripts::{COALESCED_VALUE_MAX, SET_MANY_SLICE};
 use crate::store::RedisStore;
 
@@ -153,7 +155,16 @@ impl RedisStore {
             Ok(values)
         } else {
             let keys: Vec<FredKey> = keys.into_iter().map(fred_key).collect();
-            client.mget(keys).await.map_err(self.err("get_many"))
+            let reply = match &self.shared.coalescing {
+                Some(coalescing) if keys.len() <= SMALL_GET_MANY => {
+                    coalescing
+                        .small_get_manys
+                        .call(keys, |keys| client.mget(keys))
+                        .await
+                }
+                _ => client.mget(keys).await,
+            };
+            reply.map_err(self.err("get_many"))
         }
     }
 

@@ -1,7 +1,7 @@
-//! Concurrent `get`s, `set`s, `ttl`s and `incr`s on one server are
-//! coalesced into `MGET`, `MSET` (or one script call), one `PTTL` script
-//! call and one `INCR_EACH` call when every slot is busy (issue 10, issue 25;
-//! `src/coalesce/`). What must hold: each call gets its own answer, TTLs
+//! Concurrent `get`s, `get_many`s of up to 8 keys, `set`s, `ttl`s and
+//! `incr`s on one server are coalesced into `MGET`, `MSET` (or one script
+//! call), one `PTTL` script call and one `INCR_EACH` call when every slot
+//! is busy (issue 10, issue 25, issue 26; `src/coalesce/`). What must hold: each call gets its own answer, TTLs
 //! land per call, a key of another type reads as a miss either way, and
 //! large values are never batched. The servers' `INFO commandstats` show
 //! that the batching happened.
@@ -36,30 +36,28 @@ fn value_of(key: &str) -> Bytes {
     Bytes::from(format!("value of {key}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_gets_share_mgets_and_each_gets_its_own_value() {
-    let server = RedisServer::start();
-    let cache = cache(&server).await;
+/// 500 keys `k0`… stored with [`value_of`] each.
+async fn stored_keys(cache: &RedisCache) -> Vec<String> {
     let keys: Vec<String> = (0..500).map(|i| format!("k{i}")).collect();
     let items = keys.iter().map(|k| (k.clone(), value_of(k))).collect();
     cache.set_many(items, None).await.unwrap();
-    let mgets_before = calls(&server, "mget");
+    keys
+}
 
-    let keys = Arc::new(keys);
+/// [`TASKS`] tasks, each running `round(task, round, cache, keys)` for
+/// [`ROUNDS`] rounds; returns when all are done.
+async fn in_every_task<F, Fut>(cache: &Arc<RedisCache>, keys: Vec<String>, round: F)
+where
+    F: Fn(usize, usize, Arc<RedisCache>, Arc<Vec<String>>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (keys, round) = (Arc::new(keys), Arc::new(round));
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
-            let (cache, keys) = (Arc::clone(&cache), Arc::clone(&keys));
+            let (cache, keys, round) = (Arc::clone(cache), Arc::clone(&keys), Arc::clone(&round));
             tokio::spawn(async move {
-                for round in 0..ROUNDS {
-                    // Some keys are missing: a miss must stay a miss.
-                    let key = if round % 5 == 0 {
-                        format!("missing{t}:{round}")
-                    } else {
-                        keys[(t * ROUNDS + round) % keys.len()].clone()
-                    };
-                    let got = cache.get(&key).await.unwrap();
-                    let expected = (!key.starts_with("missing")).then(|| value_of(&key));
-                    assert_eq!(got, expected, "task {t} read {key}");
+                for r in 0..ROUNDS {
+                    round(t, r, Arc::clone(&cache), Arc::clone(&keys)).await;
                 }
             })
         })
@@ -67,6 +65,27 @@ async fn concurrent_gets_share_mgets_and_each_gets_its_own_value() {
     for task in tasks {
         task.await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_share_mgets_and_each_gets_its_own_value() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    let keys = stored_keys(&cache).await;
+    let mgets_before = calls(&server, "mget");
+
+    in_every_task(&cache, keys, |t, round, cache, keys| async move {
+        // Some keys are missing: a miss must stay a miss.
+        let key = if round % 5 == 0 {
+            format!("missing{t}:{round}")
+        } else {
+            keys[(t * ROUNDS + round) % keys.len()].clone()
+        };
+        let got = cache.get(&key).await.unwrap();
+        let expected = (!key.starts_with("missing")).then(|| value_of(&key));
+        assert_eq!(got, expected, "task {t} read {key}");
+    })
+    .await;
     let (gets, mgets) = (calls(&server, "get"), calls(&server, "mget") - mgets_before);
     assert!(
         mgets > 0,
@@ -75,6 +94,43 @@ async fn concurrent_gets_share_mgets_and_each_gets_its_own_value() {
     assert!(
         gets < (TASKS * ROUNDS) as u64,
         "{gets} GETs for {} gets: nothing was coalesced",
+        TASKS * ROUNDS
+    );
+}
+
+/// What a tagged read sends: `get_many`s of two keys (an entry and its tag's
+/// version) from 64 tasks, of every size up to 8 and one of 9 (never
+/// coalesced), with misses and a key of another type among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_small_get_manys_share_mgets_and_each_gets_its_own_values() {
+    let server = RedisServer::start();
+    let cache = cache(&server).await;
+    let keys = stored_keys(&cache).await;
+    server.command("HSET co:hash field value");
+    let mgets_before = calls(&server, "mget");
+
+    in_every_task(&cache, keys, |t, round, cache, keys| async move {
+        let size = [2, 2, 2, 1, 3, 8, 9][round % 7];
+        let wanted: Vec<String> = (0..size)
+            .map(|i| match (t + round + i) % 11 {
+                0 => format!("missing{t}:{round}:{i}"),
+                1 => "hash".to_owned(),
+                n => keys[(t * ROUNDS + round * 7 + i * n) % keys.len()].clone(),
+            })
+            .collect();
+        let got = cache.get_many(&wanted).await.unwrap();
+        let expected: Vec<Option<Bytes>> = wanted
+            .iter()
+            .map(|k| k.starts_with('k').then(|| value_of(k)))
+            .collect();
+        assert_eq!(got, expected, "task {t} read {wanted:?}");
+    })
+    .await;
+    let mgets = calls(&server, "mget") - mgets_before;
+    println!("{} get_manys sent as {mgets} MGETs", TASKS * ROUNDS);
+    assert!(
+        mgets < (TASKS * ROUNDS) as u64,
+        "{mgets} MGETs for {} get_manys: nothing was coalesced",
         TASKS * ROUNDS
     );
 }

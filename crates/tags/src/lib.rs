@@ -75,6 +75,7 @@
 
 mod as_cache;
 mod envelope;
+mod hints;
 mod memo;
 mod tag;
 mod tagged;

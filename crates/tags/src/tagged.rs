@@ -9,6 +9,7 @@ use cache_port::{Cache, Result};
 
 use crate::as_cache::TagRule;
 use crate::envelope::{self, Opened, Peeked, Version};
+use crate::hints::TagHints;
 use crate::memo::VersionMemo;
 use crate::tag::{self, Tag, TagKeys};
 
@@ -23,6 +24,39 @@ pub struct TaggedCache {
     /// Tag versions read under a watch (`Cache::watch_now`), shared by
     /// clones of the view.
     memo: Arc<VersionMemo>,
+    /// The tag each key's entry carried when last read from the cache
+    /// below (not from memory), shared by clones of the view.
+    hints: Arc<TagHints>,
+}
+
+/// What [`TaggedCache::at_hand`] finds.
+enum AtHand {
+    /// `get`'s answer.
+    Answer(Result<Option<Bytes>>),
+    /// The entry, which needs what is not at hand (its tag's version, its
+    /// tags' versions).
+    Entry(Bytes),
+    /// The entry, stale (its one tag's version moved on): to remove.
+    Stale(Bytes),
+    /// Not even the entry.
+    Nothing,
+}
+
+/// A tag's version read at the same time as an entry, on a hint.
+struct Early {
+    /// The key it was read from: the hinted tag's under the view's prefix.
+    version_key: String,
+    /// `None`: missing, not a version, or its read failed.
+    version: Option<Version>,
+}
+
+impl Early {
+    /// Whether it is the version of `tag` (a name as stored in an entry)
+    /// under `keys`.
+    fn is_of(&self, keys: &TagKeys, tag: &[u8]) -> bool {
+        let key = self.version_key.as_bytes();
+        key.len() == keys.prefix().len() + tag.len() && key.ends_with(tag)
+    }
 }
 
 impl std::fmt::Debug for TaggedCache {
@@ -95,6 +129,7 @@ impl TaggedCache {
             keys: TagKeys::default(),
             rule: None,
             memo: Arc::default(),
+            hints: Arc::default(),
         }
     }
 
@@ -105,6 +140,7 @@ impl TaggedCache {
             keys,
             rule: None,
             memo: Arc::default(),
+            hints: Arc::default(),
         }
     }
 
@@ -199,49 +235,131 @@ impl TaggedCache {
     /// was written (then it is removed, and this is a miss). A tagged entry
     /// costs one more read, of its tags' versions.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        // A `get`, not a `get_many` of one: on Redis, concurrent `get`s
-        // share one `MGET` when every connection is busy. At once where
-        // the cache has it at hand (moka, an L1 hit): no boxed future.
-        let stored = match self.cache.get_now(key) {
-            Some(answer) => answer?,
-            None => self.cache.get(key).await?,
-        };
+        // At once where everything is at hand (moka, an L1 hit with the
+        // tag's version kept): no boxed future.
+        match self.at_hand(key) {
+            AtHand::Answer(answer) => answer,
+            AtHand::Entry(raw) => self.resolve_one(key, Some(raw), None, false).await,
+            AtHand::Stale(raw) => {
+                // Removed unless rewritten meanwhile. A failure here
+                // changes no answer.
+                let _ = self.cache.delete_if_equals(key, raw).await;
+                Ok(None)
+            }
+            AtHand::Nothing => {
+                // A `get` (on Redis, concurrent `get`s share one `MGET`
+                // when every connection is busy), with the version of the
+                // tag the entry carried last time (`hints.rs`).
+                let (stored, early) = self.read_with_hint(key).await?;
+                self.resolve_one(key, stored, early, true).await
+            }
+        }
+    }
+
+    /// `get`'s answer from the entry `stored` under `key` (read `below`
+    /// the memory of the cache, or at hand in it) and the `early` version
+    /// read with it; a stale entry is removed here.
+    async fn resolve_one(
+        &self,
+        key: &str,
+        stored: Option<Bytes>,
+        early: Option<Early>,
+        below: bool,
+    ) -> Result<Option<Bytes>> {
         let Some(raw) = stored else {
             return Ok(None);
         };
         // The usual entries (untagged, one tag) with no collection built;
         // the rest as `get_many` answers them.
         let value_at = match envelope::peek(&raw) {
-            Peeked::Plain => return Ok(Some(raw)),
-            Peeked::Untagged(value_at) => value_at,
+            Peeked::Plain => {
+                self.forget_hint(key, &early);
+                return Ok(Some(raw));
+            }
+            Peeked::Untagged(value_at) => {
+                self.forget_hint(key, &early);
+                value_at
+            }
             Peeked::OneTag {
                 tag,
                 version,
                 value_at,
             } => {
-                let current = match self.version_now(tag) {
-                    VersionNow::AtHand(answer) => answer?,
-                    VersionNow::Read(version_key) => self
-                        .cache
-                        .get(&version_key)
-                        .await?
-                        .as_deref()
-                        .and_then(decode_version),
-                    VersionNow::NotATag => return self.get_opened(key, raw).await,
-                };
-                if current != Some(version) {
-                    // Stale: removed unless rewritten meanwhile. A failure
-                    // here changes no answer.
-                    let _ = self.cache.delete_if_equals(key, raw).await;
-                    return Ok(None);
+                // The version read with the entry counts when the entry
+                // recorded it for this very tag: it was read after this
+                // call began, so an invalidation that returned before then
+                // had already replaced any version an entry written before
+                // it recorded (a fresh random one), and the entry would
+                // not match. Exactly what the read after the entry proves.
+                let fresh = early
+                    .as_ref()
+                    .is_some_and(|e| e.is_of(&self.keys, tag) && e.version == Some(version));
+                if !fresh {
+                    let current = match self.version_now(tag) {
+                        VersionNow::AtHand(answer) => answer?,
+                        VersionNow::Read(version_key) => self
+                            .cache
+                            .get(&version_key)
+                            .await?
+                            .as_deref()
+                            .and_then(decode_version),
+                        VersionNow::NotATag => return self.get_opened(key, raw).await,
+                    };
+                    // Hints for reads that go below (never for what a
+                    // cache answers from memory: its reads need none).
+                    let hinted = early.as_ref().is_some_and(|e| e.is_of(&self.keys, tag));
+                    if below && !hinted {
+                        if let Some(name) = envelope::tag_name(tag) {
+                            self.hints.remember(key, name);
+                        }
+                    }
+                    if current != Some(version) {
+                        // Stale: removed unless rewritten meanwhile. A
+                        // failure here changes no answer.
+                        let _ = self.cache.delete_if_equals(key, raw).await;
+                        return Ok(None);
+                    }
                 }
                 value_at
             }
-            Peeked::Other => return self.get_opened(key, raw).await,
+            Peeked::Other => {
+                self.forget_hint(key, &early);
+                return self.get_opened(key, raw).await;
+            }
         };
         let mut value = raw;
         value.advance(value_at);
         Ok(Some(value))
+    }
+
+    /// The entry under `key`, and with it, where the view remembers the
+    /// tag it carried, that tag's version: both reads in flight at once.
+    async fn read_with_hint(&self, key: &str) -> Result<(Option<Bytes>, Option<Early>)> {
+        let Some(version_key) = self.hints.with_tag_of(key, |tag| self.keys.key_of(tag)) else {
+            return Ok((self.cache.get(key).await?, None));
+        };
+        // One `get_many` of both: one `MGET` on Redis (coalesced with
+        // other small ones), one round trip. Not necessarily one snapshot
+        // (a cluster reads them from their own nodes): `get` checks.
+        let keys = [key.to_owned(), version_key];
+        let mut read = self.cache.get_many(&keys).await?.into_iter();
+        let (stored, version) = (read.next().flatten(), read.next().flatten());
+        let [_, version_key] = keys;
+        Ok((
+            stored,
+            Some(Early {
+                version_key,
+                version: version.as_deref().and_then(decode_version),
+            }),
+        ))
+    }
+
+    /// A hinted key whose entry no longer carries one tag: no more hint
+    /// (each read would read a version for nothing).
+    fn forget_hint(&self, key: &str, early: &Option<Early>) {
+        if early.is_some() {
+            self.hints.forget(key);
+        }
     }
 
     /// `get`'s answer for an entry `peek` leaves to `open`.
@@ -254,9 +372,21 @@ impl TaggedCache {
     /// the cache underneath (`Cache::get_now`: moka, L1 hits) and the entry
     /// is fresh; `None` otherwise (a stale entry is removed by `get`).
     pub(crate) fn get_now(&self, key: &str) -> Option<Result<Option<Bytes>>> {
-        let raw = match self.cache.get_now(key)? {
-            Ok(Some(raw)) => raw,
-            other => return Some(other),
+        match self.at_hand(key) {
+            AtHand::Answer(answer) => Some(answer),
+            AtHand::Entry(_) | AtHand::Stale(_) | AtHand::Nothing => None,
+        }
+    }
+
+    /// What the cache underneath has at hand for `key`: `get`'s answer
+    /// where everything it needs is (and the entry is fresh), else the
+    /// entry if that is.
+    #[inline]
+    fn at_hand(&self, key: &str) -> AtHand {
+        let raw = match self.cache.get_now(key) {
+            None => return AtHand::Nothing,
+            Some(Ok(Some(raw))) => raw,
+            Some(other) => return AtHand::Answer(other),
         };
         let value_at = match envelope::peek(&raw) {
             Peeked::Plain => 0,
@@ -268,19 +398,19 @@ impl TaggedCache {
             } => {
                 let current = match self.version_now(tag) {
                     VersionNow::AtHand(Ok(current)) => current,
-                    VersionNow::AtHand(Err(error)) => return Some(Err(error)),
-                    VersionNow::Read(_) | VersionNow::NotATag => return None,
+                    VersionNow::AtHand(Err(error)) => return AtHand::Answer(Err(error)),
+                    VersionNow::Read(_) | VersionNow::NotATag => return AtHand::Entry(raw),
                 };
                 if current != Some(version) {
-                    return None;
+                    return AtHand::Stale(raw);
                 }
                 value_at
             }
-            Peeked::Other => return None,
+            Peeked::Other => return AtHand::Entry(raw),
         };
         let mut value = raw;
         value.advance(value_at);
-        Some(Ok(Some(value)))
+        AtHand::Answer(Ok(Some(value)))
     }
 
     /// `tag`'s version where it is at hand: kept in the memo under a watch
