@@ -105,9 +105,10 @@ impl Drop for Shared {
 ///   server, and unknown (`None`) within a namespace or on a cluster,
 ///   since counting them would take a full `SCAN`.
 /// - With `coalesce` (on by default), on one server (not a cluster),
-///   concurrent `get`s, `set`s and `ttl`s that find every connection busy
-///   wait and go together as one `MGET`, one `MSET` (or one script call when
-///   some carry a TTL), one `PTTL_EACH` script call, each within the
+///   concurrent `get`s (and `get_many`s of up to 8 keys), `set`s and
+///   `ttl`s that find every connection busy wait and go together as one
+///   `MGET`, one `MSET` (or one script call when some carry a TTL), one
+///   `PTTL_EACH` script call, each within the
 ///   command timeout it would have had alone (`coalesce/`). A key holding another Redis type reads as a miss,
 ///   batched or not.
 /// - A command that times out after it was written may still run when the

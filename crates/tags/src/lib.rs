@@ -61,6 +61,13 @@
 //!   one extra read per read and per write (a `get` for one tag, which
 //!   Redis coalesces with concurrent `get`s; one `get_many` for more), and
 //!   none on a tiered cache while the versions are in its L1.
+//! - On Redis, a one-tag `get` of a key the view has read before asks for
+//!   the entry and its tag's version in one `get_many` (one round trip,
+//!   one `MGET` coalesced with others): the view remembers the tag each
+//!   key's entry carried (about 290 KiB per view and its clones, allocated
+//!   on the first such read). The version counts only if the entry turns
+//!   out to carry that tag and to have recorded that version; otherwise it
+//!   is read again after the entry, as for a key never read.
 //! - On a tiered cache a one-tag `get` does not even look the version up
 //!   again: the view keeps each tag's version it read from L1 under a
 //!   `cache_port::Watch` (`Cache::watch_now`), which holds only while a
