@@ -129,6 +129,16 @@ fn batch_keys(keys: &[String]) -> Result<Vec<Cow<'_, str>>> {
 /// twice in one `get_many` gets one answer, on every adapter (a concurrent
 /// write could otherwise land between two reads of it).
 fn repeats<'k>(keys: &[Cow<'k, str>]) -> Option<(Vec<Cow<'k, str>>, Vec<usize>)> {
+    // A few keys (a tagged read's entry and version): compared pairwise,
+    // with no map to allocate and fill.
+    if keys.len() <= 8
+        && keys
+            .iter()
+            .enumerate()
+            .all(|(i, key)| keys[i + 1..].iter().all(|other| other != key))
+    {
+        return None;
+    }
     let mut place: rustc_hash::FxHashMap<&str, usize> =
         rustc_hash::FxHashMap::with_capacity_and_hasher(keys.len(), Default::default());
     let mut repeated = false;
