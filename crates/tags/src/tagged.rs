@@ -297,22 +297,26 @@ impl TaggedCache {
                 if !fresh {
                     let current = match self.version_now(tag) {
                         VersionNow::AtHand(answer) => answer?,
-                        VersionNow::Read(version_key) => self
-                            .cache
-                            .get(&version_key)
-                            .await?
-                            .as_deref()
-                            .and_then(decode_version),
+                        VersionNow::Read(version_key) => {
+                            // The version had to be read after the entry:
+                            // next time, read it with the entry. (Only
+                            // then: where it is at hand, as on a tiered
+                            // cache, a hint would only make a read of two
+                            // keys out of a read of one.)
+                            let hinted = early.as_ref().is_some_and(|e| e.is_of(&self.keys, tag));
+                            if below && !hinted {
+                                if let Some(name) = envelope::tag_name(tag) {
+                                    self.hints.remember(key, name);
+                                }
+                            }
+                            self.cache
+                                .get(&version_key)
+                                .await?
+                                .as_deref()
+                                .and_then(decode_version)
+                        }
                         VersionNow::NotATag => return self.get_opened(key, raw).await,
                     };
-                    // Hints for reads that go below (never for what a
-                    // cache answers from memory: its reads need none).
-                    let hinted = early.as_ref().is_some_and(|e| e.is_of(&self.keys, tag));
-                    if below && !hinted {
-                        if let Some(name) = envelope::tag_name(tag) {
-                            self.hints.remember(key, name);
-                        }
-                    }
                     if current != Some(version) {
                         // Stale: removed unless rewritten meanwhile. A
                         // failure here changes no answer.
@@ -335,7 +339,12 @@ impl TaggedCache {
     /// The entry under `key`, and with it, where the view remembers the
     /// tag it carried, that tag's version: both reads in flight at once.
     async fn read_with_hint(&self, key: &str) -> Result<(Option<Bytes>, Option<Early>)> {
-        let Some(version_key) = self.hints.with_tag_of(key, |tag| self.keys.key_of(tag)) else {
+        // No hint, or its tag's version at hand (kept under a watch): the
+        // entry alone.
+        let hinted = self.hints.with_tag_of(key, |tag| {
+            (self.memo.get(tag.as_bytes()).is_none()).then(|| self.keys.key_of(tag))
+        });
+        let Some(version_key) = hinted.flatten() else {
             return Ok((self.cache.get(key).await?, None));
         };
         // One `get_many` of both: one `MGET` on Redis (coalesced with
