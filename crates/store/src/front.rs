@@ -129,8 +129,7 @@ fn batch_keys(keys: &[String]) -> Result<Vec<Cow<'_, str>>> {
 /// twice in one `get_many` gets one answer, on every adapter (a concurrent
 /// write could otherwise land between two reads of it).
 fn repeats<'k>(keys: &[Cow<'k, str>]) -> Option<(Vec<Cow<'k, str>>, Vec<usize>)> {
-    // A few keys (a tagged read's entry and version): compared pairwise,
-    // with no map to allocate and fill.
+    // A few keys (a tagged read's two): compared pairwise, no map built.
     if keys.len() <= 8
         && keys
             .iter()

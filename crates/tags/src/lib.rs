@@ -84,6 +84,7 @@ mod as_cache;
 mod envelope;
 mod hints;
 mod memo;
+mod one_key;
 mod tag;
 mod tagged;
 
