@@ -15,7 +15,11 @@
 //!
 //! `cargo bench -p cache-bench --bench tiered_peers`; with
 //! `TIERED_PEERS_ONLY='90/10 uniform/3/1'` (mix/instances/system index) it
-//! runs ten rounds of one cell of one system, for a profiler.
+//! runs ten rounds of one cell of one system, for a profiler, printing for
+//! each the CPU per operation of this process and of redis-server and, for
+//! the tiered cache, the keys read from L2 after an L1 miss and the keys
+//! refreshed per 100 gets. `TIERED_REFRESH=0`: the tiered cache without
+//! refresh after invalidation.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use cache_port::Cache;
 use cache_redis::{RedisBackplane, RedisConfig, RedisStore, RedisTracking, DEFAULT_CHANNEL};
 use cache_redis_harness::RedisServer;
 use cache_store::backplane::Backplane;
-use cache_tiered::TieredConfig;
+use cache_tiered::{TieredConfig, TieredStore};
 use multi_tier_cache::{
     CacheManager, CacheStrategy, InvalidationConfig, L1Cache, L2Cache, MokaCacheConfig,
 };
@@ -46,21 +50,22 @@ fn value() -> Bytes {
 /// One system under test: the port, or multi-tier-cache's manager.
 #[derive(Clone)]
 enum System {
-    Port(Arc<dyn Cache>),
+    /// The port, and the tiered store under it (for its figures).
+    Port(Arc<dyn Cache>, Option<TieredStore<RedisStore>>),
     MultiTier(Arc<CacheManager>),
 }
 
 impl System {
     async fn get(&self, key: &str) -> Option<Bytes> {
         match self {
-            System::Port(cache) => cache.get(key).await.unwrap(),
+            System::Port(cache, _) => cache.get(key).await.unwrap(),
             System::MultiTier(manager) => manager.get(key).await.unwrap(),
         }
     }
 
     async fn set(&self, key: &str, value: Bytes) {
         match self {
-            System::Port(cache) => cache.set(key, value, Some(TTL)).await.unwrap(),
+            System::Port(cache, _) => cache.set(key, value, Some(TTL)).await.unwrap(),
             System::MultiTier(manager) => manager
                 .set_with_broadcast(key, value, CacheStrategy::Custom(TTL))
                 .await
@@ -86,20 +91,24 @@ async fn tiered(url: &str, namespace: &str, coherence: Coherence) -> System {
             .await
             .unwrap(),
     };
+    // TIERED_REFRESH=0: without refresh after invalidation, to compare.
+    let refresh = std::env::var("TIERED_REFRESH").map_or(true, |v| v != "0");
     let cache = TieredConfig::default()
         .l1(MokaConfig::default().capacity_bytes(64 << 20))
+        .refresh_after_invalidation(refresh)
         .namespace(namespace)
         .build(l2, Some(backplane))
         .unwrap();
     while !cache.base().figures().l1_serving {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    System::Port(Arc::new(cache))
+    let store = cache.base().clone();
+    System::Port(Arc::new(cache), Some(store))
 }
 
 async fn redis(url: &str) -> System {
     let config = RedisConfig::from_url(url).unwrap().namespace("plain");
-    System::Port(Arc::new(config.connect().await.unwrap()))
+    System::Port(Arc::new(config.connect().await.unwrap()), None)
 }
 
 async fn multi_tier(url: &str) -> System {
@@ -180,6 +189,59 @@ async fn hit_p50(system: &System, keys: &[String], n: usize) -> Duration {
     times[n / 2]
 }
 
+/// User + system CPU ticks of `/proc/<pid>` so far (0 where unreadable).
+fn cpu_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// CPU ticks of every redis-server process on the machine (the bench's own
+/// when it is the only one).
+fn redis_cpu_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "redis-server")
+        })
+        .map(|pid| cpu_ticks(&pid))
+        .sum()
+}
+
+/// Gets answered so far and keys read from L2 (misses of L1) and read
+/// back after an invalidation, summed over `instances` (zero for a peer
+/// that does not count them).
+async fn lookups(instances: &[System]) -> (u64, u64, u64) {
+    let mut sum = (0, 0, 0);
+    for instance in instances {
+        if let System::Port(cache, Some(store)) = instance {
+            let stats = cache.stats().await.unwrap();
+            let figures = store.figures();
+            sum.0 += stats.hits + stats.misses;
+            sum.1 += figures.l2_reads;
+            sum.2 += figures.refreshed;
+        }
+    }
+    sum
+}
+
 fn median(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     (v[v.len() / 2], v[0], v[v.len() - 1])
@@ -211,21 +273,27 @@ fn main() {
 
         // 1. An L1 hit.
         let profiling = std::env::var("TIERED_PEERS_ONLY").is_ok();
-        let moka_alone = System::Port(Arc::new(
-            MokaConfig::default()
+        let moka_alone = System::Port(
+            Arc::new(
+                MokaConfig::default()
                 .capacity_bytes(64 << 20)
                 .build()
                 .unwrap(),
-        ));
+            ),
+            None,
+        );
         // The same, in the namespace the tiered cache has ("s1"): the
         // prefix costs every read through the front its own work.
-        let moka_namespaced = System::Port(Arc::new(
-            MokaConfig::default()
+        let moka_namespaced = System::Port(
+            Arc::new(
+                MokaConfig::default()
                 .namespace("s1")
                 .capacity_bytes(64 << 20)
                 .build()
                 .unwrap(),
-        ));
+            ),
+            None,
+        );
         for i in 0..1000 {
             moka_alone.set(&key(9, i), value()).await;
             moka_namespaced.set(&key(8, i), value()).await;
@@ -284,8 +352,27 @@ fn main() {
                     let s: usize = only.rsplit('/').next().unwrap().parse().unwrap();
                     if only.starts_with(&format!("{mix_name}/{count}/")) {
                         for _ in 0..10 {
+                            let before = lookups(&systems[s][..count]).await;
+                            let cpu_before = (cpu_ticks("self"), redis_cpu_ticks());
                             let ops = mix(s, &systems[s][..count], sets, hot).await;
-                            println!("{only}: {ops:.0} ops/s");
+                            let cpu = (
+                                cpu_ticks("self") - cpu_before.0,
+                                redis_cpu_ticks() - cpu_before.1,
+                            );
+                            let after = lookups(&systems[s][..count]).await;
+                            // Ticks are 10 ms: CPU µs per operation.
+                            let per_op = |ticks: u64| ticks as f64 * 1e4 / (ops * ROUND.as_secs_f64());
+                            println!(
+                                "  CPU per op: this process {:.2} µs, redis-server {:.2} µs",
+                                per_op(cpu.0),
+                                per_op(cpu.1)
+                            );
+                            let gets = (after.0 - before.0).max(1) as f64;
+                            let missed = 100.0 * (after.1 - before.1) as f64 / gets;
+                            let refreshed = 100.0 * (after.2 - before.2) as f64 / gets;
+                            println!(
+                                "{only}: {ops:.0} ops/s; per 100 gets, {missed:.1} L1 misses and {refreshed:.1} keys refreshed"
+                            );
                         }
                     }
                     continue;

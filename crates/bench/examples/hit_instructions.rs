@@ -10,7 +10,10 @@
 //! (total at 100,000 hits − total at 0) / 100,000 = instructions per hit.
 //! `STACK`: `moka`, `moka-ns` (namespace "s1"), `tiered`, `tiered-ns`;
 //! the tiered cache is over a moka L2 with no backplane (its L1 serves
-//! from the start: the hit path is the one it has over Redis). `TAGGED=1`:
+//! from the start: the hit path is the one it has over Redis);
+//! `tiered-bp` has an in-process backplane, as with other instances (its
+//! hits note their reads for the refresh after invalidation; `REFRESH=0`
+//! without). `TAGGED=1`:
 //! through `cache_tags::TaggedCache`, every entry tagged `product:7`.
 //! `LOADER=1`: `Loader::get_or_load` hits (a 100-byte `String` value).
 //! `SETS=1`: `set`s with a 300 s TTL over existing keys instead of hits
@@ -84,7 +87,25 @@ fn main() {
                 };
                 Arc::new(config.build(l2, None).unwrap())
             }
-            other => panic!("STACK={other}: moka, moka-ns, tiered or tiered-ns"),
+            // With other instances (a backplane in process): the hit then
+            // notes its read for the refresh after invalidation
+            // (`REFRESH=0`: without).
+            "tiered-bp" => {
+                let l2 = MokaConfig::default().build_store().unwrap();
+                let backplane: Arc<dyn cache_store::backplane::Backplane> =
+                    Arc::new(cache_store::backplane::LocalBackplane::new());
+                let refresh = std::env::var("REFRESH").map_or(true, |v| v != "0");
+                let cache = TieredConfig::default()
+                    .l1(MokaConfig::default().capacity_bytes(64 << 20))
+                    .refresh_after_invalidation(refresh)
+                    .build(l2, Some(backplane))
+                    .unwrap();
+                while !cache.base().figures().l1_serving {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Arc::new(cache)
+            }
+            other => panic!("STACK={other}: moka, moka-ns, tiered, tiered-ns or tiered-bp"),
         };
         let keys: Vec<String> = (0..1000).map(|i| format!("key:{i:07}")).collect();
         let tagged = std::env::var("TAGGED").is_ok_and(|v| v == "1");

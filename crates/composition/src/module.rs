@@ -86,6 +86,7 @@ pub async fn build_cache(config: &CacheConfig) -> Result<Arc<dyn Cache>> {
                     let tiered = cache_tiered::TieredConfig::default()
                         .l1(cache_moka::MokaConfig::default().capacity_bytes(tier.l1_bytes))
                         .l1_max_ttl(tier.l1_max_ttl)
+                        .refresh_after_invalidation(tier.refresh)
                         .build_store(l2, Some(backplane))?;
                     stack(tiered, config, "tiered")
                 }

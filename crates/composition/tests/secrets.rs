@@ -72,6 +72,7 @@ const PARAMETERS: &[&str] = &[
     "trace_keys",
     "l1",
     "l1_max_ttl_ms",
+    "l1_refresh",
     "backplane_channel",
     "coherence",
     // memory://

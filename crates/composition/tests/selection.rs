@@ -80,6 +80,11 @@ fn bad_configurations_are_clear_errors() {
         ("redis://localhost?l1=lots", "size"),
         ("redis://localhost?l1_max_ttl_ms=1000", "need l1"),
         ("redis://localhost?l1=8MiB&l1_max_ttl_ms=0", "l1_max_ttl_ms"),
+        ("redis://localhost?l1_refresh=false", "need l1"),
+        (
+            "redis://localhost?l1=8MiB&l1_refresh=sometimes",
+            "l1_refresh",
+        ),
         (
             "redis://localhost?l1=8MiB&backplane_channel=",
             "backplane_channel",
@@ -116,6 +121,13 @@ async fn an_l1_option_selects_the_tiered_cache_over_redis() {
     );
     let config = CacheConfig::from_url(&url).unwrap();
     assert_eq!(config.tier().unwrap().l1_bytes, 8 << 20);
+    assert!(
+        config.tier().unwrap().refresh,
+        "l1_refresh is on by default"
+    );
+    let off = CacheConfig::from_url(&format!("{url}&l1_refresh=false")).unwrap();
+    assert!(!off.tier().unwrap().refresh);
+    assert!(off.to_string().contains("l1_refresh=false"), "{off}");
     let (a, b) = (
         build_cache(&config).await.unwrap(),
         build_cache(&config).await.unwrap(),

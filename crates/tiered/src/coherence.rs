@@ -416,6 +416,32 @@ impl Coherence {
     }
 }
 
+/// An L2 read in flight that outlives the borrow of its coherence: a
+/// refresh's, counted from the invalidation that queues it (`refresh.rs`).
+pub(crate) struct OwnedReading {
+    coherence: std::sync::Arc<Coherence>,
+    slot: usize,
+}
+
+impl OwnedReading {
+    /// [`Coherence::begin_read`], holding the coherence.
+    pub fn begin(coherence: &std::sync::Arc<Coherence>, key: &str) -> Self {
+        let slot = Coherence::slot(key);
+        coherence.reading[slot].fetch_add(1, SeqCst);
+        Self {
+            coherence: std::sync::Arc::clone(coherence),
+            slot,
+        }
+    }
+}
+
+impl Drop for OwnedReading {
+    fn drop(&mut self) {
+        self.coherence.reading[self.slot].fetch_sub(1, SeqCst);
+        self.coherence.ends[self.slot].notify_waiters();
+    }
+}
+
 /// An L2 read in flight (see [`Coherence::begin_read`]).
 pub(crate) struct Reading<'a> {
     coherence: &'a Coherence,

@@ -39,6 +39,7 @@ pub struct TieredConfig {
     heartbeat_bound: Duration,
     namespace: Option<String>,
     touch_slack: Option<Duration>,
+    refresh: bool,
 }
 
 impl Default for TieredConfig {
@@ -53,6 +54,10 @@ impl Default for TieredConfig {
             namespace: None,
             // Exact by default: every touch extends L2 before it returns.
             touch_slack: None,
+            // On: a key another instance wrote is read back in a batch
+            // instead of by the next reader's miss (`refresh.rs` for the
+            // figures and bounds).
+            refresh: true,
         }
     }
 }
@@ -95,6 +100,23 @@ impl TieredConfig {
         self
     }
 
+    /// Whether a key that L1 held is read back from L2 in the background
+    /// (in batches, many keys to one command) when another client's write
+    /// invalidates it, instead of by the next reader's miss (default: on).
+    ///
+    /// Coherence does not change: the key is out of L1 first, and the read
+    /// back lands only if nothing touched the key meanwhile, as a miss's
+    /// would. The cost is one key in a batched L2 read per invalidation of
+    /// a key this instance held; a refreshed entry keeps the L1 deadline
+    /// the dropped one had, so keys this instance no longer reads stop
+    /// being refreshed when they would have left L1 anyway. Needs an L2
+    /// that gives values with their TTLs in one command (Redis on one
+    /// server or Sentinel); elsewhere (a Cluster) it does nothing.
+    pub fn refresh_after_invalidation(mut self, on: bool) -> Self {
+        self.refresh = on;
+        self
+    }
+
     /// The namespace of the cache [`build`](Self::build) makes.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
@@ -132,6 +154,7 @@ impl TieredConfig {
             self.l1_max_ttl,
             backplane.map(|b| (b, self.heartbeat, self.heartbeat_bound)),
             self.touch_slack,
+            self.refresh,
         ))
     }
 

@@ -34,6 +34,8 @@ mod coherence;
 mod config;
 mod listener;
 pub mod names;
+mod reads;
+mod refresh;
 mod store;
 mod touch;
 mod writes;

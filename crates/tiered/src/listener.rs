@@ -14,7 +14,9 @@ use cache_store::backplane::{Backplane, BackplaneEvent, Invalidation, Notice};
 use cache_store::{Request, Store};
 use futures::StreamExt;
 
-use crate::coherence::Coherence;
+use crate::coherence::{Coherence, OwnedReading};
+use crate::refresh::{ReadMarks, Refresh, Wanted};
+use std::time::Instant;
 
 /// Counters of the listener, read through `TieredStore::figures`.
 #[derive(Debug, Default)]
@@ -23,6 +25,10 @@ pub(crate) struct Counters {
     pub flushes: AtomicU64,
     pub publish_failures: AtomicU64,
     pub touches_from_l1: AtomicU64,
+    /// Keys read back into L1 after an invalidation (`refresh.rs`).
+    pub refreshed: AtomicU64,
+    /// Keys readers read from L2 (L1 misses).
+    pub l2_reads: AtomicU64,
     /// Invalidations this instance failed to publish, merged, owed to the
     /// others until a publish succeeds (sent with the next heartbeat).
     owed: std::sync::Mutex<Option<Invalidation>>,
@@ -78,6 +84,9 @@ pub(crate) struct Listener {
     pub counters: Arc<Counters>,
     /// `touch_from_l1`'s deadlines: an invalidation forgets its key's.
     pub deadlines: Arc<crate::touch::Deadlines>,
+    /// Where keys L1 held when another client changed them go to be read
+    /// back, if read since they were put there (`None`: refresh is off).
+    pub refresh: Option<(Refresh, Arc<ReadMarks>)>,
 }
 
 impl Listener {
@@ -188,11 +197,36 @@ impl Listener {
                 for key in &keys {
                     self.deadlines.heard(key);
                 }
-                let keys = keys
+                let keys: Vec<String> = keys
                     .into_iter()
                     .filter(|key| !self.coherence.take_echo(key))
                     .collect();
-                apply(&self.l1, &self.coherence, &Invalidation::Keys(keys));
+                // What L1 held, and until when, asked before the drop; the
+                // refresh reads after it (`refresh.rs`).
+                // Counted as read from before the drop (see `Wanted`).
+                let held: Vec<Option<(Instant, OwnedReading)>> = match &self.refresh {
+                    Some(_) => keys
+                        .iter()
+                        .map(|key| {
+                            let until = self.held_until(key)?;
+                            Some((until, OwnedReading::begin(&self.coherence, key)))
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let what = Invalidation::Keys(keys);
+                apply(&self.l1, &self.coherence, &what);
+                if let (Some((refresh, _)), Invalidation::Keys(keys)) = (&self.refresh, what) {
+                    for (key, held) in keys.into_iter().zip(held) {
+                        if let Some((until, reading)) = held {
+                            refresh.offer(Wanted {
+                                key,
+                                until,
+                                reading,
+                            });
+                        }
+                    }
+                }
             }
             what => {
                 if !matches!(what, Invalidation::Heartbeat(_)) {
@@ -201,6 +235,16 @@ impl Listener {
                 apply(&self.l1, &self.coherence, &what);
             }
         }
+    }
+
+    /// When `key`'s L1 entry expires, if L1 serves and holds it, and the
+    /// key was read since it was last refreshed (the mark is taken).
+    fn held_until(&self, key: &str) -> Option<Instant> {
+        let (_, marks) = self.refresh.as_ref()?;
+        if !marks.take(key) || !self.coherence.serving() {
+            return None;
+        }
+        self.l1.get_with_expiry(key)?.1
     }
 
     fn flush(&self) {

@@ -4,23 +4,19 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cache_moka::MokaStore;
 use cache_port::report::LogThrottle;
-use cache_port::{CacheError, KeyPages, Pattern, Result, Ttl, TtlState};
+use cache_port::{KeyPages, Pattern, Result};
 use cache_store::backplane::{Backplane, Invalidation};
 use cache_store::{Op, Reply, Request, Store, StoreKey};
 
-use crate::coherence::{Coherence, Ticket};
+use crate::coherence::Coherence;
 use crate::listener::{self, Counters, Listener};
+use crate::refresh::{ReadMarks, Refresh};
 use crate::writes::changed_nothing;
-
-/// The longest a miss waits for another read or write of its slot before
-/// reading L2 itself: a loopback round trip is a tenth of it, and a
-/// frozen server does not hold a miss much longer than it would alone.
-const MISS_WAIT: Duration = Duration::from_millis(20);
 
 /// An in-process L1 over an L2 (any store; Redis in production).
 ///
@@ -72,6 +68,10 @@ pub(crate) struct Shared<L2> {
     pub(crate) deadlines: Arc<crate::touch::Deadlines>,
     /// The listener task, taken by `close` (or aborted when dropped).
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Reads noted for the refresh (`None`: refresh is off).
+    pub(crate) read_marks: Option<Arc<ReadMarks>>,
+    /// The refresher task (`refresh.rs`), aborted by `close` or when dropped.
+    refresher: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl<L2> Shared<L2> {
@@ -81,6 +81,17 @@ impl<L2> Shared<L2> {
             .unwrap_or_else(|p| p.into_inner())
             .take()
     }
+
+    fn stop_refresher(&self) {
+        let refresher = self
+            .refresher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(refresher) = refresher {
+            refresher.abort();
+        }
+    }
 }
 
 impl<L2> Drop for Shared<L2> {
@@ -88,6 +99,7 @@ impl<L2> Drop for Shared<L2> {
         if let Some(listener) = self.take_listener() {
             listener.abort();
         }
+        self.stop_refresher();
     }
 }
 
@@ -106,6 +118,12 @@ pub struct TieredFigures {
     /// `get_and_touch` calls answered from L1 with no L2 command
     /// (`TieredConfig::touch_from_l1`).
     pub touches_from_l1: u64,
+    /// Keys read back into L1 after another client's write invalidated
+    /// them (`TieredConfig::refresh_after_invalidation`).
+    pub refreshed: u64,
+    /// Keys a reader read from L2 because L1 did not hold them (`get`,
+    /// `get_many`; refreshes are counted apart).
+    pub l2_reads: u64,
 }
 
 impl<L2: Store> TieredStore<L2> {
@@ -116,6 +134,7 @@ impl<L2: Store> TieredStore<L2> {
         l1_max_ttl: Duration,
         backplane: Option<(Arc<dyn Backplane>, Duration, Duration)>,
         touch_slack: Option<Duration>,
+        refresh: bool,
     ) -> Self {
         let echoes = backplane
             .as_ref()
@@ -123,6 +142,15 @@ impl<L2: Store> TieredStore<L2> {
         let coherence = Arc::new(Coherence::with_echoes(backplane.is_none(), echoes));
         let counters = Arc::new(Counters::default());
         let deadlines = Arc::new(crate::touch::Deadlines::new(echoes));
+        // Nothing to refresh without other instances (no backplane).
+        let (refresh, wanted) = match backplane.is_some() && refresh {
+            true => {
+                let (refresh, wanted) = Refresh::new();
+                (Some((refresh, Arc::new(ReadMarks::new()))), Some(wanted))
+            }
+            false => (None, None),
+        };
+        let read_marks = refresh.as_ref().map(|(_, marks)| Arc::clone(marks));
         let listener = backplane.as_ref().map(|(backplane, heartbeat, bound)| {
             tokio::spawn(
                 Listener {
@@ -133,12 +161,13 @@ impl<L2: Store> TieredStore<L2> {
                     bound: *bound,
                     counters: Arc::clone(&counters),
                     deadlines: Arc::clone(&deadlines),
+                    refresh,
                 }
                 .run(),
             )
         });
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|shared| Shared {
                 l1,
                 l2,
                 l1_max_ttl,
@@ -149,6 +178,10 @@ impl<L2: Store> TieredStore<L2> {
                 touch_slack,
                 deadlines,
                 listener: std::sync::Mutex::new(listener),
+                read_marks,
+                refresher: std::sync::Mutex::new(
+                    wanted.map(|wanted| tokio::spawn(crate::refresh::run(shared.clone(), wanted))),
+                ),
             }),
         }
     }
@@ -167,6 +200,8 @@ impl<L2: Store> TieredStore<L2> {
             publish_failures: c.publish_failures.load(Relaxed),
             l1_serving: self.shared.coherence.serving(),
             touches_from_l1: c.touches_from_l1.load(Relaxed),
+            refreshed: c.refreshed.load(Relaxed),
+            l2_reads: c.l2_reads.load(Relaxed),
         }
     }
 
@@ -176,157 +211,6 @@ impl<L2: Store> TieredStore<L2> {
             return None;
         }
         futures::FutureExt::now_or_never(self.shared.l1.call(request))?.ok()
-    }
-
-    /// A read: L1, else L2 (value and TTL) with a backfill.
-    async fn read(&self, key: StoreKey<'_>) -> Result<Reply> {
-        if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
-            key: Cow::Borrowed(&key),
-        }) {
-            return Ok(Reply::Value(Some(value)));
-        }
-        let coherence = &self.shared.coherence;
-        if coherence.serving() && coherence.slot_busy(&key) {
-            // Another read (or a write) of the slot may fill L1 for us.
-            coherence.wait_for_slot(&key, MISS_WAIT).await;
-            if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
-                key: Cow::Borrowed(&key),
-            }) {
-                return Ok(Reply::Value(Some(value)));
-            }
-        }
-        // Counted in flight first, then L1 once more: a `set` that began
-        // before the count may have kept the old value in L1 (this read
-        // then answers it, as any hit would); one that begins after it sees
-        // the count and drops its old value, which this read may outrun.
-        let _reading = coherence.begin_read(&key);
-        if let Some(Reply::Value(Some(value))) = self.l1(Request::Get {
-            key: Cow::Borrowed(&key),
-        }) {
-            return Ok(Reply::Value(Some(value)));
-        }
-        let ticket = coherence.ticket(&key);
-        let sent = Instant::now();
-        // One command where L2 can give value and TTL together (Redis on
-        // one server), else both sent together.
-        if let Some(entry) = self.shared.l2.get_with_ttl(Cow::Borrowed(&key)).await? {
-            return Ok(Reply::Value(entry.map(|(value, ttl)| {
-                self.backfill(&key, &value, ttl, sent, ticket);
-                value
-            })));
-        }
-        let (value, ttl) = futures::join!(
-            self.shared.l2.call(Request::Get {
-                key: Cow::Borrowed(&key)
-            }),
-            self.shared.l2.call(Request::Ttl {
-                key: Cow::Borrowed(&key)
-            }),
-        );
-        if let (Ok(Reply::Value(Some(value))), Ok(Reply::Ttl(ttl))) = (&value, ttl) {
-            self.backfill(&key, value, ttl, sent, ticket);
-        }
-        value
-    }
-
-    /// Puts an L2 value into L1 for at most what is left of its L2 TTL and
-    /// the L1 maximum, unless an invalidation came in meanwhile.
-    pub(crate) fn backfill(
-        &self,
-        key: &str,
-        value: &Bytes,
-        ttl: TtlState,
-        sent: Instant,
-        ticket: Ticket,
-    ) {
-        let coherence = &self.shared.coherence;
-        let left = match ttl {
-            TtlState::Persistent => self.shared.l1_max_ttl,
-            // L2 measured `left` after the read was sent: counting from the
-            // send, L1's entry expires no later than L2's.
-            TtlState::ExpiresIn(left) => match left.checked_sub(sent.elapsed()) {
-                Some(left) => left.min(self.shared.l1_max_ttl),
-                None => return,
-            },
-            _ => return,
-        };
-        let Ok(ttl) = Ttl::new(left) else { return };
-        // Ttl rounds up to whole milliseconds: never past L2's expiry by
-        // more than that rounding, which `left` (floored by Redis) absorbs.
-        coherence.insert_if(ticket, Coherence::still_valid, || {
-            self.insert(key, value.clone(), ttl)
-        });
-    }
-
-    /// Puts `value` into L1 (its futures are ready); says whether it did.
-    pub(crate) fn insert(&self, key: &str, value: Bytes, ttl: Ttl) -> bool {
-        let inserted = futures::FutureExt::now_or_never(self.shared.l1.call(Request::Set {
-            key: Cow::Borrowed(key),
-            value,
-            ttl: Some(ttl),
-        }));
-        matches!(inserted, Some(Ok(_)))
-    }
-
-    async fn get_many(&self, keys: Vec<StoreKey<'_>>) -> Result<Reply> {
-        let mut values: Vec<Option<Bytes>> = match self.l1(Request::GetMany { keys: keys.clone() })
-        {
-            Some(Reply::Values(values)) if values.len() == keys.len() => values,
-            _ => vec![None; keys.len()],
-        };
-        let mut missing: Vec<usize> = (0..keys.len()).filter(|i| values[*i].is_none()).collect();
-        if missing.is_empty() {
-            return Ok(Reply::Values(values));
-        }
-        // Counted in flight, then L1 once more (as in `read`).
-        let _reading: Vec<_> = missing
-            .iter()
-            .map(|i| self.shared.coherence.begin_read(&keys[*i]))
-            .collect();
-        if let Some(Reply::Values(again)) = self.l1(Request::GetMany {
-            keys: missing.iter().map(|i| keys[*i].clone()).collect(),
-        }) {
-            for (i, value) in missing.iter().zip(again) {
-                values[*i] = value;
-            }
-            missing.retain(|i| values[*i].is_none());
-            if missing.is_empty() {
-                return Ok(Reply::Values(values));
-            }
-        }
-        let wanted: Vec<StoreKey<'_>> = missing.iter().map(|i| keys[*i].clone()).collect();
-        // Where L2 gives each value's TTL in the same command (Redis, one
-        // server), what it found is backfilled as a `get`'s would be.
-        let tickets: Vec<Ticket> = wanted
-            .iter()
-            .map(|key| self.shared.coherence.ticket(key))
-            .collect();
-        let sent = Instant::now();
-        if let Some(found) = self.shared.l2.get_many_with_ttl(wanted.clone()).await? {
-            if found.len() != missing.len() {
-                return Err(CacheError::Backend {
-                    message: "get_many: L2 answered another number of values".into(),
-                    source: None,
-                });
-            }
-            for ((i, ticket), entry) in missing.into_iter().zip(tickets).zip(found) {
-                if let Some((value, ttl)) = entry {
-                    self.backfill(&keys[i], &value, ttl, sent, ticket);
-                    values[i] = Some(value);
-                }
-            }
-            return Ok(Reply::Values(values));
-        }
-        let request = Request::GetMany { keys: wanted };
-        match self.shared.l2.call(request).await? {
-            Reply::Values(found) if found.len() == missing.len() => {
-                for (i, value) in missing.into_iter().zip(found) {
-                    values[i] = value;
-                }
-                Ok(Reply::Values(values))
-            }
-            other => Err(cache_store::unexpected_reply(Op::GetMany, &other)),
-        }
     }
 }
 
@@ -344,7 +228,10 @@ impl<L2: Store> Store for TieredStore<L2> {
             None
         };
         match hit {
-            Some(Ok(Some(value))) => GetFuture::Hit(Some(value)),
+            Some(Ok(Some(value))) => {
+                self.mark_read(&key);
+                GetFuture::Hit(Some(value))
+            }
             _ => GetFuture::Miss(Box::pin(async move {
                 match self.read(key).await? {
                     Reply::Value(value) => Ok(value),
@@ -362,6 +249,7 @@ impl<L2: Store> Store for TieredStore<L2> {
             return None;
         }
         let value = self.shared.l1.get_now(key)?.ok()??;
+        self.mark_read(key);
         Some(Ok(Some(value)))
     }
 
@@ -379,6 +267,7 @@ impl<L2: Store> Store for TieredStore<L2> {
         if !coherence.still_valid(ticket) {
             return None;
         }
+        self.mark_read(key);
         let source: Arc<dyn cache_port::Watched> = coherence.clone();
         let watch = cache_port::Watch::new(source, Coherence::stamp(ticket), until);
         Some((value, watch))
@@ -448,6 +337,7 @@ impl<L2: Store> Store for TieredStore<L2> {
                     listener.abort();
                     let _ = listener.await;
                 }
+                self.shared.stop_refresher();
                 self.shared.coherence.stop_serving();
                 listener::clear_l1(&self.shared.l1, "");
                 if let Some(backplane) = &self.shared.backplane {

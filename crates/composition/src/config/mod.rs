@@ -38,6 +38,7 @@ pub const CACHE_URL_VAR: &str = "CACHE_URL";
 /// |---|---|---|
 /// | `l1` | none (no L1) | L1's capacity (`64MiB`); setting it turns the tiered cache on |
 /// | `l1_max_ttl_ms` | 60000 | the longest an entry stays in L1 |
+/// | `l1_refresh` | `true` | a key L1 held is read back (in batches) when another instance or client writes it, instead of by the next reader's miss (`TieredConfig::refresh_after_invalidation`) |
 /// | `coherence` | `tracking` (`pubsub` on a cluster) | how L1s learn of writes: `tracking` (Redis client tracking: every write Redis sees, whoever made it, expiries set by others, evictions, `FLUSHDB`) or `pubsub` (only the tiered caches' own writes, published on a channel) |
 /// | `backplane_channel` | `cache-tiered:invalidations` | the pub/sub channel the instances share (implies `coherence=pubsub`) |
 ///
@@ -89,6 +90,9 @@ pub struct TierConfig {
     pub channel: String,
     /// How L1s learn of writes; `None`: tracking, except on a Redis Cluster.
     pub coherence: Option<TierCoherence>,
+    /// Whether a key L1 held is read back when another client writes it
+    /// (`l1_refresh`, default true).
+    pub refresh: bool,
 }
 
 /// How the tiered cache's L1s learn of writes (`coherence=`).
@@ -189,6 +193,9 @@ impl fmt::Display for CacheConfig {
                 Some(TierCoherence::Tracking) => options.push("coherence=tracking".into()),
                 Some(TierCoherence::PubSub) => options.push("coherence=pubsub".into()),
                 None => {}
+            }
+            if !tier.refresh {
+                options.push("l1_refresh=false".into());
             }
             if tier.channel != "cache-tiered:invalidations" {
                 options.push(format!("backplane_channel={}", tier.channel));

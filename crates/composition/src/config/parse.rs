@@ -29,6 +29,7 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
         observe: Observe::default(),
     };
     let (mut l1, mut l1_max_ttl, mut channel, mut coherence) = (None, None, None, None);
+    let mut refresh = None;
     let mut rest: Vec<(String, String)> = Vec::new();
     for (name, value) in url.query_pairs() {
         match name.as_ref() {
@@ -61,6 +62,7 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
                         })?,
                 )
             }
+            "l1_refresh" => refresh = Some(parse_flag(&name, &value)?),
             "coherence" => {
                 coherence = Some(match value.as_ref() {
                     "tracking" => TierCoherence::Tracking,
@@ -92,10 +94,11 @@ pub(super) fn take_common_options(url: &mut Url) -> Result<CommonOptions> {
             l1_max_ttl: l1_max_ttl.unwrap_or(std::time::Duration::from_secs(60)),
             channel: channel.unwrap_or_else(|| "cache-tiered:invalidations".into()),
             coherence,
+            refresh: refresh.unwrap_or(true),
         }),
-        None if l1_max_ttl.is_some() || coherence.is_some() => {
+        None if l1_max_ttl.is_some() || coherence.is_some() || refresh.is_some() => {
             return Err(config_error(
-                "l1_max_ttl_ms, coherence and backplane_channel need l1 (the L1 capacity, e.g. l1=64MiB)"
+                "l1_max_ttl_ms, l1_refresh, coherence and backplane_channel need l1 (the L1 capacity, e.g. l1=64MiB)"
                     .into(),
             ))
         }
