@@ -15,6 +15,10 @@ use crate::listener;
 use crate::names;
 use crate::store::TieredStore;
 
+/// The longest a `set` waits for the one before it of its slot (see
+/// `Coherence::own_set_turn`): a loopback round trip is a tenth of it.
+const SET_TURN_WAIT: Duration = Duration::from_millis(20);
+
 impl<L2: Store> TieredStore<L2> {
     /// A `set`: L2 first; then, if nothing touched the key's slot
     /// meanwhile, the value into this instance's L1 (so a hot key stays
@@ -26,6 +30,7 @@ impl<L2: Store> TieredStore<L2> {
         ttl: Option<Ttl>,
     ) -> Result<Reply> {
         let coherence = &self.shared.coherence;
+        let _turn = coherence.own_set_turn(&key, SET_TURN_WAIT).await;
         let sent = Instant::now();
         // Disarmed once L2 acknowledged: a write that failed, or whose
         // caller gave up, expects no echo.
