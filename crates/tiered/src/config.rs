@@ -100,16 +100,18 @@ impl TieredConfig {
         self
     }
 
-    /// Whether a key that L1 held is read back from L2 in the background
-    /// (in batches, many keys to one command) when another client's write
-    /// invalidates it, instead of by the next reader's miss (default: on).
+    /// Whether a key that L1 held, and that was read since it was last put
+    /// there, is read back from L2 in the background (in batches, many
+    /// keys to one command) when another client's write invalidates it,
+    /// instead of by the next reader's miss (default: on; only with a
+    /// backplane).
     ///
     /// Coherence does not change: the key is out of L1 first, and the read
     /// back lands only if nothing touched the key meanwhile, as a miss's
     /// would. The cost is one key in a batched L2 read per invalidation of
-    /// a key this instance held; a refreshed entry keeps the L1 deadline
-    /// the dropped one had, so keys this instance no longer reads stop
-    /// being refreshed when they would have left L1 anyway. Needs an L2
+    /// such a key; a key this instance stopped reading is refreshed at
+    /// most once, and a refreshed entry keeps the L1 deadline the dropped
+    /// one had. Needs an L2
     /// that gives values with their TTLs in one command (Redis on one
     /// server or Sentinel); elsewhere (a Cluster) it does nothing.
     pub fn refresh_after_invalidation(mut self, on: bool) -> Self {

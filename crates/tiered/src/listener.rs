@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::names;
 use cache_moka::MokaStore;
@@ -16,7 +16,6 @@ use futures::StreamExt;
 
 use crate::coherence::{Coherence, OwnedReading};
 use crate::refresh::{ReadMarks, Refresh, Wanted};
-use std::time::Instant;
 
 /// Counters of the listener, read through `TieredStore::figures`.
 #[derive(Debug, Default)]
@@ -201,9 +200,9 @@ impl Listener {
                     .into_iter()
                     .filter(|key| !self.coherence.take_echo(key))
                     .collect();
-                // What L1 held, and until when, asked before the drop; the
-                // refresh reads after it (`refresh.rs`).
-                // Counted as read from before the drop (see `Wanted`).
+                // What L1 held (and was read since), and until when, asked
+                // before the drop and counted as read in flight from then;
+                // the refresh reads after the drop (`refresh.rs`).
                 let held: Vec<Option<(Instant, OwnedReading)>> = match &self.refresh {
                     Some(_) => keys
                         .iter()
