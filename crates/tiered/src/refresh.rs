@@ -115,7 +115,6 @@ pub(crate) struct Wanted {
 }
 
 /// The listener's end: offers keys, never waits.
-#[derive(Clone)]
 pub(crate) struct Refresh {
     queue: mpsc::Sender<Wanted>,
 }
